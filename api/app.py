@@ -1,0 +1,76 @@
+"""The FastAPI application factory and its lifespan (models and store opened once)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from api.deps import Services
+from api.errors import install_error_handlers
+from api.routes import documents, health, ingest, query, search
+from rag.generation import LLMClient, LLMConfig
+from rag.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+
+
+def build_services(settings: Settings) -> Services:
+    from api.jobs import JobManager
+    from ingest.worker import IngestWorker
+    from rag.embedding import SentenceTransformerEmbedder
+    from rag.pipeline import RagPipeline
+    from rag.store import QdrantStore
+
+    embedder = SentenceTransformerEmbedder(settings)
+    store = QdrantStore(settings, embedder.name, embedder.dimension)
+    llm = LLMClient(LLMConfig(
+        base_url=settings.llm_base_url, model=settings.llm_model,
+        api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
+        connect_timeout=settings.llm_connect_timeout,
+        first_token_timeout=settings.llm_first_token_timeout,
+        total_timeout=settings.llm_total_timeout, retries=settings.llm_retries,
+    ))
+    pipeline = RagPipeline(settings, embedder, store, llm)
+    jobs = JobManager(IngestWorker(settings, embedder, store), settings.data_dir / "jobs")
+    return Services(settings=settings, pipeline=pipeline, store=store, llm=llm, jobs=jobs)
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        svc = services or build_services(settings)
+        app.state.services = svc
+        window = await svc.pipeline.refresh_window()
+        log.info("LLM %s at %s: max_model_len=%s", settings.llm_model, settings.llm_base_url,
+                 window)
+        try:
+            yield
+        finally:
+            if svc.jobs is not None:
+                svc.jobs.shutdown()
+            await svc.llm.close()
+            if services is None:
+                svc.store.close()
+
+    app = FastAPI(title="RAG service", version="0.1.0", lifespan=lifespan,
+                  description="Grounded answers over your documents, with citations.")
+    install_error_handlers(app)
+    for module in (search, query, documents, ingest, health):
+        app.include_router(module.router)
+    if STATIC.is_dir():
+        app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+        @app.get("/", include_in_schema=False)
+        async def index() -> FileResponse:
+            return FileResponse(STATIC / "index.html")
+
+    return app

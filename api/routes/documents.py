@@ -1,0 +1,47 @@
+"""GET/DELETE /v1/documents: what is ingested, and removing it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from api.deps import ServicesDep
+from api.errors import APIError
+from api.protocol import DocumentList, DocumentOut, ErrorResponse
+from rag.pipeline import run_sync
+
+router = APIRouter(prefix="/v1/documents", tags=["documents"])
+
+
+@router.get("", response_model=DocumentList)
+async def list_documents(services: ServicesDep) -> dict[str, Any]:
+    documents = await run_sync(services.store.list_documents)
+    return {"documents": documents, "total": len(documents)}
+
+
+@router.get("/{document_id}", response_model=DocumentOut,
+            responses={404: {"model": ErrorResponse}})
+async def get_document(document_id: str, services: ServicesDep) -> dict[str, Any]:
+    record = await run_sync(services.store.get_document, _valid_id(document_id))
+    if record is None:
+        raise APIError(404, "not_found", f"no document with id {document_id}")
+    return record
+
+
+@router.delete("/{document_id}", responses={404: {"model": ErrorResponse}})
+async def delete_document(document_id: str, services: ServicesDep) -> dict[str, Any]:
+    removed = await run_sync(services.store.delete_document, _valid_id(document_id))
+    if not removed:
+        raise APIError(404, "not_found", f"no document with id {document_id}")
+    return {"deleted": document_id}
+
+
+def _valid_id(document_id: str) -> str:
+    import uuid
+
+    try:
+        return str(uuid.UUID(document_id))
+    except ValueError as exc:
+        raise APIError(422, "invalid_request",
+                       f"document id must be a UUID, got {document_id[:80]!r}") from exc

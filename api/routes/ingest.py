@@ -1,0 +1,33 @@
+"""POST /v1/ingest and GET /v1/ingest/{job_id}: ingestion jobs run by the API process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter
+
+from api.deps import ServicesDep
+from api.errors import APIError
+from api.protocol import ErrorResponse, IngestRequest
+
+router = APIRouter(prefix="/v1/ingest", tags=["ingest"])
+
+
+@router.post("", status_code=202, responses={409: {"model": ErrorResponse},
+                                             422: {"model": ErrorResponse}})
+async def start_job(body: IngestRequest, services: ServicesDep) -> dict[str, Any]:
+    if services.jobs is None:
+        raise APIError(409, "ingest_disabled", "this API does not host an ingestion worker")
+    missing = [p for p in body.paths if not Path(p).exists()]
+    if missing:
+        raise APIError(422, "invalid_request", f"no such file or folder: {missing[0]}")
+    return services.jobs.submit([str(Path(p).absolute()) for p in body.paths], body.prune)
+
+
+@router.get("/{job_id}", responses={404: {"model": ErrorResponse}})
+async def get_job(job_id: str, services: ServicesDep) -> dict[str, Any]:
+    job = services.jobs.get(job_id) if services.jobs else None
+    if job is None:
+        raise APIError(404, "not_found", f"no ingest job {job_id[:80]}")
+    return job

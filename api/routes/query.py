@@ -1,0 +1,22 @@
+"""POST /v1/query: a grounded, cited answer (JSON, or Server-Sent Events with stream)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from api import serving
+from api.deps import ServicesDep
+from api.protocol import ErrorResponse, QueryRequest, QueryResponse
+
+router = APIRouter(prefix="/v1", tags=["query"])
+
+_ERRORS = {code: {"model": ErrorResponse} for code in (413, 422, 502, 503, 504)}
+
+
+@router.post("/query", response_model=QueryResponse, responses={
+    **_ERRORS, 200: {"content": {"text/event-stream": {}},
+                     "description": "JSON, or SSE events sources/delta/final/done if stream"}})
+async def query(body: QueryRequest, request: Request,
+                services: ServicesDep) -> JSONResponse | StreamingResponse:
+    return await serving.query(services, body, request, request.headers.get("x-request-id"))

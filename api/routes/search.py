@@ -1,0 +1,19 @@
+"""POST /v1/search: ranked parent chunks, no LLM involved."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from api import serving
+from api.deps import ServicesDep
+from api.protocol import ErrorResponse, SearchRequest, SearchResponse
+
+router = APIRouter(prefix="/v1", tags=["search"])
+
+
+@router.post("/search", response_model=SearchResponse,
+             responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
+async def search(body: SearchRequest, services: ServicesDep) -> dict[str, Any]:
+    return await serving.search(services, body)

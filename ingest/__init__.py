@@ -1,0 +1,1 @@
+"""Ingestion: walk folders, parse with unstructured, chunk, embed, store in Qdrant."""

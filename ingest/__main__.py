@@ -1,0 +1,79 @@
+"""`python -m ingest PATH...`: bulk-ingest files and folders, print a summary.
+
+With RAG_API_URL set, the paths are handed to that running API (which owns an embedded
+store) instead of opening the store here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from ingest.cli_progress import TerminalProgress
+from rag.settings import load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ingest", description=__doc__)
+    parser.add_argument("paths", nargs="+", type=Path, help="files or folders (recursive)")
+    parser.add_argument("--prune", action="store_true",
+                        help="remove stored documents under PATH whose files are gone")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary")
+    parser.add_argument("--recreate", action="store_true",
+                        help="drop the collections first (after a model or schema change)")
+    parser.add_argument("--local", action="store_true",
+                        help="open the store here even when RAG_API_URL is set")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    settings = load_settings()
+    if settings.api_url and not args.local:
+        from ingest.remote import ingest_via_api
+
+        summary = ingest_via_api(settings, args.paths, prune=args.prune)
+    else:
+        from ingest.worker import IngestWorker
+        from rag.embedding import SentenceTransformerEmbedder
+        from rag.store import QdrantStore, SchemaMismatch, StoreError
+
+        embedder = SentenceTransformerEmbedder(settings)
+        try:
+            if args.recreate:
+                store = QdrantStore.unchecked(settings, embedder.name, embedder.dimension)
+                store.recreate()
+            else:
+                store = QdrantStore(settings, embedder.name, embedder.dimension)
+        except (StoreError, SchemaMismatch) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        worker = IngestWorker(settings, embedder, store)
+        with TerminalProgress(enabled=not args.json and sys.stderr.isatty()) as progress:
+            summary = worker.run(args.paths, prune=args.prune, progress=progress).as_dict()
+        store.close()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_summary(summary)
+    return 1 if summary["failed"] else 0
+
+
+def _print_summary(s: dict) -> None:
+    print(f"files seen {s['files_seen']}, ingested {s['ingested']}, unchanged {s['unchanged']}, "
+          f"removed {s.get('removed', 0)}, failed {len(s['failed'])}")
+    print(f"parents {s['parents']}, passages {s['passages']}, tokens {s.get('tokens', 0)}, "
+          f"{s['seconds']:.1f} s ({s.get('tokens_per_second', 0):.0f} tokens/s)")
+    stages = s.get("stages") or {}
+    if stages:
+        print("stages: " + ", ".join(f"{k} {v:.2f} s" for k, v in stages.items()))
+    for failure in s["failed"]:
+        print(f"FAILED {failure['path']}: {failure['error']}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

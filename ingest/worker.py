@@ -1,0 +1,242 @@
+"""The ingestion use case: walk, diff against stored hashes, parse, chunk, embed, replace.
+
+One ``IngestWorker`` owns an embedder and a store. Files are parsed one by one, but their
+passages are embedded in batches that span files (e-mails are a passage or two each, and
+batching them is most of embedding throughput). A document is written to the store only
+after all its vectors exist, and written as a replacement of its old version, so a failure
+at any point leaves the previous version intact and a re-run converges.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ingest.parsing import (
+    Limits,
+    ParseFailure,
+    content_hash,
+    display_path,
+    parse_file,
+    read_checked,
+)
+from ingest.walk import WalkProblem, iter_files
+from rag.chunking import Chunker
+from rag.documents import (
+    Parent,
+    ParsedDocument,
+    document_id,
+    parent_point_id,
+    passage_point_id,
+)
+from rag.embedding import Embedder
+from rag.settings import Settings
+from rag.sparse import BM25Encoder
+from rag.store import ParentPoint, PassagePoint, QdrantStore, folders_of
+
+log = logging.getLogger(__name__)
+
+#: Embed once this many passages are waiting (several files' worth).
+_FLUSH_PASSAGES = 256
+
+
+@dataclass
+class Summary:
+    """What a run did; ``as_dict`` is the ``--json`` contract."""
+
+    files_seen: int = 0
+    ingested: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)
+    parents: int = 0
+    passages: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+    stages: dict[str, float] = field(
+        default_factory=lambda: {"read": 0.0, "parse": 0.0, "chunk": 0.0, "embed": 0.0,
+                                 "store": 0.0})
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["seconds"] = round(self.seconds, 3)
+        data["stages"] = {k: round(v, 3) for k, v in self.stages.items()}
+        data["tokens_per_second"] = round(self.tokens / self.seconds, 1) if self.seconds else 0.0
+        return data
+
+
+@dataclass
+class _Pending:
+    doc: ParsedDocument
+    parents: list[Parent]
+
+
+#: progress(event, detail): "file" after each file, "tokens" when passages are embedded.
+Progress = Callable[[str, dict[str, Any]], None]
+
+
+class IngestWorker:
+    def __init__(self, settings: Settings, embedder: Embedder, store: QdrantStore) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.store = store
+        self.sparse = BM25Encoder()
+        self.chunker = Chunker(
+            embedder.token_offsets, parent_tokens=settings.parent_tokens,
+            passage_tokens=settings.passage_tokens, passage_max=embedder.max_tokens,
+        )
+        self.limits = Limits(max_bytes=int(settings.max_file_mb * 1_000_000))
+        # Everything that shapes stored points: changing any of it re-ingests on next run.
+        self.signature = (f"{embedder.name}|{embedder.dimension}|{settings.parent_tokens}|"
+                          f"{settings.passage_tokens}|{embedder.max_tokens}")
+
+    # --- public ----------------------------------------------------------------------------
+    def discover(self, roots: Iterable[Path]) -> tuple[list[Path], list[WalkProblem]]:
+        files: list[Path] = []
+        problems: list[WalkProblem] = []
+        for root in roots:
+            for item in iter_files(root):
+                (problems if isinstance(item, WalkProblem) else files).append(item)
+        return files, problems
+
+    def run(self, roots: list[Path], prune: bool = False,
+            progress: Progress | None = None,
+            should_stop: Callable[[], bool] | None = None) -> Summary:
+        started = time.perf_counter()
+        summary = Summary()
+        roots = [r.absolute() for r in roots]
+        files, problems = self.discover(roots)
+        for problem in problems:
+            summary.failed.append({"path": display_path(problem.path), "error": problem.reason})
+        summary.files_seen = len(files)
+        if progress:
+            progress("start", {"files": len(files)})
+        pending: list[_Pending] = []
+        waiting = 0
+        for path in files:
+            if should_stop and should_stop():
+                break
+            item = self._prepare(path, summary)
+            if item is not None:
+                pending.append(item)
+                waiting += sum(len(p.passages) for p in item.parents)
+            if waiting >= _FLUSH_PASSAGES:
+                self._flush(pending, summary, progress)
+                pending, waiting = [], 0
+            if progress:
+                progress("file", {"path": str(path)})
+        self._flush(pending, summary, progress)
+        if prune and not (should_stop and should_stop()):
+            summary.removed = self._prune(roots, {display_path(f) for f in files})
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    # --- steps -----------------------------------------------------------------------------
+    def _prepare(self, path: Path, summary: Summary) -> _Pending | None:
+        source = display_path(path)
+        try:
+            t0 = time.perf_counter()
+            data = read_checked(path, self.limits)
+            digest = content_hash(data, self.signature)
+            summary.stages["read"] += time.perf_counter() - t0
+            stored = self.store.get_document(document_id(source))
+            if stored and stored.get("content_hash") == digest:
+                summary.unchanged += 1
+                return None
+            t1 = time.perf_counter()
+            doc = parse_file(path, data, digest)
+            t2 = time.perf_counter()
+            parents = self.chunker.parents(doc)
+            t3 = time.perf_counter()
+            summary.stages["parse"] += t2 - t1
+            summary.stages["chunk"] += t3 - t2
+            return _Pending(doc, parents)
+        except ParseFailure as exc:
+            summary.failed.append({"path": source, "error": str(exc)})
+        except Exception as exc:  # a bug or an unexpected library error: report, continue
+            log.exception("unexpected failure on %s", source)
+            summary.failed.append({"path": source, "error": f"{type(exc).__name__}: {exc}"})
+        return None
+
+    def _flush(self, pending: list[_Pending], summary: Summary,
+               progress: Progress | None) -> None:
+        if not pending:
+            return
+        texts = [ps.text for item in pending for parent in item.parents for ps in parent.passages]
+        t0 = time.perf_counter()
+        try:
+            vectors = self.embedder.embed_passages(texts) if texts else []
+        except Exception as exc:
+            log.exception("embedding failed")
+            for item in pending:
+                summary.failed.append({"path": item.doc.source,
+                                       "error": f"embedding failed: {type(exc).__name__}: {exc}"})
+            return
+        summary.stages["embed"] += time.perf_counter() - t0
+        if progress:
+            progress("tokens", {"tokens": sum(p.tokens for i in pending for p in i.parents)})
+        cursor = 0
+        for item in pending:
+            count = sum(len(p.passages) for p in item.parents)
+            t1 = time.perf_counter()
+            try:
+                self._store(item, vectors[cursor:cursor + count])
+            except Exception as exc:
+                log.exception("store failed for %s", item.doc.source)
+                summary.failed.append({"path": item.doc.source,
+                                       "error": f"store failed: {type(exc).__name__}: {exc}"})
+                cursor += count
+                continue
+            summary.stages["store"] += time.perf_counter() - t1
+            cursor += count
+            summary.ingested += 1
+            summary.parents += len(item.parents)
+            summary.passages += count
+            summary.tokens += sum(p.tokens for p in item.parents)
+
+    def _store(self, item: _Pending, vectors: Any) -> None:
+        doc = item.doc
+        doc_id, digest = doc.id, doc.content_hash
+        common = {"document_id": doc_id, "content_hash": digest, "source": doc.source,
+                  "file_type": doc.file_type}
+        parents: list[ParentPoint] = []
+        passages: list[PassagePoint] = []
+        v = 0
+        for parent in item.parents:
+            pid = parent_point_id(doc_id, digest, parent.index)
+            parents.append(ParentPoint(pid, {
+                **common, "title": doc.title, "parent_index": parent.index, "text": parent.text,
+                "start": parent.start, "end": parent.end, "tokens": parent.tokens,
+                "pages": parent.pages, "heading": parent.heading,
+            }))
+            for passage in parent.passages:
+                passages.append(PassagePoint(
+                    passage_point_id(doc_id, digest, parent.index, passage.index),
+                    dense=[float(x) for x in vectors[v]],
+                    sparse=self.sparse.encode_document(passage.text),
+                    payload={**common, "parent_id": pid, "parent_index": parent.index,
+                             "passage_index": passage.index, "start": passage.start,
+                             "end": passage.end, "folders": folders_of(doc.source)},
+                ))
+                v += 1
+        record = {**common, "title": doc.title, "size_bytes": doc.size_bytes,
+                  "pages": doc.pages, "parents": len(parents), "passages": len(passages),
+                  "tokens": sum(p.tokens for p in item.parents), "chars": len(doc.text)}
+        self.store.replace_document(record, parents, passages)
+
+    def _prune(self, roots: list[Path], present: set[str]) -> int:
+        """Delete stored documents under the given roots whose files no longer exist."""
+        prefixes = [display_path(r) for r in roots]
+        removed = 0
+        for record in self.store.list_documents():
+            source = record.get("source", "")
+            under = any(source == p or source.startswith(p.rstrip("/") + "/") for p in prefixes)
+            if under and source not in present and not Path(source).exists():
+                self.store.delete_document(record["document_id"])
+                removed += 1
+        return removed
+

@@ -1,0 +1,143 @@
+"""One settings model for every process (API, worker, benchmarks).
+
+Values come, highest priority first, from constructor arguments, ``RAG_*`` environment
+variables, a ``.env`` file, and a TOML profile in ``configs/`` named by ``RAG_CONFIG_FILE``.
+Keeping one flat model (rather than one per process) means the API and the worker can never
+disagree about chunk sizes or the embedding model that a collection was built with.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+#: The embedding model prepared offline by ``scripts/prepare_models.py`` (bge-small int8 ONNX).
+BUNDLED_BGE = "bge-small-en-v1.5-int8"
+
+
+class RetrievalMode(str, Enum):
+    hybrid = "hybrid"
+    dense = "dense"
+    sparse = "sparse"
+
+
+class Fusion(str, Enum):
+    rrf = "rrf"
+    dbsf = "dbsf"
+
+
+def _default_model_dir() -> Path:
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "rag-service" / "models"
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; see the README for the table of env variables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAG_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    # --- storage -----------------------------------------------------------------------
+    data_dir: Path = Path("./data")
+    model_dir: Path = Field(default_factory=_default_model_dir)
+    qdrant_url: str | None = None
+    qdrant_api_key: SecretStr | None = None
+    collection: str = "rag"
+    qdrant_shards: int = Field(1, ge=1)
+    qdrant_replicas: int = Field(1, ge=1)
+
+    # --- embedding -----------------------------------------------------------------------
+    embedding_model: str = BUNDLED_BGE
+    embedding_backend: str = "onnx"
+    embedding_batch_size: int = Field(32, ge=1, le=1024)
+    query_instruction: str = "Represent this sentence for searching relevant passages: "
+
+    # --- chunking ------------------------------------------------------------------------
+    parent_tokens: int = Field(4096, ge=64, description="Target parent size, Llama 3.1 tokens")
+    passage_tokens: int = Field(
+        256, ge=16, description="Target passage size in embedding-model tokens"
+    )
+    max_file_mb: float = Field(50.0, gt=0)
+
+    # --- retrieval -----------------------------------------------------------------------
+    retrieval_mode: RetrievalMode = RetrievalMode.hybrid
+    fusion: Fusion = Fusion.rrf
+    prefetch_limit: int = Field(100, ge=1, le=10_000)
+    passages_per_parent: int = Field(3, ge=1, le=20)
+    rerank: bool = False
+    default_top_k: int = Field(8, ge=1, le=100)
+
+    # --- generation and budget -----------------------------------------------------------
+    llm_base_url: str = "http://127.0.0.1:8000/v1"
+    llm_model: str = "smollm2-135m-instruct"
+    llm_api_key: SecretStr | None = None
+    llm_tokenizer: str = Field(
+        "auto", description="'llama3' (local tiktoken), 'server' (/tokenize) or 'auto'"
+    )
+    context_window: int = Field(131_072, ge=512)
+    margin_ratio: float = Field(0.10, ge=0.0, lt=0.9)
+    target_fill_tokens: int = Field(32_768, ge=256)
+    default_max_tokens: int = Field(1024, ge=1)
+    max_tokens_limit: int = Field(8192, ge=1)
+    llm_connect_timeout: float = Field(5.0, gt=0)
+    llm_first_token_timeout: float = Field(120.0, gt=0)
+    llm_total_timeout: float = Field(600.0, gt=0)
+    llm_retries: int = Field(2, ge=0, le=10)
+
+    # --- API -----------------------------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8080, ge=1, le=65535)
+    api_url: str | None = Field(
+        None, description="When set, `python -m ingest` sends work to this running API"
+    )
+    max_question_chars: int = Field(8000, ge=1)
+
+    @field_validator("data_dir", "model_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return Path(value).expanduser()
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Settings:
+        if self.passage_tokens > 510:
+            raise ValueError("passage_tokens must leave room for [CLS]/[SEP] within 512")
+        return self
+
+    @property
+    def qdrant_path(self) -> Path:
+        return self.data_dir / "qdrant"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
+        profile = os.environ.get("RAG_CONFIG_FILE")
+        if profile:
+            path = Path(profile)
+            if not path.is_file():
+                raise FileNotFoundError(f"RAG_CONFIG_FILE={profile} does not exist")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        sources.append(file_secret_settings)
+        return tuple(sources)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings; a function so tests can pass overrides without touching the env."""
+    return Settings(**overrides)

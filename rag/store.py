@@ -1,0 +1,339 @@
+"""Qdrant storage: schema, replace-by-document, and hybrid search grouped to parents.
+
+Three collections share a prefix:
+
+* ``<c>_passages``: one point per passage, a dense ``dense`` vector and a sparse ``bm25``
+  vector (IDF applied by Qdrant), payload pointing at the parent;
+* ``<c>_parents``: one vector-less point per parent chunk whose id equals the passages'
+  ``parent_id``, so Qdrant's group-by ``with_lookup`` returns parent text in the same query;
+* ``<c>_documents``: one vector-less record per document (hash, counts, time), written last,
+  so an interrupted ingest is simply redone.
+
+The passages collection's metadata records the embedding model, its dimension and the sparse
+scheme; opening it with another model is refused instead of mixing vector spaces.
+The same code runs against embedded (local) mode and a Qdrant server.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any, Protocol
+
+from qdrant_client import QdrantClient
+from qdrant_client import models as qm
+
+from rag.documents import Hit
+from rag.settings import Fusion, RetrievalMode, Settings
+from rag.sparse import SPARSE_SCHEME, SparseVector
+
+SCHEMA_VERSION = 2  # 1 was dense-only; 2 adds the bm25 sparse vector
+_BATCH = 256
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used as configured; the message says what to do."""
+
+
+class SchemaMismatch(StoreError):
+    """The collection was built with another model or layout."""
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """Restrictions applied inside Qdrant (to every branch of a hybrid query)."""
+
+    document_ids: list[str] = field(default_factory=list)
+    folders: list[str] = field(default_factory=list)
+    file_types: list[str] = field(default_factory=list)
+
+    def to_qdrant(self) -> qm.Filter | None:
+        must: list[qm.Condition] = []
+        if self.document_ids:
+            must.append(qm.FieldCondition(key="document_id",
+                                          match=qm.MatchAny(any=self.document_ids)))
+        if self.folders:
+            must.append(qm.FieldCondition(key="folders", match=qm.MatchAny(
+                any=[normalise_folder(f) for f in self.folders])))
+        if self.file_types:
+            must.append(qm.FieldCondition(key="file_type", match=qm.MatchAny(
+                any=[t.lower().lstrip(".") for t in self.file_types])))
+        return qm.Filter(must=must) if must else None
+
+
+def normalise_folder(folder: str) -> str:
+    return str(PurePosixPath(folder)).rstrip("/") or "/"
+
+
+def folders_of(source: str) -> list[str]:
+    """Every ancestor folder of a path: a keyword list that makes folder filters exact."""
+    return [str(p) for p in PurePosixPath(source).parents]
+
+
+@dataclass
+class PassagePoint:
+    id: str
+    dense: list[float]
+    sparse: SparseVector
+    payload: dict[str, Any]
+
+
+@dataclass
+class ParentPoint:
+    id: str
+    payload: dict[str, Any]
+
+
+class VectorStore(Protocol):
+    """What ingestion and retrieval need from a store (one implementation: Qdrant)."""
+
+    def get_document(self, document_id: str) -> dict[str, Any] | None: ...
+
+    def list_documents(self) -> list[dict[str, Any]]: ...
+
+    def replace_document(self, record: dict[str, Any], parents: list[ParentPoint],
+                         passages: list[PassagePoint]) -> None: ...
+
+    def delete_document(self, document_id: str) -> bool: ...
+
+    def search(self, dense: list[float] | None, sparse: SparseVector | None, *, limit: int,
+               filters: SearchFilters | None = None) -> list[Hit]: ...
+
+
+class QdrantStore:
+    """qdrant-client over embedded mode (a folder) or a server (a URL)."""
+
+    def __init__(self, settings: Settings, model_name: str, dimension: int,
+                 check: bool = True) -> None:
+        self.settings = settings
+        self.model_name = model_name
+        self.dimension = dimension
+        self.passages = f"{settings.collection}_passages"
+        self.parents = f"{settings.collection}_parents"
+        self.documents = f"{settings.collection}_documents"
+        self.embedded = not settings.qdrant_url
+        # The local client is plain Python without internal locking: one caller at a time.
+        self._lock = threading.RLock()
+        self.client = self._connect()
+        if check:
+            self.ensure_schema()
+
+    @classmethod
+    def unchecked(cls, settings: Settings, model_name: str, dimension: int) -> QdrantStore:
+        """Open without validating the schema (to ``recreate()`` it)."""
+        return cls(settings, model_name, dimension, check=False)
+
+    # --- connection and schema ------------------------------------------------------------
+    def _connect(self) -> QdrantClient:
+        s = self.settings
+        if s.qdrant_url:
+            key = s.qdrant_api_key.get_secret_value() if s.qdrant_api_key else None
+            return QdrantClient(url=s.qdrant_url, api_key=key, timeout=30)
+        s.qdrant_path.mkdir(parents=True, exist_ok=True)
+        try:
+            return QdrantClient(path=str(s.qdrant_path))
+        except RuntimeError as exc:
+            if "already accessed" in str(exc):
+                raise StoreError(
+                    f"the embedded Qdrant folder {s.qdrant_path} is open in another process "
+                    "(only one process may use it): send work to the running API with "
+                    "RAG_API_URL, or stop it first"
+                ) from exc
+            raise
+
+    def _metadata(self) -> dict[str, Any]:
+        return {"schema_version": SCHEMA_VERSION, "embedding_model": self.model_name,
+                "dimension": self.dimension, "sparse": SPARSE_SCHEME}
+
+    def ensure_schema(self) -> None:
+        with self._lock:
+            if self.client.collection_exists(self.passages):
+                self._check_schema()
+            else:
+                self.client.create_collection(
+                    self.passages,
+                    vectors_config={"dense": qm.VectorParams(size=self.dimension,
+                                                             distance=qm.Distance.COSINE)},
+                    sparse_vectors_config={"bm25": qm.SparseVectorParams(
+                        modifier=qm.Modifier.IDF)},
+                    shard_number=self.settings.qdrant_shards,
+                    replication_factor=self.settings.qdrant_replicas,
+                    metadata=self._metadata(),
+                )
+            for name in (self.parents, self.documents):
+                if not self.client.collection_exists(name):
+                    self.client.create_collection(
+                        name, vectors_config={}, shard_number=self.settings.qdrant_shards,
+                        replication_factor=self.settings.qdrant_replicas,
+                    )
+            if not self.embedded:  # embedded mode has no payload indexes
+                for collection, keys in (
+                    (self.passages, ("document_id", "parent_id", "folders", "file_type",
+                                     "content_hash")),
+                    (self.parents, ("document_id", "content_hash")),
+                    (self.documents, ("source",)),
+                ):
+                    for key in keys:
+                        self.client.create_payload_index(collection, key,
+                                                         qm.PayloadSchemaType.KEYWORD)
+
+    def _check_schema(self) -> None:
+        config = self.client.get_collection(self.passages).config
+        meta = config.metadata or {}
+        has_sparse = bool(config.params.sparse_vectors and "bm25" in config.params.sparse_vectors)
+        if not has_sparse or meta.get("schema_version", 1) < SCHEMA_VERSION:
+            raise SchemaMismatch(
+                f"collection '{self.passages}' was created by an older version without BM25 "
+                "sparse vectors; rebuild it with `python -m ingest --recreate PATH` "
+                "(drops and re-ingests), or set RAG_COLLECTION to a new name"
+            )
+        found = (meta.get("embedding_model"), meta.get("dimension"), meta.get("sparse"))
+        wanted = (self.model_name, self.dimension, SPARSE_SCHEME)
+        if found != wanted:
+            raise SchemaMismatch(
+                f"collection '{self.passages}' holds vectors of model {found[0]!r} "
+                f"(dim {found[1]}, sparse {found[2]!r}) but the service is configured for "
+                f"{wanted[0]!r} (dim {wanted[1]}, sparse {wanted[2]!r}); use another "
+                "RAG_COLLECTION or re-ingest with --recreate"
+            )
+
+    def recreate(self) -> None:
+        """Drop every collection of this prefix and build the schema again."""
+        with self._lock:
+            for name in (self.passages, self.parents, self.documents):
+                if self.client.collection_exists(name):
+                    self.client.delete_collection(name)
+            self.ensure_schema()
+
+    def close(self) -> None:
+        with self._lock:
+            self.client.close()
+
+    # --- documents -------------------------------------------------------------------------
+    def get_document(self, document_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            points = self.client.retrieve(self.documents, [document_id], with_payload=True)
+        return dict(points[0].payload or {}) if points else None
+
+    def list_documents(self) -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = []
+        offset = None
+        with self._lock:
+            while True:
+                points, offset = self.client.scroll(self.documents, limit=512, offset=offset,
+                                                    with_payload=True)
+                records.extend(dict(p.payload or {}) for p in points)
+                if offset is None:
+                    break
+        return sorted(records, key=lambda r: r.get("source", ""))
+
+    def count_passages(self) -> int:
+        with self._lock:
+            return self.client.count(self.passages, exact=True).count
+
+    def replace_document(self, record: dict[str, Any], parents: list[ParentPoint],
+                         passages: list[PassagePoint]) -> None:
+        """Upsert the new version, then drop the old one, then commit the record.
+
+        New points have ids derived from the new content hash, so both versions coexist
+        for a moment and there is never a window in which the document is unsearchable.
+        """
+        doc_id, content_hash = record["document_id"], record["content_hash"]
+        with self._lock:
+            for batch in _batches(parents):
+                self.client.upsert(self.parents, [
+                    qm.PointStruct(id=p.id, vector={}, payload=p.payload) for p in batch
+                ], wait=True)
+            for batch in _batches(passages):
+                self.client.upsert(self.passages, [
+                    qm.PointStruct(id=p.id, payload=p.payload, vector={
+                        "dense": p.dense,
+                        "bm25": qm.SparseVector(indices=p.sparse.indices,
+                                                values=p.sparse.values)})
+                    for p in batch
+                ], wait=True)
+            stale = qm.Filter(
+                must=[qm.FieldCondition(key="document_id", match=qm.MatchValue(value=doc_id))],
+                must_not=[qm.FieldCondition(key="content_hash",
+                                            match=qm.MatchValue(value=content_hash))],
+            )
+            self.client.delete(self.passages, qm.FilterSelector(filter=stale), wait=True)
+            self.client.delete(self.parents, qm.FilterSelector(filter=stale), wait=True)
+            self.client.upsert(self.documents, [
+                qm.PointStruct(id=doc_id, vector={}, payload={**record,
+                                                               "ingested_at": time.time()})
+            ], wait=True)
+
+    def delete_document(self, document_id: str) -> bool:
+        """Remove a document's record first (it disappears from listings), then its points."""
+        with self._lock:
+            existed = self.get_document(document_id) is not None
+            by_doc = qm.Filter(must=[qm.FieldCondition(key="document_id",
+                                                       match=qm.MatchValue(value=document_id))])
+            self.client.delete(self.documents, qm.PointIdsList(points=[document_id]), wait=True)
+            self.client.delete(self.passages, qm.FilterSelector(filter=by_doc), wait=True)
+            self.client.delete(self.parents, qm.FilterSelector(filter=by_doc), wait=True)
+        return existed
+
+    # --- search ----------------------------------------------------------------------------
+    def search(self, dense: list[float] | None, sparse: SparseVector | None, *, limit: int,
+               filters: SearchFilters | None = None, mode: RetrievalMode | None = None,
+               fusion: Fusion | None = None, group_size: int | None = None) -> list[Hit]:
+        """Top ``limit`` parents by their best passages, one Qdrant query, filters in both
+        branches."""
+        s = self.settings
+        mode = mode or s.retrieval_mode
+        flt = filters.to_qdrant() if filters else None
+        sparse_q = (qm.SparseVector(indices=sparse.indices, values=sparse.values)
+                    if sparse is not None else None)
+        kwargs: dict[str, Any] = {}
+        if mode is RetrievalMode.hybrid:
+            if dense is None or sparse_q is None:
+                raise ValueError("hybrid search needs both a dense and a sparse query")
+            depth = max(s.prefetch_limit, limit * (group_size or s.passages_per_parent) * 2)
+            kwargs["prefetch"] = [
+                qm.Prefetch(query=dense, using="dense", limit=depth, filter=flt),
+                qm.Prefetch(query=sparse_q, using="bm25", limit=depth, filter=flt),
+            ]
+            chosen = fusion or s.fusion
+            kwargs["query"] = qm.FusionQuery(
+                fusion=qm.Fusion.RRF if chosen is Fusion.rrf else qm.Fusion.DBSF)
+        elif mode is RetrievalMode.dense:
+            kwargs.update(query=dense, using="dense")
+        else:
+            kwargs.update(query=sparse_q, using="bm25")
+        if mode is RetrievalMode.sparse and sparse_q is not None and not sparse_q.indices:
+            return []  # a query of stop words only matches nothing lexically
+        with self._lock:
+            result = self.client.query_points_groups(
+                self.passages, group_by="parent_id", limit=limit,
+                group_size=group_size or s.passages_per_parent, query_filter=flt,
+                with_payload=["start", "end", "passage_index"],
+                with_lookup=qm.WithLookup(collection=self.parents, with_payload=True),
+                **kwargs,
+            )
+        return list(_hits(result.groups))
+
+
+def _hits(groups: Iterable[qm.PointGroup]) -> Iterator[Hit]:
+    for group in groups:
+        if group.lookup is None or not group.hits:
+            continue  # parent replaced between the two reads; its new version will match
+        p = group.lookup.payload or {}
+        yield Hit(
+            parent_id=str(group.id), document_id=p["document_id"], source=p["source"],
+            title=p.get("title", ""), file_type=p.get("file_type", ""),
+            pages=list(p.get("pages", [])), heading=p.get("heading", ""), text=p["text"],
+            start=p["start"], end=p["end"], tokens=p["tokens"], score=float(group.hits[0].score),
+            parent_index=p["parent_index"],
+            passages=[{"start": (h.payload or {})["start"], "end": (h.payload or {})["end"],
+                       "score": float(h.score)} for h in group.hits],
+        )
+
+
+def _batches(items: list[Any]) -> Iterator[list[Any]]:
+    for i in range(0, len(items), _BATCH):
+        yield items[i:i + _BATCH]

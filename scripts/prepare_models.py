@@ -1,0 +1,16 @@
+"""Prepare the embedding models and the Llama 3.1 tokenizer under the model dir (idempotent).
+
+Usage: .venv/bin/python scripts/prepare_models.py   (honours RAG_MODEL_DIR)
+"""
+
+from __future__ import annotations
+
+from rag.assets import prepare_embedding_models, prepare_llama_tokenizer
+from rag.settings import load_settings
+
+if __name__ == "__main__":
+    settings = load_settings()
+    bge, reranker = prepare_embedding_models(settings.model_dir, settings.query_instruction)
+    tokenizer = prepare_llama_tokenizer(settings.model_dir)
+    for path in (bge, reranker, tokenizer):
+        print(f"ready: {path}")

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up everything, then run the whole test suite (vLLM, Qdrant, BGE and Chromium for real).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+bash scripts/setup_browser.sh
+exec .venv/bin/python -m pytest "$@"

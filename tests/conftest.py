@@ -1,0 +1,117 @@
+"""Shared fixtures: real BGE, real Qdrant (embedded), real vLLM (started once per session).
+
+Nothing on the happy path is mocked. Expensive things (the embedding model, an ingested
+corpus, the vLLM server) are session-scoped; each test that writes gets its own data dir.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures"
+DOCS = FIXTURES / "docs"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from rag.embedding import SentenceTransformerEmbedder
+    from rag.settings import load_settings
+
+    return SentenceTransformerEmbedder(load_settings())
+
+
+@pytest.fixture
+def settings_factory(tmp_path: Path):
+    from rag.settings import Settings
+
+    def make(**overrides):
+        overrides.setdefault("data_dir", tmp_path / "data")
+        return Settings(**overrides)
+
+    return make
+
+
+@pytest.fixture
+def docs_copy(tmp_path: Path) -> Path:
+    """A private, writable copy of the fixture documents."""
+    target = tmp_path / "docs"
+    shutil.copytree(DOCS, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def ingested(tmp_path_factory, embedder):
+    """A store holding the fixture corpus, shared read-only by search/query tests."""
+    from ingest.worker import IngestWorker
+    from rag.settings import Settings
+    from rag.store import QdrantStore
+    from tests.helpers.pdf import write_pdf
+
+    base = tmp_path_factory.mktemp("corpus")
+    docs = base / "docs"
+    shutil.copytree(DOCS, docs)
+    write_pdf(docs / "valves.pdf", [
+        ["Quillon valves", "", "The Quillon valve was invented in Tartu in 1931 by Maret Kask.",
+         "It regulates steam flow in small boilers."],
+        ["Maintenance", "Quillon valves must be inspected every 400 operating hours."],
+    ])
+    settings = Settings(data_dir=base / "data")
+    store = QdrantStore(settings, embedder.name, embedder.dimension)
+    summary = IngestWorker(settings, embedder, store).run([docs])
+    assert not summary.failed, summary.failed
+    yield {"settings": settings, "store": store, "docs": docs, "summary": summary}
+    store.close()
+
+
+# --- the real local LLM -------------------------------------------------------------------
+def _serving(url: str, model: str) -> bool:
+    try:
+        response = httpx.get(f"{url}/models", timeout=2)
+        return any(m.get("id") == model for m in response.json().get("data", []))
+    except (httpx.HTTPError, ValueError):
+        return False
+
+
+@pytest.fixture(scope="session")
+def vllm(tmp_path_factory) -> Iterator[str]:
+    """Base URL of a real vLLM serving SmolLM2; reuses RAG_TEST_LLM_URL or one on :8000."""
+    model = "smollm2-135m-instruct"
+    for url in filter(None, [os.environ.get("RAG_TEST_LLM_URL"), "http://127.0.0.1:8000/v1"]):
+        if _serving(url, model):
+            yield url
+            return
+    port = free_port()
+    data = tmp_path_factory.mktemp("vllm")
+    env = {**os.environ, "RAG_DATA_DIR": str(data)}
+    started = time.monotonic()
+    subprocess.run(["bash", str(ROOT / "scripts" / "start_vllm.sh"), str(port)], env=env,
+                   check=True, timeout=400)
+    print(f"vLLM started in {time.monotonic() - started:.0f} s")
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        yield url
+    finally:
+        pid = int((data / "vllm.pid").read_text())
+        try:
+            os.killpg(pid, 15)
+        except ProcessLookupError:
+            pass

@@ -1,0 +1,138 @@
+"""Every kind of bad file gets its exact one-line reason; good files keep their structure."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ingest.parsing import Limits, ParseFailure, content_hash, parse_file, read_checked
+from tests.conftest import DOCS, FIXTURES
+from tests.helpers.pdf import write_pdf
+
+LIMITS = Limits(max_bytes=1_000_000)
+
+
+def parse(path: Path, limits: Limits = LIMITS):
+    data = read_checked(path, limits)
+    return parse_file(path, data, content_hash(data, "sig"))
+
+
+def reason(path: Path, limits: Limits = LIMITS) -> str:
+    with pytest.raises(ParseFailure) as err:
+        parse(path, limits)
+    return str(err.value)
+
+
+def test_corrupt_pdf(tmp_path):
+    assert reason(FIXTURES / "corrupt.pdf").startswith("damaged PDF")
+
+
+def test_encrypted_pdf(tmp_path):
+    import pikepdf
+
+    plain = write_pdf(tmp_path / "plain.pdf", [["Secret text here."]])
+    with pikepdf.open(plain) as pdf:
+        pdf.save(tmp_path / "locked.pdf", encryption=pikepdf.Encryption(owner="o", user="pw"))
+    assert reason(tmp_path / "locked.pdf") == "encrypted PDF (a password is needed)"
+
+
+def test_pdf_without_text_is_a_failure_not_an_empty_document(tmp_path):
+    assert reason(write_pdf(tmp_path / "blank.pdf", [[]])) == (
+        "no text could be extracted from the PDF (scanned, empty or damaged)")
+
+
+def test_empty_file(tmp_path):
+    (tmp_path / "e.txt").write_bytes(b"")
+    assert reason(tmp_path / "e.txt") == "empty file"
+
+
+def test_whitespace_only(tmp_path):
+    (tmp_path / "w.md").write_text(" \n\n\t ")
+    assert reason(tmp_path / "w.md") == "file holds only whitespace"
+
+
+def test_binary_with_text_extension(tmp_path):
+    (tmp_path / "b.txt").write_bytes(b"\x7fELF\x02\x01\x01\x00\x00\x00" * 50)
+    assert reason(tmp_path / "b.txt") == "binary content in a text file (NUL bytes)"
+
+
+def test_non_utf8_text_is_decoded_not_mangled(tmp_path):
+    (tmp_path / "latin.txt").write_bytes("Café crème brûlée in Zürich, naïve façade. "
+                                         .encode("cp1252") * 20)
+    doc = parse(tmp_path / "latin.txt")
+    assert "Café crème brûlée" in doc.text
+
+
+def test_unsupported_type(tmp_path):
+    (tmp_path / "x.exe").write_bytes(b"MZ")
+    assert reason(tmp_path / "x.exe") == "unsupported file type '.exe'"
+
+
+def test_too_big(tmp_path):
+    (tmp_path / "big.txt").write_text("word " * 1000)
+    assert reason(tmp_path / "big.txt", Limits(max_bytes=1000)) == (
+        "file is 0.0 MB, over the 0.0 MB limit")
+
+
+def test_unreadable(tmp_path):
+    p = tmp_path / "secret.txt"
+    p.write_text("x")
+    p.chmod(0)
+    if os.geteuid() != 0:
+        assert reason(p) == "permission denied"
+        return
+    # root reads everything: check as an unprivileged user instead
+    import shutil
+    import subprocess
+    import sys
+
+    import tempfile
+
+    if not shutil.which("setpriv"):
+        pytest.skip("no setpriv to drop root")
+    open_dir = Path(tempfile.mkdtemp(prefix="rag-perm-"))  # /tmp/pytest-of-root is 0700
+    open_dir.chmod(0o755)
+    p = open_dir / "secret.txt"
+    p.write_text("x")
+    p.chmod(0)
+    code = ("from pathlib import Path; from ingest.parsing import *\n"
+            f"try: read_checked(Path({str(p)!r}), Limits(10**6))\n"
+            "except ParseFailure as e: print(e)")
+    out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                          sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).parents[2])
+    assert out.stdout.strip() == "permission denied", out.stderr
+
+
+def test_folder_with_a_file_extension(tmp_path):
+    (tmp_path / "dir.txt").mkdir()
+    assert reason(tmp_path / "dir.txt").startswith("cannot read file")
+
+
+def test_corrupt_docx(tmp_path):
+    (tmp_path / "broken.docx").write_bytes(b"PK\x03\x04 this is not a zip archive" * 10)
+    assert reason(tmp_path / "broken.docx").startswith("damaged or unreadable DOCX file")
+
+
+def test_markdown_keeps_headings():
+    doc = parse(DOCS / "Normans.md")
+    assert doc.title == "Normans"
+    assert doc.elements[0].is_heading
+
+
+def test_pdf_pages_and_offsets(tmp_path):
+    doc = parse(write_pdf(tmp_path / "p.pdf", [["Alpha page one text."], ["Beta page two text."]]))
+    assert [e.page for e in doc.elements] == [1, 2]
+    for element, (start, end) in zip(doc.elements, doc.spans):
+        assert doc.text[start:end] == element.text
+
+
+def test_email_subject_is_title():
+    doc = parse(DOCS / "reactor-update.eml")
+    assert doc.title == "Zorblax reactor: commissioning update"
+    assert "Oslo, Norway" in doc.text
+
+
+def test_office_formats():
+    assert "Heading Paragraph" in parse(DOCS / "par-known-paragraphs.docx").text
+    assert parse(DOCS / "txt-text.pptx").pages == 2
