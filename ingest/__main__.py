@@ -34,9 +34,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     settings = load_settings()
     if settings.api_url and not args.local:
-        from ingest.remote import ingest_via_api
+        from ingest.remote import RemoteError, ingest_via_api
 
-        summary = ingest_via_api(settings, args.paths, prune=args.prune)
+        if args.recreate:
+            print("error: --recreate needs --local (stop the API first)", file=sys.stderr)
+            return 2
+        try:
+            summary = ingest_via_api(settings, args.paths, prune=args.prune)
+        except RemoteError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     else:
         from ingest.worker import IngestWorker
         from rag.embedding import SentenceTransformerEmbedder

@@ -1,0 +1,45 @@
+"""API fixtures: the real app over the shared ingested store, talking to a chosen LLM URL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from api.app import create_app
+from api.deps import Services
+from rag.generation import LLMClient, LLMConfig
+from rag.pipeline import RagPipeline
+from tests.helpers.servers import FaultServer, serve
+
+
+@contextmanager
+def api_for(ingested, embedder, llm_url: str, model: str = "smollm2-135m-instruct",
+            jobs=None, **overrides) -> Iterator[str]:
+    settings = ingested["settings"].model_copy(update={
+        "llm_base_url": llm_url, "llm_model": model, "llm_tokenizer": "server",
+        "target_fill_tokens": 1500, "default_max_tokens": 64, "llm_first_token_timeout": 5.0,
+        "llm_total_timeout": 120.0, "llm_retries": 2, **overrides})
+    llm = LLMClient(LLMConfig(base_url=llm_url, model=model,
+                              first_token_timeout=settings.llm_first_token_timeout,
+                              total_timeout=settings.llm_total_timeout,
+                              connect_timeout=2.0, retries=settings.llm_retries))
+    services = Services(settings=settings,
+                        pipeline=RagPipeline(settings, embedder, ingested["store"], llm),
+                        store=ingested["store"], llm=llm, jobs=jobs)
+    with serve(create_app(settings, services=services)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def fault_server() -> Iterator[tuple[str, FaultServer]]:
+    fs = FaultServer()
+    with serve(fs.app) as url:
+        yield url, fs
+
+
+@pytest.fixture(scope="session")
+def llm_api(ingested, embedder, vllm) -> Iterator[str]:
+    with api_for(ingested, embedder, vllm) as url:
+        yield url

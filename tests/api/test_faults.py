@@ -1,0 +1,123 @@
+"""LLM failures map to clear statuses; retries happen only before any token."""
+
+import json
+import time
+
+import httpx
+import pytest
+
+from tests.api.conftest import api_for
+
+
+@pytest.fixture(scope="module")
+def apis(ingested, embedder, fault_server):
+    base, fs = fault_server
+    urls = {}
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        for mode in ("ok", "error500", "slow", "cut", "badjson", "drip"):
+            urls[mode] = stack.enter_context(
+                api_for(ingested, embedder, f"{base}/{mode}/v1", model="fake"))
+        yield urls, fs
+
+
+def ask(url, **extra):
+    return httpx.post(f"{url}/v1/query", json={"question": "Where was the Zorblax reactor built?",
+                                              **extra}, timeout=60)
+
+
+def test_fake_ok_parses_citations(apis):
+    urls, _ = apis
+    r = ask(urls["ok"])
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["answer"] == "Hello world [1]."
+    assert body["citations"][0]["n"] == 1 and body["sources"][0]["cited"] is True
+    assert body["usage"]["context_window"] == 4096  # discovered from /v1/models
+
+
+def test_500s_are_retried_then_502(apis):
+    urls, fs = apis
+    before = fs.calls.get("error500", 0)
+    r = ask(urls["error500"])
+    assert r.status_code == 502 and r.json()["error"]["code"] == "llm_bad_response"
+    assert fs.calls["error500"] - before == 3  # 1 try + 2 retries
+
+
+def test_slow_first_token_is_504(apis):
+    urls, _ = apis
+    started = time.monotonic()
+    r = ask(urls["slow"])
+    assert r.status_code == 504 and r.json()["error"]["code"] == "llm_timeout"
+    assert time.monotonic() - started < 20
+
+
+def test_cut_stream_is_502_and_never_retried_after_tokens(apis):
+    urls, fs = apis
+    before = fs.calls.get("cut", 0)
+    r = ask(urls["cut"])
+    assert r.status_code == 502 and "before [DONE]" in r.json()["error"]["message"]
+    assert fs.calls["cut"] - before == 1
+
+
+def test_cut_stream_when_streaming_sends_an_error_event(apis):
+    urls, _ = apis
+    with httpx.stream("POST", f"{urls['cut']}/v1/query", json={
+            "question": "Where was the Zorblax reactor built?", "stream": True}) as r:
+        assert r.status_code == 200
+        events = [line for line in r.iter_lines() if line.startswith("event:")]
+    assert events[0] == "event: sources" and "event: error" in events and events[-1] == "event: done"
+
+
+def test_malformed_json_is_502(apis):
+    urls, _ = apis
+    r = ask(urls["badjson"])
+    assert r.status_code == 502 and "malformed JSON" in r.json()["error"]["message"]
+
+
+def test_streaming_ok_events(apis):
+    urls, _ = apis
+    with httpx.stream("POST", f"{urls['ok']}/v1/query", json={
+            "question": "Where was the Zorblax reactor built?", "stream": True}) as r:
+        lines = list(r.iter_lines())
+    kinds = [l.split(": ", 1)[1] for l in lines if l.startswith("event:")]
+    assert kinds == ["sources", "delta", "delta", "final", "done"]
+    final = json.loads([l for l in lines if l.startswith("data:")][-2][5:])
+    assert final["answer"] == "Hello world [1]."
+
+
+def test_client_disconnect_cancels_generation(apis):
+    urls, fs = apis
+    fs.disconnected.clear()
+    with httpx.stream("POST", f"{urls['drip']}/v1/query", json={
+            "question": "Where was the Zorblax reactor built?", "stream": True}) as r:
+        for line in r.iter_lines():
+            if line.startswith("event: delta"):
+                break  # leave after the first token
+    assert fs.disconnected.wait(10), "the LLM stream was not closed after the client left"
+
+
+def test_budget_413_with_numbers(apis):
+    urls, _ = apis
+    r = ask(urls["ok"], max_tokens=4000)  # window 4096 - margin 410 - 4000 < 0
+    assert r.status_code == 413
+    err = r.json()["error"]
+    assert err["code"] == "context_too_large" and err["details"]["context_window"] == 4096
+
+
+@pytest.mark.parametrize("body", [
+    {"question": ""}, {"question": "x", "max_tokens": 0}, {"question": "x", "max_tokens": -5},
+    {"question": "x", "temperature": 5}, {"question": "x", "stream": "yes please"},
+    {"question": "x", "max_context_tokens": 0}, {"question": ["x"]}, {"question": "x" * 9000},
+])
+def test_bad_query_requests(apis, body):
+    urls, _ = apis
+    r = httpx.post(f"{urls['ok']}/v1/query", json=body)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+
+
+def test_max_tokens_over_limit(apis):
+    urls, _ = apis
+    r = ask(urls["ok"], max_tokens=100_000)
+    assert r.status_code == 422 and "max_tokens" in r.json()["error"]["message"]

@@ -1,0 +1,89 @@
+"""POST /v1/search and the request validation every route shares."""
+
+import httpx
+import pytest
+
+from tests.api.conftest import api_for
+from tests.helpers.servers import free_port
+
+
+@pytest.fixture(scope="module")
+def api(ingested, embedder):
+    # The LLM is deliberately unreachable: search must not need it.
+    with api_for(ingested, embedder, f"http://127.0.0.1:{free_port()}/v1") as url:
+        yield url
+
+
+def test_search_returns_parents_with_passages(api):
+    r = httpx.post(f"{api}/v1/search", json={"query": "Quillon valve inventor", "top_k": 3})
+    assert r.status_code == 200, r.text
+    top = r.json()["results"][0]
+    assert top["source"].endswith("valves.pdf")
+    assert top["pages"] == [1, 2]
+    p = top["passages"][0]
+    assert p["text"] and p["text"] in top["text"]
+    assert top["text"][p["start"] - top["start"]:p["end"] - top["start"]] == p["text"]
+
+
+def test_lexical_only_and_semantic_only_queries_both_work(api):
+    rare = httpx.post(f"{api}/v1/search", json={"query": "Hovinbyen", "top_k": 1}).json()
+    assert rare["results"][0]["source"].endswith("reactor-update.eml")
+    para = httpx.post(f"{api}/v1/search", json={
+        "query": "how long before an idle agent gets logged out", "top_k": 1}).json()
+    assert para["results"][0]["source"].endswith("release-notes.txt")
+
+
+@pytest.mark.parametrize("mode", ["dense", "sparse", "hybrid"])
+def test_modes(api, mode):
+    r = httpx.post(f"{api}/v1/search", json={"query": "Zorblax reactor Oslo", "mode": mode})
+    assert r.status_code == 200
+    assert r.json()["results"][0]["source"].endswith("reactor-update.eml")
+
+
+def test_filters(api, ingested):
+    folder = str(ingested["docs"])
+    r = httpx.post(f"{api}/v1/search", json={"query": "reactor", "filters": {
+        "file_types": ["md"], "folders": [folder]}})
+    assert r.status_code == 200
+    assert {x["file_type"] for x in r.json()["results"]} == {"md"}
+    r = httpx.post(f"{api}/v1/search", json={"query": "reactor", "filters": {
+        "folders": ["/nowhere"]}})
+    assert r.json()["results"] == []
+
+
+@pytest.mark.parametrize("body, fragment", [
+    ({"query": ""}, "query"),
+    ({"query": "   "}, "blank"),
+    ({"query": "x" * 8001}, "query"),
+    ({"query": "x", "top_k": -1}, "top_k"),
+    ({"query": "x", "top_k": 100000}, "top_k"),
+    ({"query": "x", "top_k": "many"}, "top_k"),
+    ({"query": "x", "filters": {"author": "me"}}, "author"),
+    ({"query": "x", "mode": "magic"}, "mode"),
+    ({"text": "x"}, "query"),
+])
+def test_bad_search_requests(api, body, fragment):
+    r = httpx.post(f"{api}/v1/search", json=body)
+    assert r.status_code == 422
+    err = r.json()["error"]
+    assert err["code"] == "invalid_request" and fragment in err["message"]
+
+
+def test_not_json(api):
+    r = httpx.post(f"{api}/v1/search", content=b"{oops", headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+
+
+def test_readyz_ready_for_search_without_llm(api):
+    r = httpx.get(f"{api}/readyz")
+    body = r.json()
+    assert r.status_code == 200 and body["ready"] is True
+    assert body["checks"]["llm"]["ok"] is False and body["checks"]["store"]["ok"] is True
+    assert httpx.get(f"{api}/healthz").json() == {"status": "ok"}
+
+
+def test_query_with_llm_down_is_503_and_search_still_works(api):
+    r = httpx.post(f"{api}/v1/query", json={"question": "Where was the reactor built?"})
+    assert r.status_code == 503
+    assert r.json()["error"]["code"] == "llm_unavailable"
+    assert httpx.post(f"{api}/v1/search", json={"query": "reactor"}).status_code == 200
