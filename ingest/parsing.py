@@ -51,7 +51,10 @@ class ParseFailure(Exception):
 
 @dataclass(frozen=True)
 class Limits:
+    """Per-run parsing options: the size limit and which PDF text layer to use."""
+
     max_bytes: int
+    pdf_text: str = "pdfium"  # or "unstructured" (pdfminer layout analysis, slower)
 
 
 _installed = False
@@ -127,10 +130,14 @@ def read_checked(path: Path, limits: Limits) -> bytes:
         raise ParseFailure(f"cannot read file: {exc.strerror or exc}") from exc
 
 
-def parse_file(path: Path, data: bytes, digest: str) -> ParsedDocument:
+def parse_file(path: Path, data: bytes, digest: str,
+               pdf_text: str = "pdfium") -> ParsedDocument:
     """Partition one file with unstructured into our element list."""
     _install_heuristics()
     file_type, spec = SUPPORTED[path.suffix.lower()]
+    if file_type == "pdf" and pdf_text == "pdfium":
+        _check_pdf(path)
+        return _document(path, data, digest, file_type, _pdfium_elements(path))
     partition = _partitioner(spec)
     kwargs: dict[str, Any] = {"languages": ["eng"]}
     encoding = "binary"
@@ -152,6 +159,24 @@ def parse_file(path: Path, data: bytes, digest: str) -> ParsedDocument:
         raise
     except Exception as exc:  # unstructured raises many types; the reason is what matters
         raise ParseFailure(_reason(file_type, exc)) from exc
+    return _document(path, data, digest, file_type, raw, encoding)
+
+
+def _pdfium_elements(path: Path) -> list[Any]:
+    """PDFium text layer per page, classified by unstructured's text partitioner."""
+    from ingest.pdf_text import pdf_pages
+    from unstructured.partition.text import partition_text
+
+    raw: list[Any] = []
+    for number, text in pdf_pages(path):
+        for element in partition_text(text=text, languages=["eng"]):
+            element.metadata.page_number = number
+            raw.append(element)
+    return raw
+
+
+def _document(path: Path, data: bytes, digest: str, file_type: str, raw: list[Any],
+              encoding: str = "binary") -> ParsedDocument:
     elements = _elements(raw)
     if not elements:
         # unstructured returns [] for many broken PDFs with only an INFO log.

@@ -89,10 +89,11 @@ class IngestWorker:
             embedder.token_offsets, parent_tokens=settings.parent_tokens,
             passage_tokens=settings.passage_tokens, passage_max=embedder.max_tokens,
         )
-        self.limits = Limits(max_bytes=int(settings.max_file_mb * 1_000_000))
+        self.limits = Limits(max_bytes=int(settings.max_file_mb * 1_000_000),
+                             pdf_text=settings.pdf_text)
         # Everything that shapes stored points: changing any of it re-ingests on next run.
         self.signature = (f"{embedder.name}|{embedder.dimension}|{settings.parent_tokens}|"
-                          f"{settings.passage_tokens}|{embedder.max_tokens}")
+                          f"{settings.passage_tokens}|{embedder.max_tokens}|{settings.pdf_text}")
 
     # --- public ----------------------------------------------------------------------------
     def discover(self, roots: Iterable[Path]) -> tuple[list[Path], list[WalkProblem]]:
@@ -148,7 +149,7 @@ class IngestWorker:
                 summary.unchanged += 1
                 return None
             t1 = time.perf_counter()
-            doc = parse_file(path, data, digest)
+            doc = parse_file(path, data, digest, self.limits.pdf_text)
             t2 = time.perf_counter()
             parents = self.chunker.parents(doc)
             t3 = time.perf_counter()

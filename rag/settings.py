@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -69,6 +69,8 @@ class Settings(BaseSettings):
         256, ge=16, description="Target passage size in embedding-model tokens"
     )
     max_file_mb: float = Field(50.0, gt=0)
+    pdf_text: Literal["pdfium", "unstructured"] = Field(
+        "pdfium", description="PDF text layer: PDFium (fast) or unstructured's pdfminer path")
 
     # --- retrieval -----------------------------------------------------------------------
     retrieval_mode: RetrievalMode = RetrievalMode.hybrid
