@@ -93,6 +93,8 @@ class CitationOut(BaseModel):
     quote: str
     quote_start: int
     quote_end: int
+    kind: str = Field("model", description="'model' ([n] in the answer) or 'attributed' "
+                      "(no [n] in the answer; matched by word overlap)")
 
 
 class SourceOut(BaseModel):
@@ -106,9 +108,11 @@ class SourceOut(BaseModel):
     text: str
     start: int
     truncated: bool
+    parent_text: str | None = None  # the whole parent, when the model saw excerpts of it
     rank: int
     score: float
     cited: bool
+    attributed: bool = False
     passages: list[PassageOut]
 
 

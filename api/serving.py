@@ -79,28 +79,32 @@ async def _prepare(services: Services, body: QueryRequest) -> Prepared:
     return prepared
 
 
-def _source_out(source: Source, cited: set[int]) -> dict[str, Any]:
+def _source_out(source: Source, cited: set[int],
+                attributed: frozenset[int] = frozenset()) -> dict[str, Any]:
     hit = source.hit
     return {"n": source.n, "document_id": hit.document_id, "parent_id": hit.parent_id,
             "source": hit.source, "title": hit.title, "file_type": hit.file_type,
             "pages": hit.pages, "text": source.text, "start": hit.start,
             "truncated": source.truncated, "rank": source.rank, "score": hit.score,
-            "cited": source.n in cited, "passages": passages_out(hit)}
+            "parent_text": hit.text if source.truncated else None,
+            "cited": source.n in cited, "attributed": source.n in attributed,
+            "passages": passages_out(hit)}
 
 
 def _citation_out(c: Citation) -> dict[str, Any]:
     hit = c.source.hit
     return {"n": c.n, "document_id": hit.document_id, "parent_id": hit.parent_id,
             "source": hit.source, "title": hit.title, "pages": hit.pages, "quote": c.quote,
-            "quote_start": c.quote_start, "quote_end": c.quote_end}
+            "quote_start": c.quote_start, "quote_end": c.quote_end, "kind": c.kind}
 
 
 def _final(services: Services, prepared: Prepared, event: dict[str, Any]) -> dict[str, Any]:
-    cited = {c.n for c in event["citations"]}
+    cited = {c.n for c in event["citations"] if c.kind == "model"}
+    attributed = frozenset(c.n for c in event["citations"] if c.kind == "attributed")
     return {"answer": event["answer"],
             "citations": [_citation_out(c) for c in event["citations"]],
             "invalid_citations": event["invalid_citations"],
-            "sources": [_source_out(s, cited) for s in prepared.sources],
+            "sources": [_source_out(s, cited, attributed) for s in prepared.sources],
             "usage": event["usage"], "timings": event["timings"],
             "model": services.settings.llm_model, "finish_reason": event["finish_reason"]}
 

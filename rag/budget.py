@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rag.chunking import sentence_spans
 from rag.documents import Hit
@@ -58,13 +58,17 @@ class Budget:
 
 @dataclass
 class Source:
-    """A parent chosen for the prompt, possibly cut at a sentence boundary."""
+    """A parent chosen for the prompt: whole, cut at a sentence, or as excerpts."""
 
     hit: Hit
     rank: int
     text: str
     truncated: bool
     n: int = 0  # the [n] label, assigned after ordering
+    spans: list[tuple[int, int]] = field(default_factory=list)  # excerpts, parent-relative
+
+
+EXCERPT_GAP = "\n[…]\n"
 
 
 def cut_to_tokens(text: str, limit: int, count: Callable[[str], int] = count_tokens) -> str:
@@ -82,32 +86,84 @@ def cut_to_tokens(text: str, limit: int, count: Callable[[str], int] = count_tok
     return text[: spans[lo - 1][1]].rstrip() if lo else ""
 
 
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for s, e in sorted(spans):
+        if merged and s <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(e, merged[-1][1]))
+        else:
+            merged.append((s, e))
+    return merged
+
+
+def excerpt_text(hit: Hit, spans: list[tuple[int, int]]) -> str:
+    return EXCERPT_GAP.join(hit.text[s:e].strip() for s, e in _merge(spans))
+
+
 def choose_sources(
     hits: Sequence[Hit],
     available: int,
     block_cost: Callable[[Hit, str], int],
     scale: float = 1.0,
 ) -> list[Source]:
-    """Greedy by relevance: whole parents while they fit, then one sentence-cut remainder.
+    """Fill ``available`` tokens with the most relevant text, coarse only when it fits.
 
-    ``block_cost`` is the estimated token cost of a source block (label and text); ``scale``
-    converts estimates into the server tokenizer's units (1.0 for Llama 3.1 itself).
+    1. Excerpts first: matched passages, best score first across all parents, so a small
+       budget holds the best passages of many parents rather than one whole parent.
+    2. Then, in relevance order, excerpts grow into their whole parent where it fits: at
+       long-context budgets the model reads complete sections.
+    3. A parent that fits neither way may still enter cut at a sentence boundary.
+    ``block_cost`` estimates a source block's tokens (label and text); ``scale`` converts
+    estimates into the server tokenizer's units (1.0 for Llama 3.1 itself).
     """
-    chosen: list[Source] = []
     left = available
-    for rank, hit in enumerate(hits):
-        cost = math.ceil(block_cost(hit, hit.text) * scale)
-        if cost <= left:
-            chosen.append(Source(hit, rank, hit.text, truncated=False))
-            left -= cost
-            continue
-        overhead = math.ceil(block_cost(hit, "") * scale)
-        room = int((left - overhead) / scale)
-        if room >= MIN_PARTIAL_TOKENS:
-            text = cut_to_tokens(hit.text, room)
-            if text:
-                chosen.append(Source(hit, rank, text, truncated=True))
-                left -= math.ceil(block_cost(hit, text) * scale)
+    picked: dict[int, list[tuple[int, int]]] = {}
+    whole: set[int] = set()
+    spent: dict[int, int] = {}  # estimated tokens each parent's block costs so far
+
+    def cost(i: int, text: str) -> int:
+        return math.ceil(block_cost(hits[i], text) * scale)
+
+    def current(i: int) -> int:
+        return spent.get(i, 0)
+
+    candidates = sorted(
+        ((p["score"], -i, i, (p["start"] - h.start, p["end"] - h.start))
+         for i, h in enumerate(hits) for p in h.passages),
+        key=lambda c: (-c[0], -c[1]),
+    )
+    gap = math.ceil(count_tokens(EXCERPT_GAP) * scale)
+    for _, _, i, (s, e) in candidates:
+        # Incremental estimate (label once, then each passage and a gap marker); the exact
+        # count of the finished prompt is checked by the caller.
+        add = math.ceil(count_tokens(hits[i].text[s:e]) * scale) + gap
+        if i not in picked:
+            add += cost(i, "")
+        if add <= left:
+            picked.setdefault(i, []).append((s, e))
+            spent[i] = current(i) + add
+            left -= add
+    for i in range(len(hits)):  # grow into whole parents, best first
+        extra = cost(i, hits[i].text) - current(i)
+        if extra <= left:
+            whole.add(i)
+            spent[i] = current(i) + extra
+            left -= extra
+    chosen: list[Source] = []
+    for i, hit in enumerate(hits):
+        if i in whole:
+            chosen.append(Source(hit, i, hit.text, truncated=False))
+        elif i in picked:
+            spans = _merge(picked[i])
+            chosen.append(Source(hit, i, excerpt_text(hit, spans), truncated=True, spans=spans))
+        else:
+            room = int((left - cost(i, "")) / scale)
+            if room >= MIN_PARTIAL_TOKENS:
+                text = cut_to_tokens(hit.text, room)
+                if text:
+                    chosen.append(Source(hit, i, text, truncated=True,
+                                         spans=[(0, len(text))]))
+                    left -= cost(i, text)
     return chosen
 
 

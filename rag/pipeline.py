@@ -52,6 +52,11 @@ class RagPipeline:
         self.llm = llm
         self.sparse = BM25Encoder()
         self.served_window: int | None = None
+        self.reranker = None
+        if settings.rerank:
+            from rag.rerank import CrossEncoderReranker
+
+            self.reranker = CrossEncoderReranker(settings)
 
     # --- search ----------------------------------------------------------------------------
     def search(self, query: str, top_k: int, filters: SearchFilters | None = None,
@@ -60,7 +65,8 @@ class RagPipeline:
         dense = (self.embedder.embed_queries([query])[0].tolist()
                  if mode is not RetrievalMode.sparse else None)
         sparse = self.sparse.encode_query(query) if mode is not RetrievalMode.dense else None
-        return self.store.search(dense, sparse, limit=top_k, filters=filters, mode=mode)
+        hits = self.store.search(dense, sparse, limit=top_k, filters=filters, mode=mode)
+        return self.reranker.rerank(query, hits) if self.reranker is not None else hits
 
     # --- counting --------------------------------------------------------------------------
     def uses_llama3_tokenizer(self) -> bool:

@@ -70,6 +70,7 @@ class Citation:
     quote: str
     quote_start: int  # offsets in the document text, for highlighting
     quote_end: int
+    kind: str = "model"  # "model": the model wrote [n]; "attributed": matched by overlap
 
 
 def cited_numbers(answer: str) -> list[int]:
@@ -84,7 +85,10 @@ def cited_numbers(answer: str) -> list[int]:
 
 
 def parse_citations(answer: str, sources: Sequence[Source]) -> tuple[list[Citation], list[int]]:
-    """Map [n] to sources; numbers naming no source are returned separately, never shown."""
+    """Map [n] to sources; numbers naming no source are returned separately, never shown.
+
+    When the model cited nothing at all, answer sentences are attributed by overlap instead.
+    """
     by_n = {s.n: s for s in sources}
     citations, invalid = [], []
     for n in cited_numbers(answer):
@@ -95,20 +99,62 @@ def parse_citations(answer: str, sources: Sequence[Source]) -> tuple[list[Citati
         claim = " ".join(m.group(0) for m in _SENTENCE.finditer(answer) if f"[{n}" in m.group(0)
                          or re.search(rf"[\[,;]\s*{n}\s*[\],;]", m.group(0)))
         start, end = best_quote(source.text, claim or answer)
-        citations.append(Citation(n, source, source.text[start:end].strip(),
-                                  source.hit.start + start, source.hit.start + end))
+        quote = source.text[start:end].strip()
+        # Offsets in the parent (excerpts are not contiguous in it), then in the document.
+        at = max(source.hit.text.find(quote), 0)
+        citations.append(Citation(n, source, quote, source.hit.start + at,
+                                  source.hit.start + at + len(quote)))
+    if not citations and not invalid:
+        citations = attribute(answer, sources)
     return citations, invalid
 
 
 def best_quote(text: str, claim: str) -> tuple[int, int]:
     """The sentence of ``text`` sharing the most words with ``claim`` (offsets in text)."""
-    wanted = {w.lower() for w in _WORDS.findall(claim) if len(w) > 2}
-    best, best_score = (0, min(len(text), 300)), -1.0
+    return _best_sentence(text, claim)[0]
+
+
+def _content_words(text: str) -> set[str]:
+    return {w.lower() for w in _WORDS.findall(text) if len(w) > 2}
+
+
+def _best_sentence(text: str, claim: str) -> tuple[tuple[int, int], float]:
+    wanted = _content_words(claim)
+    best, best_score, best_cover = (0, min(len(text), 300)), -1.0, 0.0
     for match in _SENTENCE.finditer(text):
         words = {w.lower() for w in _WORDS.findall(match.group(0))}
         if not words:
             continue
-        score = len(words & wanted) / (1 + 0.02 * len(words))
+        shared = len(words & wanted)
+        score = shared / (1 + 0.02 * len(words))
         if score > best_score:
             best, best_score = (match.start(), match.end()), score
-    return best
+            best_cover = shared / len(wanted) if wanted else 0.0
+    return best, best_cover
+
+
+#: Share of an answer sentence's content words a source sentence must hold to support it.
+ATTRIBUTION_COVER = 0.6
+
+
+def attribute(answer: str, sources: Sequence[Source]) -> list[Citation]:
+    """For answers without [n] markers (small models often omit them): link each answer
+    sentence to the source sentence that states most of it, if one states at least 60%.
+    These are labelled ``attributed`` so nobody mistakes them for the model's citations."""
+    found: dict[int, Citation] = {}
+    for match in _SENTENCE.finditer(answer):
+        claim = match.group(0)
+        if len(_content_words(claim)) < 3:
+            continue
+        best: tuple[float, Source, tuple[int, int]] | None = None
+        for source in sources:
+            span, cover = _best_sentence(source.text, claim)
+            if best is None or cover > best[0]:
+                best = (cover, source, span)
+        if best and best[0] >= ATTRIBUTION_COVER and best[1].n not in found:
+            _, source, (start, end) = best
+            quote = source.text[start:end].strip()
+            at = max(source.hit.text.find(quote), 0)
+            found[source.n] = Citation(source.n, source, quote, source.hit.start + at,
+                                       source.hit.start + at + len(quote), kind="attributed")
+    return list(found.values())

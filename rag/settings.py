@@ -76,9 +76,9 @@ class Settings(BaseSettings):
     retrieval_mode: RetrievalMode = RetrievalMode.hybrid
     fusion: Fusion = Fusion.rrf
     prefetch_limit: int = Field(100, ge=1, le=10_000)
-    passages_per_parent: int = Field(3, ge=1, le=20)
+    passages_per_parent: int = Field(8, ge=1, le=32)
     rerank: bool = False
-    default_top_k: int = Field(8, ge=1, le=100)
+    default_top_k: int = Field(16, ge=1, le=100)
 
     # --- generation and budget -----------------------------------------------------------
     llm_base_url: str = "http://127.0.0.1:8000/v1"

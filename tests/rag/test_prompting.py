@@ -41,3 +41,19 @@ def test_citations_map_to_sources_and_invalid_numbers_are_reported():
     assert citations[0].quote == "The valve was invented in Tartu in 1931."
     assert text[citations[0].quote_start - 100:citations[0].quote_end - 100].strip() == \
         citations[0].quote
+
+
+def test_answer_without_markers_is_attributed_by_overlap_and_labelled():
+    text = "Hi all. The Zorblax reactor was built in Oslo, Norway, at the Hovinbyen site."
+    other = "Kestrel 4.2 adds offline mode."
+    sources = [Source(hit(other, "d2"), 0, other, False, n=1),
+               Source(hit(text, "d1", start=50), 1, text, False, n=2)]
+    citations, invalid = parse_citations("The Zorblax reactor was built in Oslo, Norway.", sources)
+    assert invalid == [] and [(c.n, c.kind) for c in citations] == [(2, "attributed")]
+    assert "Oslo" in citations[0].quote
+
+
+def test_unsupported_answer_gets_no_attribution():
+    text = "The Zorblax reactor was built in Oslo."
+    sources = [Source(hit(text), 0, text, False, n=1)]
+    assert parse_citations("The 1998 World Cup was won by France.", sources) == ([], [])

@@ -1,0 +1,438 @@
+// The analysts' search page. Plain JS, no build, no CDN. Every piece of text that comes
+// from a user, a document or the model is inserted with textContent, never as HTML.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const FILE_TYPES = ["pdf", "docx", "pptx", "html", "md", "txt", "eml", "csv", "xlsx"];
+const state = { controller: null, sources: [], citations: [], llmOk: true, started: 0 };
+
+// --- small helpers --------------------------------------------------------------------------
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c);
+  return node;
+}
+const fmt = (n) => (n == null ? "?" : Number(n).toLocaleString("en-US"));
+const secs = (s) => (s == null ? "?" : s < 1 ? `${Math.round(s * 1000)} ms` : `${s.toFixed(2)} s`);
+function pagesText(pages) {
+  if (!pages || !pages.length) return "";
+  return pages.length === 1 ? `p. ${pages[0]}` : `pp. ${pages[0]}–${pages[pages.length - 1]}`;
+}
+function setStatus(text, busy = false) {
+  $("status").textContent = text;
+  $("status").classList.toggle("busy", busy);
+}
+function showBanner(text, kind = "warn") {
+  const b = $("banner");
+  b.textContent = text;
+  b.className = kind === "error" ? "banner error" : "banner";
+  b.hidden = !text;
+}
+
+// --- API access (with an optional key kept in this tab) --------------------------------------
+async function api(path, options = {}, retried = false) {
+  const headers = { ...(options.headers || {}) };
+  const key = sessionStorage.getItem("rag-api-key");
+  if (key) headers["Authorization"] = `Bearer ${key}`;
+  if (options.body) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, { ...options, headers });
+  if (response.status === 401 && !retried) {
+    if (await askForKey()) return api(path, options, true);
+  }
+  return response;
+}
+function askForKey() {
+  return new Promise((resolve) => {
+    const dialog = $("key-dialog");
+    dialog.addEventListener("close", () => {
+      if (dialog.returnValue === "ok" && $("key-input").value) {
+        sessionStorage.setItem("rag-api-key", $("key-input").value);
+        resolve(true);
+      } else resolve(false);
+    }, { once: true });
+    dialog.showModal();
+  });
+}
+async function errorText(response) {
+  try {
+    const body = await response.json();
+    if (body.error) return `${body.error.message} (${response.status} ${body.error.code})`;
+  } catch (_) { /* not JSON */ }
+  return `HTTP ${response.status} ${response.statusText}`;
+}
+
+// --- filters and URL state -------------------------------------------------------------------
+function filters() {
+  const f = {};
+  const doc = $("f-doc").value;
+  if (doc) f.document_ids = [doc];
+  const folder = $("f-folder").value.trim();
+  if (folder) f.folders = [folder];
+  const types = [...document.querySelectorAll("#f-types input:checked")].map((i) => i.value);
+  if (types.length) f.file_types = types;
+  const parts = [doc && "document", folder && "folder", types.length && types.join("/")].filter(Boolean);
+  $("filter-summary").textContent = parts.length ? `(${parts.join(", ")})` : "";
+  return Object.keys(f).length ? f : undefined;
+}
+const mode = () => document.querySelector("input[name=mode]:checked").value;
+function writeUrl(q) {
+  const p = new URLSearchParams();
+  if (q) p.set("q", q);
+  p.set("mode", mode());
+  const f = filters() || {};
+  if (f.document_ids) p.set("doc", f.document_ids[0]);
+  if (f.folders) p.set("folder", f.folders[0]);
+  if (f.file_types) p.set("types", f.file_types.join(","));
+  history.pushState(null, "", `?${p}`);
+}
+function readUrl() {
+  const p = new URLSearchParams(location.search);
+  $("q").value = p.get("q") || "";
+  const m = p.get("mode") === "search" ? "search" : "ask";
+  document.querySelector(`input[name=mode][value=${m}]`).checked = true;
+  $("f-folder").value = p.get("folder") || "";
+  const types = (p.get("types") || "").split(",");
+  document.querySelectorAll("#f-types input").forEach((i) => { i.checked = types.includes(i.value); });
+  state.pendingDoc = p.get("doc") || "";
+  $("f-doc").value = state.pendingDoc;
+  if (p.get("doc") || p.get("folder") || p.get("types")) $("filters").open = true;
+  return $("q").value.trim();
+}
+
+// --- rendering -----------------------------------------------------------------------------------
+function clearResults() {
+  $("answer").textContent = "";
+  $("answer-box").hidden = true;
+  $("invalid").hidden = true;
+  $("gauge").hidden = true;
+  $("sources").textContent = "";
+  $("sources-title").hidden = true;
+  closeViewer();
+  state.sources = []; state.citations = [];
+}
+
+function renderAnswer(text, citations) {
+  const box = $("answer");
+  box.textContent = "";
+  const known = new Set(state.sources.map((s) => s.n));
+  const re = /\[(\s*\d+(?:\s*[,;]\s*\d+)*\s*)\]/g;
+  let last = 0, m;
+  while ((m = re.exec(text))) {
+    box.append(text.slice(last, m.index));
+    for (const part of m[1].split(/[,;]/)) {
+      const n = parseInt(part, 10);
+      if (!known.has(n)) continue; // numbers naming no source are never shown as sources
+      box.append(el("a", { class: "cite", href: `#source-${n}`, "aria-label": `Open source ${n}`,
+        onclick: (e) => { e.preventDefault(); openSource(n, true); } }, `${n}`));
+    }
+    last = m.index + m[0].length;
+  }
+  box.append(text.slice(last));
+  if (citations) state.citations = citations;
+  const attributed = (citations || []).filter((c) => c.kind === "attributed");
+  if (attributed.length) {
+    const note = el("span", { class: "attribution" }, "The model cited no source; supported by ");
+    for (const c of attributed) {
+      note.append(el("a", { class: "cite attributed", href: `#source-${c.n}`,
+        title: "matched by text overlap, not cited by the model",
+        "aria-label": `Open source ${c.n} (attributed by text overlap)`,
+        onclick: (e) => { e.preventDefault(); openSource(c.n, true); } }, `≈${c.n}`));
+    }
+    box.append("\n", note);
+  }
+}
+
+function renderSources(sources, askMode) {
+  state.sources = sources;
+  const list = $("sources");
+  list.textContent = "";
+  $("sources-title").hidden = !sources.length;
+  $("sources-title").textContent = askMode ? "Sources, in the order the model read them" : "Results";
+  for (const s of sources) {
+    const cited = askMode && (s.cited || s.attributed);
+    const tags = [];
+    tags.push(el("span", { class: "tag" }, s.file_type || "file"));
+    if (askMode) tags.push(el("span", { class: cited ? "tag cited" : "tag" },
+      s.cited ? "cited" : s.attributed ? "supports the answer" : "not cited"));
+    if (s.truncated) tags.push(el("span", { class: "tag" }, "excerpt"));
+    const item = el("li", { class: "src", id: `source-${s.n}`, tabindex: "0", role: "button",
+      "aria-label": `Open source ${s.n}: ${s.title}`,
+      onclick: () => openSource(s.n, false),
+      onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); openSource(s.n, false); } } },
+      el("h3", {}, el("span", { class: "n" }, `[${s.n}]`), el("span", {}, s.title || s.source), ...tags),
+      el("p", { class: "muted" }, [s.source, pagesText(s.pages), askMode ? "" : `score ${s.score.toFixed(3)}`].filter(Boolean).join(" · ")),
+      el("p", { class: "snippet" }, (s.passages && s.passages[0] ? s.passages[0].text : s.text).slice(0, 400)));
+    list.append(item);
+  }
+}
+
+function renderGauge(usage, timings, model) {
+  if (!usage) return;
+  const w = usage.context_window || 1;
+  $("gauge").hidden = false;
+  $("gauge-used").style.width = `${Math.min(100, (100 * usage.prompt_tokens) / w)}%`;
+  $("gauge-head").style.width = `${Math.min(100, (100 * usage.headroom_tokens) / w)}%`;
+  const t = timings || {};
+  const parts = [
+    `context ${fmt(usage.context_tokens)} tokens (prompt ${fmt(usage.prompt_tokens)}) of ${fmt(w)}`,
+    `headroom ${fmt(usage.headroom_tokens)} reserved (answer ${fmt(usage.max_tokens)} + margin ${fmt(usage.margin_tokens)})`,
+    `model ${model || "?"}`,
+    `retrieval ${secs(t.retrieval)}`,
+  ];
+  if (t.packing != null) parts.push(`packing ${secs(t.packing)}`);
+  if (t.client_first_token != null) parts.push(`first token ${secs(t.client_first_token)}`);
+  if (t.client_total != null) parts.push(`total ${secs(t.client_total)}`);
+  if (usage.completion_tokens) parts.push(`${fmt(usage.completion_tokens)} tokens generated`);
+  $("gauge-text").textContent = parts.join(" · ");
+}
+
+// --- the source viewer -----------------------------------------------------------------------
+function closeViewer() {
+  $("viewer").hidden = true;
+  $("view-results").classList.remove("with-viewer");
+  document.querySelectorAll(".src.active").forEach((n) => n.classList.remove("active"));
+}
+function openSource(n, fromCitation) {
+  const s = state.sources.find((x) => x.n === n);
+  if (!s) return;
+  const text = s.parent_text || s.text;
+  const base = s.start; // document offset of the parent text
+  const ranges = [];
+  const citation = state.citations.find((c) => c.n === n);
+  if (citation && fromCitation !== null) ranges.push([citation.quote_start - base, citation.quote_end - base, "primary"]);
+  for (const p of s.passages || []) ranges.push([p.start - base, p.end - base, ranges.length ? "secondary" : "primary"]);
+  $("v-title").textContent = `[${n}] ${s.title || s.source}`;
+  $("v-meta").textContent = [s.source, pagesText(s.pages), citation ? "cited passage highlighted" : "matched passages highlighted"]
+    .filter(Boolean).join(" · ");
+  const box = $("v-text");
+  box.textContent = "";
+  const valid = ranges.filter(([a, b]) => a >= 0 && b <= text.length && a < b).sort((x, y) => x[0] - y[0]);
+  let cursor = 0, first = null;
+  for (const [a, b, kind] of valid) {
+    if (a < cursor) continue; // overlapping ranges: keep the earlier one
+    box.append(text.slice(cursor, a));
+    const mark = el("mark", { class: kind === "primary" ? "" : "secondary" }, text.slice(a, b));
+    if (!first || kind === "primary" && first.className) first = mark;
+    box.append(mark);
+    cursor = b;
+  }
+  box.append(text.slice(cursor));
+  $("viewer").hidden = false;
+  $("view-results").classList.add("with-viewer");
+  document.querySelectorAll(".src.active").forEach((x) => x.classList.remove("active"));
+  const item = $(`source-${n}`);
+  if (item) item.classList.add("active");
+  const target = first || box;
+  requestAnimationFrame(() => {
+    if (window.innerWidth < 1000) $("viewer").scrollIntoView({ block: "start" });
+    target.scrollIntoView({ block: "center" });
+  });
+}
+
+// --- search and ask --------------------------------------------------------------------------
+async function runSearch(q, fallback = false) {
+  setStatus(fallback ? "Showing search results (no answer)…" : "Searching…", true);
+  const started = performance.now();
+  const response = await api("/v1/search", { method: "POST", body: JSON.stringify({ query: q, top_k: 10, filters: filters() }) });
+  if (!response.ok) { setStatus(""); showBanner(await errorText(response), "error"); return; }
+  const body = await response.json();
+  const sources = body.results.map((r, i) => ({ ...r, n: i + 1, cited: false, truncated: false }));
+  renderSources(sources, false);
+  setStatus(sources.length ? `${sources.length} results in ${secs((performance.now() - started) / 1000)}` + (fallback ? " (LLM unavailable: search results only)" : "")
+    : "No results. Try other words or clear the filters.");
+}
+
+async function runAsk(q) {
+  const controller = new AbortController();
+  state.controller = controller;
+  state.started = performance.now();
+  $("stop").hidden = false;
+  setStatus("Retrieving and packing sources…", true);
+  let response;
+  try {
+    response = await api("/v1/query", { method: "POST", signal: controller.signal,
+      body: JSON.stringify({ question: q, filters: filters(), stream: true }) });
+  } catch (err) {
+    finishAsk(err.name === "AbortError" ? "Stopped." : `Network error: ${err.message}`);
+    return;
+  }
+  if (!response.ok) {
+    const message = await errorText(response);
+    finishAsk("");
+    if (response.status === 503 || response.status === 502 || response.status === 504) {
+      state.llmOk = false;
+      showBanner(`The language model is unavailable: ${message}. Showing search results instead.`);
+      await runSearch(q, true);
+    } else {
+      showBanner(message, "error");
+    }
+    return;
+  }
+  showBanner(state.llmOk ? "" : $("banner").textContent);
+  let answer = "", firstToken = null, meta = {};
+  $("answer-box").hidden = false;
+  try {
+    for await (const [event, data] of sseEvents(response.body)) {
+      if (event === "sources") {
+        meta = data;
+        renderSources(data.sources, true);
+        renderGauge(data.usage, data.timings, data.model);
+        setStatus(data.sources.length ? "Generating…" : "No sources matched; generating…", true);
+      } else if (event === "delta") {
+        if (firstToken == null) firstToken = (performance.now() - state.started) / 1000;
+        answer += data.text;
+        $("answer").textContent = answer;
+      } else if (event === "final") {
+        renderSources(data.sources, true);
+        renderAnswer(data.answer, data.citations);
+        if (data.invalid_citations && data.invalid_citations.length) {
+          $("invalid").hidden = false;
+          $("invalid").textContent = `The model cited source numbers that do not exist (${data.invalid_citations.join(", ")}); they were dropped.`;
+        }
+        const timings = { ...data.timings, client_first_token: firstToken, client_total: (performance.now() - state.started) / 1000 };
+        renderGauge(data.usage, timings, data.model);
+        const modelCited = data.citations.filter((c) => c.kind === "model").length;
+        finishAsk(modelCited ? `Answered with ${modelCited} cited source(s).`
+          : data.citations.length ? "Answered (sources attributed by text overlap)." : "Answered (no source cited).");
+      } else if (event === "error") {
+        showBanner(`${data.error.message} (${data.error.code})`, "error");
+        finishAsk("The answer was interrupted.");
+      }
+    }
+  } catch (err) {
+    if (err.name === "AbortError") {
+      renderAnswer(answer);
+      finishAsk("Stopped. The partial answer is shown; generation was cancelled on the server.");
+    } else {
+      finishAsk(`Stream error: ${err.message}`);
+    }
+    return;
+  }
+  if (state.controller === controller) finishAsk($("status").textContent.replace(/…$/, ""));
+  void meta;
+}
+function finishAsk(text) {
+  state.controller = null;
+  $("stop").hidden = true;
+  setStatus(text, false);
+}
+
+async function* sseEvents(stream) {
+  const reader = stream.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      let event = "message", data = "";
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event:")) event = line.slice(6).trim();
+        else if (line.startsWith("data:")) data += line.slice(5).trim();
+      }
+      if (event === "done") return;
+      yield [event, JSON.parse(data)];
+    }
+  }
+}
+
+async function run(pushUrl = true) {
+  const q = $("q").value.trim();
+  if (!q) { $("q").focus(); return; }
+  if (state.controller) state.controller.abort();
+  if (pushUrl) writeUrl(q);
+  showTab("results");
+  clearResults();
+  if (state.llmOk || mode() === "search") showBanner("");
+  if (mode() === "search") await runSearch(q);
+  else await runAsk(q);
+}
+
+// --- documents view --------------------------------------------------------------------------
+async function loadDocuments() {
+  const response = await api("/v1/documents");
+  if (!response.ok) { showBanner(await errorText(response), "error"); return []; }
+  const body = await response.json();
+  const select = $("f-doc");
+  const keep = select.value || state.pendingDoc;
+  select.textContent = "";
+  select.append(el("option", { value: "" }, "All documents"));
+  for (const d of body.documents) select.append(el("option", { value: d.document_id }, d.title || d.source));
+  select.value = keep || "";
+  return body.documents;
+}
+async function renderDocuments() {
+  const docs = await loadDocuments();
+  $("docs-count").textContent = `(${docs.length})`;
+  const tbody = document.querySelector("#docs-table tbody");
+  tbody.textContent = "";
+  if (!docs.length) tbody.append(el("tr", {}, el("td", { colspan: "6" }, "Nothing ingested yet: run python -m ingest PATH.")));
+  for (const d of docs) {
+    const size = [d.pages ? `${d.pages} pages` : "", `${fmt(Math.round((d.size_bytes || 0) / 1024))} KB`].filter(Boolean).join(" · ");
+    const when = d.ingested_at ? new Date(d.ingested_at * 1000).toLocaleString() : "";
+    tbody.append(el("tr", {},
+      el("td", {}, d.title || ""), el("td", {}, d.source), el("td", {}, d.file_type),
+      el("td", {}, size), el("td", {}, when),
+      el("td", {}, el("button", { type: "button", "aria-label": `Delete ${d.title || d.source}`,
+        onclick: () => deleteDocument(d) }, "Delete"))));
+  }
+}
+async function deleteDocument(d) {
+  if (!confirm(`Delete "${d.title || d.source}"? All its passages are removed from the index.`)) return;
+  const response = await api(`/v1/documents/${encodeURIComponent(d.document_id)}`, { method: "DELETE" });
+  if (!response.ok) showBanner(await errorText(response), "error");
+  await renderDocuments();
+}
+function showTab(name) {
+  $("view-results").hidden = name !== "results";
+  $("view-docs").hidden = name !== "docs";
+  $("tab-results").setAttribute("aria-pressed", String(name === "results"));
+  $("tab-docs").setAttribute("aria-pressed", String(name === "docs"));
+  if (name === "docs") renderDocuments();
+}
+
+// --- start -----------------------------------------------------------------------------------
+async function checkReady() {
+  try {
+    const r = await fetch("/readyz");
+    const body = await r.json();
+    state.llmOk = !!(body.checks && body.checks.llm && body.checks.llm.ok);
+    if (!state.llmOk) showBanner("The language model is unavailable: Ask will show search results only until it is back.");
+  } catch (_) {
+    showBanner("The service is not reachable.", "error");
+  }
+}
+function init() {
+  for (const t of FILE_TYPES) $("f-types").append(el("label", {}, el("input", { type: "checkbox", value: t }), t));
+  $("search-form").addEventListener("submit", (e) => { e.preventDefault(); run(); });
+  $("stop").addEventListener("click", () => { if (state.controller) state.controller.abort(); });
+  $("v-close").addEventListener("click", closeViewer);
+  $("tab-results").addEventListener("click", () => showTab("results"));
+  $("tab-docs").addEventListener("click", () => showTab("docs"));
+  $("f-clear").addEventListener("click", () => {
+    $("f-doc").value = ""; $("f-folder").value = "";
+    document.querySelectorAll("#f-types input").forEach((i) => { i.checked = false; });
+    filters();
+  });
+  document.querySelectorAll("#filters input, #filters select").forEach((n) => n.addEventListener("change", filters));
+  document.addEventListener("keydown", (e) => {
+    const typing = ["INPUT", "TEXTAREA", "SELECT"].includes(document.activeElement.tagName);
+    if (e.key === "/" && !typing) { e.preventDefault(); $("q").focus(); $("q").select(); }
+    if (e.key === "Escape" && !$("viewer").hidden) closeViewer();
+  });
+  window.addEventListener("popstate", () => { if (readUrl()) run(false); });
+  const q = readUrl();
+  $("q").focus();
+  Promise.all([checkReady(), loadDocuments()]).then(() => { filters(); if (q) run(false); });
+}
+document.addEventListener("DOMContentLoaded", init);

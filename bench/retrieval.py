@@ -1,0 +1,230 @@
+"""Answer recall on SQuAD-dev: our retrieval modes vs BM25 (bm25s), in one run.
+
+Measures, for every question, whether an answer string (case-insensitive) occurs in
+(a) the top-1/3/5 retrieved parents and (b) the packed context at 4K/8K/16K/32K-token fills
+(the same greedy, sentence-cut packing the API uses). Baselines over the same corpus:
+BM25 over our parents, over our passages, and over 512-token chunks (as in BASELINES.md),
+each packed to the same budgets. Optional: the cross-encoder reranker on a subset.
+
+Usage: python -m bench retrieval [--limit N] [--rerank-limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.common import SQUAD, load_questions, mean, percentile, table, write_result
+
+FILLS = [4096, 8192, 16384, 32768]
+TOPS = [1, 3, 5]
+
+
+def contains(text: str, answers: list[str]) -> bool:
+    low = text.lower()
+    return any(a.lower() in low for a in answers)
+
+
+def pack(texts: list[str], fill: int, counts: list[int]) -> tuple[str, int]:
+    """Greedy whole units while they fit, then one sentence-cut remainder (as the API)."""
+    from rag.budget import MIN_PARTIAL_TOKENS, cut_to_tokens
+
+    out, used = [], 0
+    for text, n in zip(texts, counts):
+        if used + n <= fill:
+            out.append(text)
+            used += n
+        elif fill - used >= MIN_PARTIAL_TOKENS:
+            cut = cut_to_tokens(text, fill - used)
+            if cut:
+                out.append(cut)
+                used += len(cut) // 4  # only bookkeeping; the budget is reached
+                break
+    return "\n\n".join(out), used
+
+
+class Scorer:
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[str, list[bool]]] = {}
+        self.tokens: dict[str, dict[str, list[int]]] = {}
+
+    def add(self, system: str, key: str, hit: bool, tokens: int) -> None:
+        self.rows.setdefault(system, {}).setdefault(key, []).append(hit)
+        self.tokens.setdefault(system, {}).setdefault(key, []).append(tokens)
+
+    def recall(self, system: str, key: str) -> float:
+        values = self.rows.get(system, {}).get(key, [])
+        return sum(values) / len(values) if values else float("nan")
+
+    def mean_tokens(self, system: str, key: str) -> float:
+        return mean([float(t) for t in self.tokens.get(system, {}).get(key, [])])
+
+
+def evaluate_ranked(scorer: Scorer, system: str, ranked: list[str], counts: list[int],
+                    answers: list[str], hits: list[Any] | None = None) -> None:
+    """Top-k units as retrieved; packed context with the API's packer when ``hits`` given."""
+    from rag.budget import choose_sources
+    from rag.tokens import count_tokens
+
+    for k in TOPS:
+        scorer.add(system, f"@{k}", contains("\n".join(ranked[:k]), answers), sum(counts[:k]))
+    for fill in FILLS:
+        if hits is not None:
+            sources = choose_sources(hits, fill, lambda h, t: count_tokens(t))
+            text = "\n\n".join(s.text for s in sources)
+            used = sum(count_tokens(s.text) for s in sources)
+        else:
+            text, used = pack(ranked, fill, counts)
+        scorer.add(system, f"{fill // 1024}K", contains(text, answers), min(used, fill))
+
+
+def chunk_512(text: str) -> list[str]:
+    """512-token chunks on sentence boundaries (the baseline's SentenceSplitter analogue)."""
+    from rag.chunking import sentence_spans
+    from rag.tokens import count_tokens
+
+    chunks, current, used = [], [], 0
+    for s, e in sentence_spans(text):
+        sentence = text[s:e]
+        n = count_tokens(sentence)
+        if current and used + n > 512:
+            chunks.append("".join(current))
+            current, used = [], 0
+        current.append(sentence)
+        used += n
+    if current:
+        chunks.append("".join(current))
+    return chunks
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="python -m bench retrieval")
+    parser.add_argument("--limit", type=int, default=None, help="first N questions")
+    parser.add_argument("--top-k", type=int, default=16, help="parents retrieved")
+    parser.add_argument("--group-size", type=int, default=8, help="passages per parent")
+    parser.add_argument("--rerank-limit", type=int, default=0,
+                        help="also measure hybrid + cross-encoder rerank on N questions")
+    args = parser.parse_args(argv)
+
+    import bm25s
+    import Stemmer
+
+    from ingest.worker import IngestWorker
+    from rag.embedding import SentenceTransformerEmbedder
+    from rag.settings import RetrievalMode, Settings
+    from rag.sparse import BM25Encoder
+    from rag.store import QdrantStore
+    from rag.tokens import count_tokens
+
+    questions = load_questions(args.limit)
+    scorer = Scorer()
+    latencies: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=Path(tmp))
+        embedder = SentenceTransformerEmbedder(settings)
+        store = QdrantStore(settings, embedder.name, embedder.dimension)
+        summary = IngestWorker(settings, embedder, store).run([SQUAD / "articles"])
+        print(f"ingested {summary.ingested} articles: {summary.parents} parents, "
+              f"{summary.passages} passages in {summary.seconds:.1f} s")
+
+        # Everything stored, for the BM25 baselines over the very same units.
+        parents, _ = store.client.scroll(store.parents, limit=100_000, with_payload=True)
+        parent_texts = [p.payload["text"] for p in parents]
+        passages, _ = store.client.scroll(store.passages, limit=1_000_000, with_payload=True)
+        by_parent = {p.id: p.payload for p in parents}
+        passage_texts = []
+        for p in passages:
+            parent = by_parent[p.payload["parent_id"]]
+            s, e = p.payload["start"] - parent["start"], p.payload["end"] - parent["start"]
+            passage_texts.append(parent["text"][s:e])
+        articles = [f.read_text() for f in sorted((SQUAD / "articles").glob("*.md"))]
+        chunk_texts = [c for a in articles for c in chunk_512(a)]
+
+        stemmer = Stemmer.Stemmer("english")
+        baselines = {}
+        for name, texts in [("BM25 parents", parent_texts), ("BM25 passages", passage_texts),
+                            ("BM25 512-token chunks", chunk_texts)]:
+            retriever = bm25s.BM25()
+            retriever.index(bm25s.tokenize(texts, stopwords="en", stemmer=stemmer,
+                                           show_progress=False), show_progress=False)
+            baselines[name] = (retriever, texts, [count_tokens(t) for t in texts])
+
+        query_vectors = embedder.embed_queries([q["question"] for q in questions])
+        sparse = BM25Encoder()
+        parent_counts: dict[str, int] = {}
+        for i, q in enumerate(questions):
+            for mode in RetrievalMode:
+                t0 = time.perf_counter()
+                hits = store.search(query_vectors[i].tolist() if mode is not RetrievalMode.sparse
+                                    else None,
+                                    sparse.encode_query(q["question"]), limit=args.top_k,
+                                    mode=mode, group_size=args.group_size)
+                latencies.setdefault(mode.value, []).append(time.perf_counter() - t0)
+                texts = [h.text for h in hits]
+                counts = [parent_counts.setdefault(h.parent_id, h.tokens) for h in hits]
+                evaluate_ranked(scorer, f"ours {mode.value}", texts, counts, q["answers"], hits)
+            for name, (retriever, texts, counts) in baselines.items():
+                tokens = bm25s.tokenize([q["question"]], stopwords="en", stemmer=stemmer,
+                                        show_progress=False)
+                k = min(len(texts), 80)
+                docs, _ = retriever.retrieve(tokens, k=k, show_progress=False)
+                order = [int(d) for d in docs[0]]
+                evaluate_ranked(scorer, name, [texts[j] for j in order],
+                                [counts[j] for j in order], q["answers"])
+            if (i + 1) % 1000 == 0:
+                print(f"  {i + 1}/{len(questions)} questions")
+
+        rerank_note = None
+        if args.rerank_limit:
+            rerank_note = rerank_eval(scorer, store, embedder, sparse, questions[:args.rerank_limit],
+                                      query_vectors, settings, latencies)
+        store.close()
+
+    systems = ["ours hybrid", "ours dense", "ours sparse"]
+    if args.rerank_limit:
+        systems.append("ours hybrid+rerank")
+    systems += list(baselines)
+    keys = [f"@{k}" for k in TOPS] + [f"{f // 1024}K" for f in FILLS]
+    rows = [[s] + [f"{scorer.recall(s, k):.3f} ({scorer.mean_tokens(s, k):,.0f})" for k in keys]
+            for s in systems]
+    print(f"\nAnswer recall over {len(questions)} questions (mean Llama tokens in context):\n")
+    print(table(["system"] + [f"top{k}" if k.startswith("@") else f"packed {k}" for k in keys],
+                rows))
+    lat_rows = [[m, len(v), percentile(v, 50) * 1000, percentile(v, 95) * 1000]
+                for m, v in latencies.items()]
+    print("\nStore search latency (query vector given; ms):\n")
+    print(table(["mode", "n", "p50 ms", "p95 ms"], lat_rows))
+    result = {"questions": len(questions),
+              "recall": {s: {k: scorer.recall(s, k) for k in keys} for s in systems},
+              "mean_tokens": {s: {k: scorer.mean_tokens(s, k) for k in keys} for s in systems},
+              "latency_ms": {m: {"p50": percentile(v, 50) * 1000, "p95": percentile(v, 95) * 1000}
+                             for m, v in latencies.items()},
+              "rerank_questions": args.rerank_limit, "rerank_note": rerank_note}
+    path = write_result("retrieval", result)
+    print(f"\nwrote {path}")
+    return result
+
+
+def rerank_eval(scorer: Scorer, store, embedder, sparse, questions, query_vectors, settings,
+                latencies) -> str:
+    from rag.rerank import CrossEncoderReranker
+
+    reranker = CrossEncoderReranker(settings)
+    for i, q in enumerate(questions):
+        hits = store.search(query_vectors[i].tolist(), sparse.encode_query(q["question"]),
+                            limit=16, group_size=8)
+        t0 = time.perf_counter()
+        hits = reranker.rerank(q["question"], hits)
+        latencies.setdefault("rerank (extra)", []).append(time.perf_counter() - t0)
+        evaluate_ranked(scorer, "ours hybrid+rerank", [h.text for h in hits],
+                        [h.tokens for h in hits], q["answers"], hits)
+    return f"rerank measured on the first {len(questions)} questions"
+
+
+if __name__ == "__main__":
+    main()

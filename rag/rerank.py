@@ -1,0 +1,49 @@
+"""Optional second stage: the offline MiniLM cross-encoder re-orders retrieved parents.
+
+Each parent is scored by its best matched passage (the cross-encoder reads at most 512
+tokens, so it judges passages, never whole parents). Off by default: see BENCHMARKS.md for
+what it buys and costs here.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from rag.assets import reranker_path
+from rag.documents import Hit
+from rag.settings import Settings
+
+
+class CrossEncoderReranker:
+    def __init__(self, settings: Settings) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from sentence_transformers import CrossEncoder
+
+        path = reranker_path(settings.model_dir)
+        if not (path / "onnx" / "model.onnx").is_file():
+            raise FileNotFoundError(f"{path} is missing: run scripts/setup.sh first")
+        self._model = CrossEncoder(str(path), backend="onnx", device="cpu",
+                                   model_kwargs={"file_name": "onnx/model.onnx"})
+        self._lock = threading.Lock()
+
+    def rerank(self, query: str, hits: list[Hit]) -> list[Hit]:
+        pairs, owners = [], []
+        for i, hit in enumerate(hits):
+            for p in hit.passages:
+                pairs.append((query, hit.text[p["start"] - hit.start:p["end"] - hit.start]))
+                owners.append(i)
+        if not pairs:
+            return hits
+        with self._lock:
+            scores = self._model.predict(pairs, batch_size=32, show_progress_bar=False)
+        best = [float("-inf")] * len(hits)
+        for owner, score in zip(owners, scores):
+            best[owner] = max(best[owner], float(score))
+        order = sorted(range(len(hits)), key=lambda i: -best[i])
+        reranked = []
+        for i in order:
+            hit = hits[i]
+            hit.score = best[i]
+            reranked.append(hit)
+        return reranked
