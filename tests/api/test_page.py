@@ -1,0 +1,189 @@
+"""The search page in real headless Chromium against the real API (and real vLLM)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from api.app import create_app
+from api.deps import Services
+from ingest.worker import IngestWorker
+from rag.generation import LLMClient, LLMConfig
+from rag.pipeline import RagPipeline
+from rag.store import QdrantStore
+from tests.api.conftest import api_for
+from tests.conftest import DOCS, ROOT
+from tests.helpers.servers import free_port, serve
+
+pytestmark = pytest.mark.browser
+CHROMIUM = "/usr/bin/chromium"
+OUT = ROOT / "test-output" / "screenshots"
+XSS = ('Security note about the Quetzal gateway.\n\n<script>window.__xss = 1</script> '
+       '<img src=x onerror="window.__xss = 2"> The Quetzal gateway must be restarted weekly.')
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian chromium is missing: run scripts/setup_browser.sh")
+    from playwright.sync_api import sync_playwright
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--disable-quic"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg
+    context.close()
+    assert not errors, errors
+
+
+@pytest.fixture(scope="module")
+def own_api(tmp_path_factory, embedder):
+    """A writable store (XSS document, deletions) with the LLM pointed at a closed port."""
+    from rag.settings import Settings
+
+    base = tmp_path_factory.mktemp("page")
+    docs = base / "docs"
+    docs.mkdir()
+    (docs / "xss-note.txt").write_text(XSS)
+    shutil.copy(DOCS / "release-notes.txt", docs)
+    settings = Settings(data_dir=base / "data", llm_tokenizer="server")
+    store = QdrantStore(settings, embedder.name, embedder.dimension)
+    IngestWorker(settings, embedder, store).run([docs])
+    llm = LLMClient(LLMConfig(base_url=f"http://127.0.0.1:{free_port()}/v1", model="x",
+                              connect_timeout=1, retries=0))
+    services = Services(settings, RagPipeline(settings, embedder, store, llm), store, llm, None)
+    with serve(create_app(settings, services=services)) as url:
+        yield url
+    store.close()
+
+
+def shot(page, name: str) -> None:
+    for width in (1440, 360):
+        page.set_viewport_size({"width": width, "height": 900})
+        time.sleep(0.3)
+        page.screenshot(path=str(OUT / f"{name}-{width}.png"))
+    page.set_viewport_size({"width": 1440, "height": 900})
+
+
+def test_ask_streams_and_citation_opens_highlighted_passage(page, llm_api):
+    page.goto(llm_api + "/")
+    assert page.evaluate("document.activeElement.id") == "q"  # focused on load
+    page.fill("#q", "Where was the Zorblax reactor built?")
+    page.press("#q", "Enter")
+    lengths = set()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        lengths.add(len(page.text_content("#answer") or ""))
+        if (page.text_content("#status") or "").startswith("Answered"):
+            break
+        time.sleep(0.05)
+    assert len({n for n in lengths if n > 0}) >= 2, "the answer did not stream in"
+    assert "Oslo" in page.text_content("#answer")
+    assert "mode=ask" in page.url and "Zorblax" in page.url  # shareable
+    assert "of 8,192" in page.text_content("#gauge-text")
+    page.click("#answer a.cite")
+    mark = page.locator("#v-text mark").first
+    mark.wait_for()
+    assert "Oslo" in mark.text_content()
+    assert mark.is_visible()
+    shot(page, "ask")
+
+
+def test_search_mode_filters_and_shared_url(page, llm_api):
+    page.goto(llm_api + "/?q=Normans+Sicily&mode=search")
+    page.wait_for_selector("#sources li")
+    assert page.is_checked("input[value=search]")
+    page.click("#sources li >> nth=0")
+    page.locator("#v-text mark").first.wait_for()
+    shot(page, "search")
+    page.click("#filters summary")
+    page.check("#f-types input[value=txt]")
+    page.fill("#q", "reactor")
+    page.press("#q", "Enter")
+    page.wait_for_function("document.getElementById('status').textContent.includes('results')")
+    tags = page.locator("#sources .tag").all_text_contents()
+    assert tags and set(tags) <= {"txt"}
+    assert "types=txt" in page.url
+
+
+def test_slash_focuses_the_box(page, llm_api):
+    page.goto(llm_api + "/")
+    page.evaluate("document.activeElement.blur()")
+    page.keyboard.press("/")
+    assert page.evaluate("document.activeElement.id") == "q"
+
+
+def test_llm_down_banner_and_search_results(page, own_api):
+    page.goto(own_api + "/")
+    page.wait_for_selector("#banner:not([hidden])")
+    page.fill("#q", "Kestrel session timeout")
+    page.press("#q", "Enter")
+    page.wait_for_selector("#sources li")
+    assert "unavailable" in page.text_content("#banner")
+    assert "release-notes" in page.text_content("#sources")
+    shot(page, "llm-down")
+
+
+def test_document_text_is_never_html(page, own_api):
+    page.goto(own_api + "/?q=Quetzal+gateway&mode=search")
+    page.wait_for_selector("#sources li")
+    page.click("#sources li >> nth=0")
+    page.wait_for_selector("#v-text mark")
+    assert page.evaluate("window.__xss") is None
+    assert page.locator("#v-text script, #v-text img, #sources img").count() == 0
+    assert "<script>window.__xss = 1</script>" in page.text_content("#v-text")
+    assert 'onerror="window.__xss = 2"' in page.text_content("#v-text")
+    shot(page, "xss")
+
+
+def test_documents_view_and_confirmed_delete(page, own_api):
+    page.goto(own_api + "/")
+    page.click("#tab-docs")
+    page.wait_for_selector("#docs-table tbody tr td button")
+    assert page.locator("#docs-table tbody tr").count() == 2
+    page.once("dialog", lambda d: d.dismiss())  # cancelled: nothing deleted
+    page.click("#docs-table tbody tr >> nth=0 >> button")
+    time.sleep(0.5)
+    assert page.locator("#docs-table tbody tr").count() == 2
+    shot(page, "documents")
+    page.once("dialog", lambda d: d.accept())
+    page.click("#docs-table tbody tr >> nth=0 >> button")
+    page.wait_for_function("document.querySelectorAll('#docs-table tbody tr').length === 1")
+
+
+def test_stop_cancels_the_stream_on_the_server(page, ingested, embedder, fault_server):
+    base, fs = fault_server
+    fs.disconnected.clear()
+    with api_for(ingested, embedder, f"{base}/drip/v1", model="fake") as url:
+        page.goto(url + "/")
+        page.fill("#q", "Where was the Zorblax reactor built?")
+        page.press("#q", "Enter")
+        page.wait_for_function("document.getElementById('answer').textContent.length > 10")
+        page.click("#stop")
+        page.wait_for_function("document.getElementById('status').textContent.startsWith('Stopped')")
+        assert fs.disconnected.wait(10), "generation was not cancelled on the server"
+        assert page.is_hidden("#stop")
+
+
+def test_api_errors_are_shown_verbatim(page, llm_api):
+    page.goto(llm_api + "/")
+    page.fill("#q", "x" * 10)
+    page.evaluate("document.getElementById('q').value = ' '.repeat(3) + 'y'.repeat(8001)")
+    page.press("#q", "Enter")
+    page.wait_for_selector("#banner.error:not([hidden])")
+    assert "invalid_request" in page.text_content("#banner")
