@@ -19,7 +19,7 @@ def api_for(ingested, embedder, llm_url: str, model: str = "smollm2-135m-instruc
             jobs=None, **overrides) -> Iterator[str]:
     settings = ingested["settings"].model_copy(update={
         "llm_base_url": llm_url, "llm_model": model, "llm_tokenizer": "server",
-        "target_fill_tokens": 1500, "default_max_tokens": 64, "llm_first_token_timeout": 5.0,
+        "target_fill_tokens": 1500, "default_max_tokens": 64, "llm_first_token_timeout": 90.0,
         "llm_total_timeout": 120.0, "llm_retries": 2, **overrides})
     llm = LLMClient(LLMConfig(base_url=llm_url, model=model,
                               first_token_timeout=settings.llm_first_token_timeout,

@@ -18,7 +18,8 @@ def apis(ingested, embedder, fault_server):
     with ExitStack() as stack:
         for mode in ("ok", "error500", "slow", "cut", "badjson", "drip"):
             urls[mode] = stack.enter_context(
-                api_for(ingested, embedder, f"{base}/{mode}/v1", model="fake"))
+                api_for(ingested, embedder, f"{base}/{mode}/v1", model="fake",
+                        llm_first_token_timeout=4.0))
         yield urls, fs
 
 
