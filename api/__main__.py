@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
-import logging
+import sys
 
 import uvicorn
 
 from api.app import create_app
+from api.observability import configure_logging
+from api.security import UnsafeBind, check_bind_safety
 from rag.settings import load_settings
 
 
-def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
-                        "%(message)s")
+def main() -> int:
     settings = load_settings()
+    configure_logging(settings.log_json)
+    try:
+        check_bind_safety(settings)
+    except UnsafeBind as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    # uvicorn finishes in-flight requests on SIGTERM (up to the graceful timeout); the
+    # lifespan then stops the ingest worker after its current file.
     uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
-                log_level="info", timeout_graceful_shutdown=30)
+                log_level="info", log_config=None, timeout_graceful_shutdown=30)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

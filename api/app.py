@@ -7,13 +7,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from api.deps import Services
 from api.errors import install_error_handlers
+from api.observability import BodyLimitMiddleware, Metrics, RequestContextMiddleware
 from api.routes import documents, health, ingest, query, search
+from api.security import require_key
 from rag.generation import LLMClient, LLMConfig
 from rag.settings import Settings, load_settings
 
@@ -38,7 +43,13 @@ def build_services(settings: Settings) -> Services:
         total_timeout=settings.llm_total_timeout, retries=settings.llm_retries,
     ))
     pipeline = RagPipeline(settings, embedder, store, llm)
-    jobs = JobManager(IngestWorker(settings, embedder, store), settings.data_dir / "jobs")
+    claims = None
+    if settings.qdrant_url:  # workers elsewhere share the store: lease files like they do
+        from rag.claims import FileClaims
+
+        claims = FileClaims(store)
+    jobs = JobManager(IngestWorker(settings, embedder, store, claims=claims),
+                      settings.data_dir / "jobs")
     return Services(settings=settings, pipeline=pipeline, store=store, llm=llm, jobs=jobs)
 
 
@@ -49,6 +60,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc = services or build_services(settings)
         app.state.services = svc
+        if svc.jobs is not None:
+            svc.jobs.on_finish = metrics.record_ingest
+            metrics.queue.set_function(svc.jobs.queue_depth)
         window = await svc.pipeline.refresh_window()
         log.info("LLM %s at %s: max_model_len=%s", settings.llm_model, settings.llm_base_url,
                  window)
@@ -64,8 +78,24 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app = FastAPI(title="RAG service", version="0.1.0", lifespan=lifespan,
                   description="Grounded answers over your documents, with citations.")
     install_error_handlers(app)
-    for module in (search, query, documents, ingest, health):
-        app.include_router(module.router)
+    metrics = Metrics()
+    app.state.metrics = metrics
+    app.state.api_keys = [k.encode() for k in settings.all_api_keys()]
+    for module in (search, query, documents, ingest):
+        app.include_router(module.router, dependencies=[Depends(require_key)])
+    app.include_router(health.router)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type", "X-Request-Id"])
+    app.add_middleware(BodyLimitMiddleware, default_limit=settings.max_request_bytes,
+                       upload_limit=int(settings.max_upload_mb * 1_000_000) + 64_000)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -14,6 +14,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from ingest.worker import IngestWorker
@@ -30,6 +31,7 @@ class JobManager:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest")
+        self.on_finish: Callable[[dict[str, Any]], None] | None = None  # metrics hook
 
     def submit(self, paths: list[str], prune: bool) -> dict[str, Any]:
         job_id = uuid.uuid4().hex
@@ -94,6 +96,8 @@ class JobManager:
             status = "stopped" if self._stopping.is_set() else "done"
             self._update(job_id, status=status, summary=summary.as_dict(),
                          finished_at=time.time())
+            if self.on_finish is not None:
+                self.on_finish(summary.as_dict())
         except Exception as exc:  # report, never kill the API
             log.exception("ingest job %s failed", job_id)
             self._update(job_id, status="failed", error=f"{type(exc).__name__}: {exc}",

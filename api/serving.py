@@ -98,6 +98,20 @@ def _citation_out(c: Citation) -> dict[str, Any]:
             "quote_start": c.quote_start, "quote_end": c.quote_end, "kind": c.kind}
 
 
+def _record(request: Request, event: dict[str, Any]) -> None:
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is None:
+        return
+    timings, usage = event["timings"], event["usage"]
+    for stage in ("retrieval", "packing", "generation"):
+        if stage in timings:
+            metrics.stage.labels(stage).observe(timings[stage])
+    metrics.tokens.labels("in").inc(usage.get("prompt_tokens") or 0)
+    metrics.tokens.labels("out").inc(usage.get("completion_tokens") or 0)
+    if usage.get("context_window"):
+        metrics.context_fill.observe(usage["prompt_tokens"] / usage["context_window"])
+
+
 def _final(services: Services, prepared: Prepared, event: dict[str, Any]) -> dict[str, Any]:
     cited = {c.n for c in event["citations"] if c.kind == "model"}
     attributed = frozenset(c.n for c in event["citations"] if c.kind == "attributed")
@@ -125,7 +139,7 @@ async def query(services: Services, body: QueryRequest, request: Request,
     except StopAsyncIteration as exc:  # pragma: no cover (final always comes)
         raise APIError(502, "llm_bad_response", "LLM produced no events") from exc
     if body.stream:
-        return StreamingResponse(_stream(services, prepared, first, events),
+        return StreamingResponse(_stream(services, prepared, first, events, request),
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store",
                                           "X-Accel-Buffering": "no"})
@@ -148,6 +162,7 @@ async def _collect(services: Services, prepared: Prepared, first: dict[str, Any]
                 task.cancel()  # the client left: stop generating (closes the vLLM stream)
                 await events.aclose()
                 raise APIError(499, "client_closed", "client disconnected")
+        _record(request, task.result())
         return _final(services, prepared, task.result())
     finally:
         if not task.done():
@@ -155,7 +170,8 @@ async def _collect(services: Services, prepared: Prepared, first: dict[str, Any]
 
 
 async def _stream(services: Services, prepared: Prepared, first: dict[str, Any],
-                  events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+                  events: AsyncIterator[dict[str, Any]], request: Request
+                  ) -> AsyncIterator[bytes]:
     yield _sse("sources", {"sources": [_source_out(s, set()) for s in prepared.sources],
                            "usage": prepared.usage(), "timings": prepared.timings,
                            "model": services.settings.llm_model})
@@ -165,6 +181,7 @@ async def _stream(services: Services, prepared: Prepared, first: dict[str, Any],
             if event["type"] == "delta":
                 yield _sse("delta", {"text": event["text"]})
             else:
+                _record(request, event)
                 yield _sse("final", _final(services, prepared, event))
                 break
             event = await events.__anext__()

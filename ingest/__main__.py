@@ -26,6 +26,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="drop the collections first (after a model or schema change)")
     parser.add_argument("--local", action="store_true",
                         help="open the store here even when RAG_API_URL is set")
+    parser.add_argument("--watch", action="store_true",
+                        help="keep running: re-scan PATH every --interval seconds (a worker)")
+    parser.add_argument("--interval", type=float, default=10.0)
     return parser
 
 
@@ -59,7 +62,14 @@ def main(argv: list[str] | None = None) -> int:
         except (StoreError, SchemaMismatch) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        worker = IngestWorker(settings, embedder, store)
+        claims = None
+        if settings.qdrant_url:  # several workers may share a folder: lease each file
+            from rag.claims import FileClaims
+
+            claims = FileClaims(store)
+        worker = IngestWorker(settings, embedder, store, claims=claims)
+        if args.watch:
+            return _watch(worker, args)
         with TerminalProgress(enabled=not args.json and sys.stderr.isatty()) as progress:
             summary = worker.run(args.paths, prune=args.prune, progress=progress).as_dict()
         store.close()
@@ -68,6 +78,25 @@ def main(argv: list[str] | None = None) -> int:
     else:
         _print_summary(summary)
     return 1 if summary["failed"] else 0
+
+
+def _watch(worker, args) -> int:
+    """Worker loop; SIGTERM/SIGINT finish the current file, then exit cleanly."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    log = logging.getLogger("ingest.watch")
+    log.warning("watching %s every %.0f s", ", ".join(map(str, args.paths)), args.interval)
+    while not stop.is_set():
+        summary = worker.run(args.paths, prune=args.prune, should_stop=stop.is_set).as_dict()
+        if summary["ingested"] or summary["failed"] or summary["removed"]:
+            print(json.dumps(summary), flush=True)
+        stop.wait(args.interval)
+    worker.store.close()
+    return 0
 
 
 def _print_summary(s: dict) -> None:

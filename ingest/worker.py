@@ -36,6 +36,7 @@ from rag.documents import (
 from rag.embedding import Embedder
 from rag.settings import Settings
 from rag.sparse import BM25Encoder
+from rag.claims import FileClaims
 from rag.store import ParentPoint, PassagePoint, QdrantStore, folders_of
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class Summary:
     ingested: int = 0
     unchanged: int = 0
     removed: int = 0
+    claimed_elsewhere: int = 0
     failed: list[dict[str, str]] = field(default_factory=list)
     parents: int = 0
     passages: int = 0
@@ -80,8 +82,10 @@ Progress = Callable[[str, dict[str, Any]], None]
 
 
 class IngestWorker:
-    def __init__(self, settings: Settings, embedder: Embedder, store: QdrantStore) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder, store: QdrantStore,
+                 claims: FileClaims | None = None) -> None:
         self.settings = settings
+        self.claims = claims
         self.embedder = embedder
         self.store = store
         self.sparse = BM25Encoder()
@@ -139,6 +143,9 @@ class IngestWorker:
     # --- steps -----------------------------------------------------------------------------
     def _prepare(self, path: Path, summary: Summary) -> _Pending | None:
         source = display_path(path)
+        if self.claims is not None and not self.claims.acquire(document_id(source)):
+            summary.claimed_elsewhere += 1  # another worker has it
+            return None
         try:
             t0 = time.perf_counter()
             data = read_checked(path, self.limits)
@@ -147,6 +154,7 @@ class IngestWorker:
             stored = self.store.get_document(document_id(source))
             if stored and stored.get("content_hash") == digest:
                 summary.unchanged += 1
+                self._release(source)
                 return None
             t1 = time.perf_counter()
             doc = parse_file(path, data, digest, self.limits.pdf_text)
@@ -161,7 +169,12 @@ class IngestWorker:
         except Exception as exc:  # a bug or an unexpected library error: report, continue
             log.exception("unexpected failure on %s", source)
             summary.failed.append({"path": source, "error": f"{type(exc).__name__}: {exc}"})
+        self._release(source)
         return None
+
+    def _release(self, source: str) -> None:
+        if self.claims is not None:
+            self.claims.release(document_id(source))
 
     def _flush(self, pending: list[_Pending], summary: Summary,
                progress: Progress | None) -> None:
@@ -174,6 +187,7 @@ class IngestWorker:
         except Exception as exc:
             log.exception("embedding failed")
             for item in pending:
+                self._release(item.doc.source)
                 summary.failed.append({"path": item.doc.source,
                                        "error": f"embedding failed: {type(exc).__name__}: {exc}"})
             return
@@ -192,6 +206,8 @@ class IngestWorker:
                                        "error": f"store failed: {type(exc).__name__}: {exc}"})
                 cursor += count
                 continue
+            finally:
+                self._release(item.doc.source)
             summary.stages["store"] += time.perf_counter() - t1
             cursor += count
             summary.ingested += 1

@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -104,11 +105,39 @@ class Settings(BaseSettings):
         None, description="When set, `python -m ingest` sends work to this running API"
     )
     max_question_chars: int = Field(8000, ge=1)
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list,
+                                      description="Bearer keys; comma-separated in the env")
+    api_keys_file: Path | None = Field(None, description="one key per line")
+    allow_no_auth: bool = Field(False, description="serve a non-loopback address without keys")
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_request_bytes: int = Field(1_000_000, ge=1024)
+    max_upload_mb: float = Field(50.0, gt=0)
+    inbox_dir: Path | None = Field(None, description="upload target; default <data_dir>/inbox")
+    log_json: bool = True
 
     @field_validator("data_dir", "model_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return Path(value).expanduser()
+
+    @field_validator("api_keys", "cors_origins", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    def all_api_keys(self) -> list[str]:
+        """Keys from the setting and from the keys file (read at start-up)."""
+        keys = [k.get_secret_value() for k in self.api_keys]
+        if self.api_keys_file:
+            keys += [line.strip() for line in self.api_keys_file.read_text().splitlines()
+                     if line.strip() and not line.startswith("#")]
+        return keys
+
+    @property
+    def inbox(self) -> Path:
+        return self.inbox_dir or self.data_dir / "inbox"
 
     @model_validator(mode="after")
     def _coherent(self) -> Settings:

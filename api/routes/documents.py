@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, File, UploadFile
 
 from api.deps import ServicesDep
 from api.errors import APIError
+from api.uploads import save_upload
 from api.protocol import DocumentList, DocumentOut, ErrorResponse
 from rag.pipeline import run_sync
 
@@ -18,6 +19,18 @@ router = APIRouter(prefix="/v1/documents", tags=["documents"])
 async def list_documents(services: ServicesDep) -> dict[str, Any]:
     documents = await run_sync(services.store.list_documents)
     return {"documents": documents, "total": len(documents)}
+
+
+@router.post("", status_code=202, responses={413: {"model": ErrorResponse},
+                                             422: {"model": ErrorResponse}})
+async def upload_documents(services: ServicesDep,
+                           files: list[UploadFile] = File(...)) -> dict[str, Any]:
+    """Save files into the inbox and queue their ingestion (workers watch it otherwise)."""
+    settings = services.settings
+    limit = int(settings.max_upload_mb * 1_000_000)
+    saved = [str(await save_upload(f, settings.inbox, limit)) for f in files]
+    job = services.jobs.submit(saved, prune=False) if services.jobs else None
+    return {"saved": saved, "job": job}
 
 
 @router.get("/{document_id}", response_model=DocumentOut,

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from api import serving
 from api.deps import ServicesDep
+from api.observability import request_id_var
 from api.protocol import ErrorResponse, QueryRequest, QueryResponse
 
 router = APIRouter(prefix="/v1", tags=["query"])
@@ -19,4 +20,4 @@ _ERRORS = {code: {"model": ErrorResponse} for code in (413, 422, 502, 503, 504)}
                      "description": "JSON, or SSE events sources/delta/final/done if stream"}})
 async def query(body: QueryRequest, request: Request,
                 services: ServicesDep) -> JSONResponse | StreamingResponse:
-    return await serving.query(services, body, request, request.headers.get("x-request-id"))
+    return await serving.query(services, body, request, request_id_var.get())

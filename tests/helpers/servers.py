@@ -59,6 +59,7 @@ class FaultServer:
 
     def __init__(self) -> None:
         self.calls: dict[str, int] = {}
+        self.request_ids: list[str] = []
         self.disconnected = threading.Event()
         self.app = FastAPI()
         app = self.app
@@ -76,6 +77,7 @@ class FaultServer:
         @app.post("/{mode}/v1/chat/completions")
         async def chat(mode: str, request: Request):
             self.calls[mode] = self.calls.get(mode, 0) + 1
+            self.request_ids.append(request.headers.get("x-request-id", ""))
             if mode == "error500":
                 return JSONResponse({"error": "boom"}, status_code=500)
             if mode == "slow":

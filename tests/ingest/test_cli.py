@@ -63,3 +63,24 @@ def test_second_process_is_told_to_use_the_api(tmp_path):
     finally:
         api.terminate()
         api.wait(timeout=60)
+
+
+def test_watch_worker_ingests_new_files_and_stops_gracefully(tmp_path):
+    import signal
+
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    env = {**os.environ, "RAG_DATA_DIR": str(tmp_path / "data")}
+    proc = subprocess.Popen([sys.executable, "-m", "ingest", str(folder), "--watch",
+                             "--interval", "0.5"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        time.sleep(1)
+        shutil.copy(DOCS / "release-notes.txt", folder)
+        line = proc.stdout.readline()  # one JSON summary per pass that changed something
+        assert json.loads(line)["ingested"] == 1
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -1,0 +1,147 @@
+"""API keys, upload safety, body limits, metrics, request ids, CORS, bind safety."""
+
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from api.app import create_app
+from api.deps import Services
+from api.jobs import JobManager
+from api.security import UnsafeBind, check_bind_safety
+from ingest.worker import IngestWorker
+from rag.generation import LLMClient, LLMConfig
+from rag.pipeline import RagPipeline
+from rag.settings import Settings
+from rag.store import QdrantStore
+from tests.conftest import DOCS, ROOT
+from tests.helpers.servers import serve
+
+KEY = "s3cret-key-for-tests"
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory, embedder, fault_server):
+    base, fs = fault_server
+    tmp = tmp_path_factory.mktemp("secure")
+    settings = Settings(data_dir=tmp / "data", api_keys=[KEY], max_upload_mb=0.05,
+                        max_request_bytes=200_000, llm_base_url=f"{base}/ok/v1",
+                        llm_model="fake", llm_tokenizer="server")
+    store = QdrantStore(settings, embedder.name, embedder.dimension)
+    llm = LLMClient(LLMConfig(base_url=settings.llm_base_url, model="fake"))
+    jobs = JobManager(IngestWorker(settings, embedder, store), tmp / "jobs")
+    services = Services(settings, RagPipeline(settings, embedder, store, llm), store, llm, jobs)
+    with serve(create_app(settings, services=services)) as url:
+        yield url, settings, fs
+    store.close()
+
+
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+def test_routes_need_the_key(secured):
+    url, _, _ = secured
+    for method, path, body in [("POST", "/v1/search", {"query": "x"}),
+                               ("GET", "/v1/documents", None),
+                               ("POST", "/v1/query", {"question": "x"})]:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY}):
+            r = httpx.request(method, url + path, json=body, headers=headers)
+            assert r.status_code == 401, (path, headers)
+            assert r.json() == {"error": {"code": "unauthorized",
+                                          "message": "missing or invalid API key"}}
+            assert r.headers["www-authenticate"] == "Bearer"
+            assert KEY not in r.text
+    assert httpx.post(url + "/v1/search", json={"query": "x"}, headers=AUTH).status_code == 200
+
+
+def test_public_routes_stay_public(secured):
+    url, _, _ = secured
+    for path in ("/healthz", "/readyz", "/", "/static/app.js", "/metrics"):
+        assert httpx.get(url + path).status_code == 200, path
+
+
+def test_upload_ingests_into_the_inbox(secured):
+    url, settings, _ = secured
+    content = (DOCS / "release-notes.txt").read_bytes()
+    r = httpx.post(url + "/v1/documents", headers=AUTH,
+                   files={"files": ("kestrel notes.txt", content, "text/plain")})
+    assert r.status_code == 202, r.text
+    saved = r.json()["saved"][0]
+    assert saved == str((settings.inbox / "kestrel notes.txt").resolve())
+    job_id = r.json()["job"]["job_id"]
+    for _ in range(300):
+        job = httpx.get(f"{url}/v1/ingest/{job_id}", headers=AUTH).json()
+        if job["status"] == "done":
+            break
+        import time
+
+        time.sleep(0.2)
+    assert job["summary"]["ingested"] == 1
+
+
+@pytest.mark.parametrize("name", ["../evil.txt", "a/b.txt", "..\\evil.txt", ".hidden.txt",
+                                  "..", "report\u202egnp.txt", "/etc/passwd.txt"])
+def test_upload_rejects_unsafe_names(secured, name):
+    url, settings, _ = secured
+    r = httpx.post(url + "/v1/documents", headers=AUTH, files={"files": (name, b"hello", "text/plain")})
+    assert r.status_code == 422, name
+    assert r.json()["error"]["code"] == "invalid_filename"
+    assert not (settings.inbox.parent / "evil.txt").exists()
+
+
+def test_upload_rejects_types_and_sizes(secured):
+    url, _, _ = secured
+    r = httpx.post(url + "/v1/documents", headers=AUTH, files={"files": ("x.exe", b"MZ", "x")})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "unsupported_type"
+    big = b"word " * 20_000  # 100 KB over a 50 KB limit
+    r = httpx.post(url + "/v1/documents", headers=AUTH, files={"files": ("big.txt", big, "text/plain")})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
+
+
+def test_json_body_limit(secured):
+    url, _, _ = secured
+    r = httpx.post(url + "/v1/search", headers=AUTH, json={"query": "x" * 300_000})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
+
+    def chunks():  # no Content-Length: counted while streaming in
+        for _ in range(30):
+            yield b" " * 10_000
+
+    r = httpx.post(url + "/v1/search", headers={**AUTH, "content-type": "application/json"},
+                   content=chunks())
+    assert r.status_code == 413
+
+
+def test_request_id_metrics_and_forwarding(secured):
+    url, _, fs = secured
+    r = httpx.post(url + "/v1/query", headers={**AUTH, "X-Request-Id": "trace-123"},
+                   json={"question": "Where was the reactor built?"})
+    assert r.status_code == 200 and r.headers["x-request-id"] == "trace-123"
+    assert fs.request_ids[-1] == "trace-123"  # passed on to the LLM server
+    assert len(httpx.get(url + "/healthz").headers["x-request-id"]) == 32
+    text = httpx.get(url + "/metrics").text
+    assert 'rag_http_request_seconds_count{method="POST",route="/v1/query",status="200"}' in text
+    assert 'rag_stage_seconds_count{stage="generation"}' in text
+    assert "rag_llm_tokens_total" in text and "rag_context_fill_ratio_bucket" in text
+    assert "rag_ingest_queue_depth" in text
+
+
+def test_cors_is_off_by_default(secured):
+    url, _, _ = secured
+    r = httpx.options(url + "/v1/search", headers={"Origin": "http://evil.example",
+                                                  "Access-Control-Request-Method": "POST"})
+    assert "access-control-allow-origin" not in r.headers
+
+
+def test_bind_safety():
+    with pytest.raises(UnsafeBind):
+        check_bind_safety(Settings(api_host="0.0.0.0"))
+    check_bind_safety(Settings(api_host="0.0.0.0", api_keys=["k"]))
+    check_bind_safety(Settings(api_host="0.0.0.0", allow_no_auth=True))
+    check_bind_safety(Settings(api_host="127.0.0.1"))
+    check_bind_safety(Settings(api_host="::1"))
+    out = subprocess.run([sys.executable, "-m", "api"], cwd=ROOT, capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin", "RAG_API_HOST": "0.0.0.0",
+                              "HOME": str(ROOT)}, timeout=120)
+    assert out.returncode == 2 and "refusing to listen on 0.0.0.0" in out.stderr
