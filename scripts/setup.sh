@@ -18,7 +18,7 @@ fi
 if [ "$(cat .venv/.rag-stamp 2>/dev/null)" != "$(stamp)" ]; then
   echo "[setup] installing the service into .venv (torch CPU first)"
   .venv/bin/pip install -q 'torch==2.13.0'
-  .venv/bin/pip install -q -e '.[test]'
+  .venv/bin/pip install -q -e '.[test,bench]'
   # PyPI's torchvision (pulled in by unstructured-inference -> timm) breaks `import
   # transformers` beside the CPU torch; nothing here needs it.
   .venv/bin/pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true

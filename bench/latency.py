@@ -1,0 +1,168 @@
+"""Query latency over HTTP at several store sizes, and the API's overhead over the library.
+
+The store is grown from the real SQuAD-dev passages: after one real ingest, copies of the
+stored points (same vectors, new document ids) are added until the passage count reaches
+each size, since search cost depends on the number and shape of vectors, not on their text.
+For each size: /v1/search p50/p95/p99 with 1 and 8 concurrent clients, and the same
+searches through ``RagPipeline.search`` directly. With --llm URL, also /v1/query time to
+first token and total, split into retrieval, packing and generation.
+
+Usage: python -m bench latency [--sizes 1000,10000,50000] [--requests 200] [--llm URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.common import SQUAD, load_questions, percentile, table, write_result
+
+
+def grow(store: Any, target: int) -> int:
+    """Copy stored passages (and their parents) under new document ids up to ``target``."""
+    from qdrant_client import models as qm
+
+    passages, _ = store.client.scroll(store.passages, limit=1_000_000, with_payload=True,
+                                      with_vectors=True)
+    parents, _ = store.client.scroll(store.parents, limit=100_000, with_payload=True)
+    by_parent = {str(p.id): p for p in parents}
+    count = store.count_passages()
+    copy = 0
+    while count < target:
+        copy += 1
+        doc_map: dict[str, str] = {}
+        parent_map: dict[str, str] = {}
+        new_parents, new_points = [], []
+        for p in passages:
+            if count + len(new_points) >= target:
+                break
+            pid = str(p.payload["parent_id"])
+            if pid not in parent_map:
+                parent_map[pid] = str(uuid.uuid4())
+                doc = doc_map.setdefault(p.payload["document_id"], str(uuid.uuid4()))
+                src = by_parent[pid].payload
+                new_parents.append(qm.PointStruct(id=parent_map[pid], vector={}, payload={
+                    **src, "document_id": doc, "source": f"{src['source']}#copy{copy}"}))
+            payload = {**p.payload, "parent_id": parent_map[pid],
+                       "document_id": doc_map[p.payload["document_id"]]}
+            new_points.append(qm.PointStruct(id=str(uuid.uuid4()), vector=p.vector,
+                                             payload=payload))
+        for i in range(0, len(new_parents), 256):
+            store.client.upsert(store.parents, new_parents[i:i + 256])
+        for i in range(0, len(new_points), 512):
+            store.client.upsert(store.passages, new_points[i:i + 512])
+        count += len(new_points)
+    return store.count_passages()
+
+
+async def http_load(url: str, queries: list[str], clients: int) -> list[float]:
+    latencies: list[float] = []
+    queue = list(queries)
+
+    async def client() -> None:
+        async with httpx.AsyncClient(timeout=120) as http:
+            while queue:
+                q = queue.pop()
+                t0 = time.perf_counter()
+                r = await http.post(f"{url}/v1/search", json={"query": q, "top_k": 16})
+                r.raise_for_status()
+                latencies.append(time.perf_counter() - t0)
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return latencies
+
+
+def stats(values: list[float]) -> list[float]:
+    return [percentile(values, p) * 1000 for p in (50, 95, 99)]
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="python -m bench latency")
+    parser.add_argument("--sizes", default="1000,10000,50000")
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--llm", default=None, help="LLM base URL for /v1/query timings")
+    args = parser.parse_args(argv)
+
+    from api.app import create_app
+    from api.deps import Services
+    from ingest.worker import IngestWorker
+    from rag.embedding import SentenceTransformerEmbedder
+    from rag.generation import LLMClient, LLMConfig
+    from rag.pipeline import RagPipeline
+    from rag.settings import Settings
+    from rag.store import QdrantStore
+    from tests.helpers.servers import serve
+
+    queries = [q["question"] for q in load_questions(args.requests)]
+    rows, result = [], {"sizes": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=Path(tmp), llm_base_url=args.llm or "http://127.0.0.1:9/v1",
+                            llm_tokenizer="server", target_fill_tokens=1500)
+        embedder = SentenceTransformerEmbedder(settings)
+        store = QdrantStore(settings, embedder.name, embedder.dimension)
+        IngestWorker(settings, embedder, store).run([SQUAD / "articles"])
+        llm = LLMClient(LLMConfig(base_url=settings.llm_base_url, model=settings.llm_model))
+        pipeline = RagPipeline(settings, embedder, store, llm)
+        services = Services(settings, pipeline, store, llm, None)
+        with serve(create_app(settings, services=services)) as url:
+            for size in [int(s) for s in args.sizes.split(",")]:
+                actual = grow(store, size)
+                direct = []
+                for q in queries:
+                    t0 = time.perf_counter()
+                    pipeline.search(q, 16)
+                    direct.append(time.perf_counter() - t0)
+                one = asyncio.run(http_load(url, queries, 1))
+                eight = asyncio.run(http_load(url, queries, 8))
+                d, o, e = stats(direct), stats(one), stats(eight)
+                rows.append([actual, *d, *o, *e, o[0] - d[0]])
+                result["sizes"][actual] = {"library_ms": d, "http_1_client_ms": o,
+                                           "http_8_clients_ms": e,
+                                           "http_8_clients_rps": len(queries) / max(
+                                               sum(eight) / 8, 1e-9)}
+            if args.llm:
+                result["query"] = asyncio.run(query_timings(url, queries[:20]))
+        store.close()
+    print(table(["passages", "lib p50", "lib p95", "lib p99", "HTTP 1c p50", "p95", "p99",
+                 "HTTP 8c p50", "p95", "p99", "API overhead p50 (ms)"], rows))
+    if "query" in result:
+        q = result["query"]
+        print("\n/v1/query with the local vLLM (s):\n")
+        print(table(["stage", "p50", "p95"], [[k, v["p50"], v["p95"]] for k, v in q.items()]))
+    path = write_result("latency", result)
+    print(f"\nwrote {path}")
+    return result
+
+
+async def query_timings(url: str, questions: list[str]) -> dict[str, dict[str, float]]:
+    import json
+
+    collected: dict[str, list[float]] = {}
+    async with httpx.AsyncClient(timeout=300) as http:
+        for q in questions:
+            t0 = time.perf_counter()
+            first = None
+            async with http.stream("POST", f"{url}/v1/query", json={
+                    "question": q, "stream": True, "max_tokens": 64}) as r:
+                event = None
+                async for line in r.aiter_lines():
+                    if line.startswith("event:"):
+                        event = line[7:]
+                    elif line.startswith("data:") and event == "delta" and first is None:
+                        first = time.perf_counter() - t0
+                    elif line.startswith("data:") and event == "final":
+                        final = json.loads(line[5:])
+            total = time.perf_counter() - t0
+            for k, v in {"time to first token": first or total, "total": total,
+                         "retrieval": final["timings"]["retrieval"],
+                         "packing": final["timings"]["packing"],
+                         "generation": final["timings"]["generation"]}.items():
+                collected.setdefault(k, []).append(v)
+    return {k: {"p50": percentile(v, 50), "p95": percentile(v, 95)} for k, v in collected.items()}
