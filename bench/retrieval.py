@@ -75,9 +75,11 @@ def evaluate_ranked(scorer: Scorer, system: str, ranked: list[str], counts: list
         scorer.add(system, f"@{k}", contains("\n".join(ranked[:k]), answers), sum(counts[:k]))
     for fill in FILLS:
         if hits is not None:
-            sources = choose_sources(hits, fill, lambda h, t: count_tokens(t))
+            sources = choose_sources(hits, fill,
+                                     lambda h, t: h.tokens if t is h.text else count_tokens(t))
             text = "\n\n".join(s.text for s in sources)
-            used = sum(count_tokens(s.text) for s in sources)
+            used = sum(s.hit.tokens if s.text is s.hit.text else count_tokens(s.text)
+                       for s in sources)
         else:
             text, used = pack(ranked, fill, counts)
         scorer.add(system, f"{fill // 1024}K", contains(text, answers), min(used, fill))

@@ -114,7 +114,10 @@ class RagPipeline:
         available = min(budget.prompt_limit - base, budget.target_fill)
 
         def cost(hit: Hit, text: str) -> int:
-            return count_tokens(format_source(0, hit.title, hit.source, hit.pages, text)) + 2
+            label = count_tokens(format_source(0, hit.title, hit.source, hit.pages, "")) + 2
+            if text is hit.text:  # counted at ingest; the exact check below guards the rest
+                return label + hit.tokens
+            return label + count_tokens(text)
 
         scale = 1.0
         for _ in range(6):
