@@ -136,3 +136,16 @@ def test_email_subject_is_title():
 def test_office_formats():
     assert "Heading Paragraph" in parse(DOCS / "par-known-paragraphs.docx").text
     assert parse(DOCS / "txt-text.pptx").pages == 2
+
+
+def test_csv_and_xlsx_tables(tmp_path):
+    import openpyxl
+
+    (tmp_path / "people.csv").write_text("name,city\nAda,London\nGrace,Arlington\n")
+    assert "Grace Arlington" in parse(tmp_path / "people.csv").text
+    book = openpyxl.Workbook()
+    book.active.append(["product", "price"])
+    book.active.append(["Quillon valve", 42])
+    book.save(tmp_path / "prices.xlsx")
+    doc = parse(tmp_path / "prices.xlsx")
+    assert "Quillon valve 42" in doc.text and doc.pages == 1
