@@ -114,13 +114,15 @@ class Settings(BaseSettings):
     max_upload_mb: float = Field(50.0, gt=0)
     inbox_dir: Path | None = Field(None, description="upload target; default <data_dir>/inbox")
     log_json: bool = True
+    ingest_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list, description="POST /v1/ingest may only name paths below these")
 
     @field_validator("data_dir", "model_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return Path(value).expanduser()
 
-    @field_validator("api_keys", "cors_origins", mode="before")
+    @field_validator("api_keys", "cors_origins", "ingest_roots", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         if isinstance(value, str):

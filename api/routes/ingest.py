@@ -19,9 +19,14 @@ router = APIRouter(prefix="/v1/ingest", tags=["ingest"])
 async def start_job(body: IngestRequest, services: ServicesDep) -> dict[str, Any]:
     if services.jobs is None:
         raise APIError(409, "ingest_disabled", "this API does not host an ingestion worker")
-    missing = [p for p in body.paths if not Path(p).exists()]
-    if missing:
-        raise APIError(422, "invalid_request", f"no such file or folder: {missing[0]}")
+    roots = [r.resolve() for r in services.settings.ingest_roots]
+    for raw in body.paths:
+        path = Path(raw).resolve()
+        if roots and not any(path == r or path.is_relative_to(r) for r in roots):
+            raise APIError(403, "forbidden_path",
+                           f"{raw[:200]} is outside the allowed ingest roots")
+        if not path.exists():
+            raise APIError(422, "invalid_request", f"no such file or folder: {raw[:200]}")
     return services.jobs.submit([str(Path(p).absolute()) for p in body.paths], body.prune)
 
 

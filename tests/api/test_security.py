@@ -26,6 +26,7 @@ def secured(tmp_path_factory, embedder, fault_server):
     base, fs = fault_server
     tmp = tmp_path_factory.mktemp("secure")
     settings = Settings(data_dir=tmp / "data", api_keys=[KEY], max_upload_mb=0.05,
+                        ingest_roots=[tmp / "data" / "inbox"],
                         max_request_bytes=200_000, llm_base_url=f"{base}/ok/v1",
                         llm_model="fake", llm_tokenizer="server")
     store = QdrantStore(settings, embedder.name, embedder.dimension)
@@ -145,3 +146,11 @@ def test_bind_safety():
                          env={"PATH": "/usr/bin:/bin", "RAG_API_HOST": "0.0.0.0",
                               "HOME": str(ROOT)}, timeout=120)
     assert out.returncode == 2 and "refusing to listen on 0.0.0.0" in out.stderr
+
+
+def test_ingest_paths_are_confined_to_the_roots(secured):
+    url, settings, _ = secured
+    r = httpx.post(url + "/v1/ingest", headers=AUTH, json={"paths": ["/etc"]})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden_path"
+    sneaky = str(settings.inbox) + "/../../../etc"
+    assert httpx.post(url + "/v1/ingest", headers=AUTH, json={"paths": [sneaky]}).status_code == 403
