@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -117,6 +118,10 @@ class QdrantStore:
         self.embedded = not settings.qdrant_url
         # The local client is plain Python without internal locking: one caller at a time.
         self._lock = threading.RLock()
+        # Parent ids derive from (document, content hash, index): a cached payload can never
+        # be stale, so searches skip re-reading (and, in local mode, deep-copying) hot parents.
+        self._parent_cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._parent_cache_size = 4096
         self.client = self._connect()
         if check:
             self.ensure_schema()
@@ -312,17 +317,31 @@ class QdrantStore:
                 self.passages, group_by="parent_id", limit=limit,
                 group_size=group_size or s.passages_per_parent, query_filter=flt,
                 with_payload=["start", "end", "passage_index"],
-                with_lookup=qm.WithLookup(collection=self.parents, with_payload=True),
                 **kwargs,
             )
-        return list(_hits(result.groups))
+            parents = self._parents([str(g.id) for g in result.groups])
+        return list(_hits(result.groups, parents))
+
+    def _parents(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Parent payloads by id, from the cache or one batched read."""
+        found = {i: self._parent_cache[i] for i in ids if i in self._parent_cache}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            for point in self.client.retrieve(self.parents, missing, with_payload=True):
+                found[str(point.id)] = point.payload or {}
+                self._parent_cache[str(point.id)] = found[str(point.id)]
+        for i in found:
+            self._parent_cache.move_to_end(i)
+        while len(self._parent_cache) > self._parent_cache_size:
+            self._parent_cache.popitem(last=False)
+        return found
 
 
-def _hits(groups: Iterable[qm.PointGroup]) -> Iterator[Hit]:
+def _hits(groups: Iterable[qm.PointGroup], parents: dict[str, dict[str, Any]]) -> Iterator[Hit]:
     for group in groups:
-        if group.lookup is None or not group.hits:
+        p = parents.get(str(group.id))
+        if p is None or not group.hits:
             continue  # parent replaced between the two reads; its new version will match
-        p = group.lookup.payload or {}
         yield Hit(
             parent_id=str(group.id), document_id=p["document_id"], source=p["source"],
             title=p.get("title", ""), file_type=p.get("file_type", ""),
