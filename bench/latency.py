@@ -96,12 +96,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from rag.embedding import SentenceTransformerEmbedder
     from rag.generation import LLMClient, LLMConfig
     from rag.pipeline import RagPipeline
-    from rag.settings import Settings
+    from rag.settings import RetrievalMode, Settings
     from rag.store import QdrantStore
     from tests.helpers.servers import serve
 
     queries = [q["question"] for q in load_questions(args.requests)]
-    rows, result = [], {"sizes": {}}
+    rows, mode_rows, result = [], [], {"sizes": {}}
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp), llm_base_url=args.llm or "http://127.0.0.1:9/v1",
                             llm_tokenizer="server", target_fill_tokens=1500)
@@ -114,16 +114,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         with serve(create_app(settings, services=services)) as url:
             for size in [int(s) for s in args.sizes.split(",")]:
                 actual = grow(store, size)
-                direct = []
-                for q in queries:
-                    t0 = time.perf_counter()
-                    pipeline.search(q, 16)
-                    direct.append(time.perf_counter() - t0)
+                per_mode = {}
+                for mode in RetrievalMode:
+                    times = []
+                    for q in queries:
+                        t0 = time.perf_counter()
+                        pipeline.search(q, 16, mode=mode)
+                        times.append(time.perf_counter() - t0)
+                    per_mode[mode.value] = times
+                    mode_rows.append([actual, mode.value, *stats(times)])
+                direct = per_mode[settings.retrieval_mode.value]
                 one = asyncio.run(http_load(url, queries, 1))
                 eight = asyncio.run(http_load(url, queries, 8))
                 d, o, e = stats(direct), stats(one), stats(eight)
                 rows.append([actual, *d, *o, *e, o[0] - d[0]])
                 result["sizes"][actual] = {"library_ms": d, "http_1_client_ms": o,
+                                           "library_by_mode_ms": {m: stats(v) for m, v in
+                                                                  per_mode.items()},
                                            "http_8_clients_ms": e,
                                            "http_8_clients_rps": len(queries) / max(
                                                sum(eight) / 8, 1e-9)}
@@ -132,6 +139,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         store.close()
     print(table(["passages", "lib p50", "lib p95", "lib p99", "HTTP 1c p50", "p95", "p99",
                  "HTTP 8c p50", "p95", "p99", "API overhead p50 (ms)"], rows))
+    print("\nLibrary search latency by mode (query embedding + Qdrant, ms):\n")
+    print(table(["passages", "mode", "p50", "p95", "p99"], mode_rows))
     if "query" in result:
         q = result["query"]
         print("\n/v1/query with the local vLLM (s):\n")
