@@ -5,13 +5,19 @@ Three collections share a prefix:
 * ``<c>_passages``: one point per passage, a dense ``dense`` vector and a sparse ``bm25``
   vector (IDF applied by Qdrant), payload pointing at the parent;
 * ``<c>_parents``: one vector-less point per parent chunk whose id equals the passages'
-  ``parent_id``, so Qdrant's group-by ``with_lookup`` returns parent text in the same query;
+  ``parent_id``; parent texts are content-addressed, so a process-local cache of them can
+  never serve a stale entry (a changed parent gets a new id);
 * ``<c>_documents``: one vector-less record per document (hash, counts, time), written last,
   so an interrupted ingest is simply redone.
 
 The passages collection's metadata records the embedding model, its dimension and the sparse
 scheme; opening it with another model is refused instead of mixing vector spaces.
-The same code runs against embedded (local) mode and a Qdrant server.
+The same code runs against embedded (local) mode and a Qdrant server. One difference, for
+speed only: a server groups passages to parents natively (``query_points_groups``), while in
+embedded mode that call scores and copies *every* point in Python (its prefetch limits are
+raised to the collection size), so there we run the very same query with bounded limits and
+group the ranked passages ourselves, exactly as the server does (first ``limit`` groups in
+rank order, up to ``group_size`` hits each), widening the window until enough parents are found.
 """
 
 from __future__ import annotations
@@ -312,15 +318,55 @@ class QdrantStore:
             kwargs.update(query=sparse_q, using="bm25")
         if mode is RetrievalMode.sparse and sparse_q is not None and not sparse_q.indices:
             return []  # a query of stop words only matches nothing lexically
+        size = group_size or s.passages_per_parent
         with self._lock:
-            result = self.client.query_points_groups(
-                self.passages, group_by="parent_id", limit=limit,
-                group_size=group_size or s.passages_per_parent, query_filter=flt,
-                with_payload=["start", "end", "passage_index"],
-                **kwargs,
-            )
-            parents = self._parents([str(g.id) for g in result.groups])
-        return list(_hits(result.groups, parents))
+            if self.embedded:
+                depth = max(s.prefetch_limit, limit * size * 2)
+                groups = self._groups_embedded(kwargs, flt, limit, size, depth)
+            else:
+                groups = self.client.query_points_groups(
+                    self.passages, group_by="parent_id", limit=limit, group_size=size,
+                    query_filter=flt, with_payload=["start", "end", "passage_index"], **kwargs,
+                ).groups
+            parents = self._parents([str(g.id) for g in groups])
+        return list(_hits(groups, parents))
+
+    def _groups_embedded(self, kwargs: dict[str, Any], flt: qm.Filter | None, limit: int,
+                         size: int, depth: int) -> list[qm.PointGroup]:
+        """Grouping over a bounded ranked window (see the module notes).
+
+        The same parents in the same order as the server: the window widens while too few
+        parents appear. One deliberate difference: a parent's hits are those inside the
+        window, so it may list fewer than ``size`` passages where the server would run a
+        second query to fill it. Those extra passages rank below every passage in the window,
+        so they would come last in excerpt packing anyway, and a second query costs a second
+        full scan here (scoring is exhaustive in embedded mode).
+        """
+        total: int | None = None
+        while True:
+            points = self._ranked(kwargs, flt, depth)
+            groups = group_points(points, limit, size)
+            # Fewer than ``depth`` points means every branch is exhausted: nothing more exists.
+            if len(groups) >= limit or len(points) < depth:
+                break
+            if total is None:
+                total = self.client.count(self.passages, count_filter=flt, exact=True).count
+            if depth >= total:
+                break
+            depth *= 4
+        return groups
+
+    def _ranked(self, kwargs: dict[str, Any], flt: qm.Filter | None,
+                depth: int) -> list[qm.ScoredPoint]:
+        """The query's top passages, each prefetch branch cut at ``depth``."""
+        query = dict(kwargs)
+        if "prefetch" in query:
+            query["prefetch"] = [p.model_copy(update={"limit": depth, "filter": flt})
+                                 for p in query["prefetch"]]
+        return self.client.query_points(
+            self.passages, query_filter=flt, limit=depth * len(query.get("prefetch", [1])),
+            with_payload=["start", "end", "passage_index", "parent_id"], **query,
+        ).points
 
     def _parents(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         """Parent payloads by id, from the cache or one batched read."""
@@ -335,6 +381,24 @@ class QdrantStore:
         while len(self._parent_cache) > self._parent_cache_size:
             self._parent_cache.popitem(last=False)
         return found
+
+
+def group_points(points: Iterable[qm.ScoredPoint], limit: int,
+                 size: int) -> list[qm.PointGroup]:
+    """Group ranked passages by parent as Qdrant does: groups in order of their best hit."""
+    groups: OrderedDict[str, qm.PointGroup] = OrderedDict()
+    for point in points:
+        parent = (point.payload or {}).get("parent_id")
+        if parent is None:
+            continue
+        group = groups.get(parent)
+        if group is None:
+            if len(groups) >= limit:
+                continue
+            group = groups[parent] = qm.PointGroup(id=parent, hits=[])
+        if len(group.hits) < size:
+            group.hits.append(point)
+    return list(groups.values())
 
 
 def _hits(groups: Iterable[qm.PointGroup], parents: dict[str, dict[str, Any]]) -> Iterator[Hit]:
