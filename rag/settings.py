@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     model_dir: Path = Field(default_factory=_default_model_dir)
     qdrant_url: str | None = None
+    embedded_engine: Literal["edge", "python"] = Field(
+        "edge", description="Engine without RAG_QDRANT_URL: Qdrant Edge (Rust, in-process) or "
+        "qdrant-client's pure-Python local mode")
     qdrant_api_key: SecretStr | None = None
     collection: str = "rag"
     qdrant_shards: int = Field(1, ge=1)
@@ -149,7 +152,8 @@ class Settings(BaseSettings):
 
     @property
     def qdrant_path(self) -> Path:
-        return self.data_dir / "qdrant"
+        """The embedded store's folder; one per engine, since their files differ."""
+        return self.data_dir / ("qdrant-edge" if self.embedded_engine == "edge" else "qdrant")
 
     @classmethod
     def settings_customise_sources(

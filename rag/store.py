@@ -12,12 +12,14 @@ Three collections share a prefix:
 
 The passages collection's metadata records the embedding model, its dimension and the sparse
 scheme; opening it with another model is refused instead of mixing vector spaces.
-The same code runs against embedded (local) mode and a Qdrant server. One difference, for
-speed only: a server groups passages to parents natively (``query_points_groups``), while in
-embedded mode that call scores and copies *every* point in Python (its prefetch limits are
-raised to the collection size), so there we run the very same query with bounded limits and
-group the ranked passages ourselves, exactly as the server does (first ``limit`` groups in
-rank order, up to ``group_size`` hits each), widening the window until enough parents are found.
+The same code runs against a Qdrant server (``RAG_QDRANT_URL``) and two embedded engines:
+Qdrant Edge (default; the Rust engine in-process, see ``rag.edge_client``) and qdrant-client's
+pure-Python local mode. One difference: a server groups passages to parents natively
+(``query_points_groups``); Edge has no group-by, and qdrant-client's local version scores and
+copies *every* point in Python (it raises prefetch limits to the collection size). Embedded,
+we therefore run the same query with bounded limits and group the ranked passages ourselves
+as the server does (first ``limit`` groups in rank order, up to ``group_size`` hits each),
+widening the window until enough parents are found.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
 from rag.documents import Hit
+from rag.edge_client import EdgeClient
 from rag.settings import Fusion, RetrievalMode, Settings
 from rag.sparse import SPARSE_SCHEME, SparseVector
 
@@ -111,7 +114,7 @@ class VectorStore(Protocol):
 
 
 class QdrantStore:
-    """qdrant-client over embedded mode (a folder) or a server (a URL)."""
+    """A Qdrant server (a URL) or an embedded engine (a folder), one code path for all."""
 
     def __init__(self, settings: Settings, model_name: str, dimension: int,
                  check: bool = True) -> None:
@@ -122,7 +125,8 @@ class QdrantStore:
         self.parents = f"{settings.collection}_parents"
         self.documents = f"{settings.collection}_documents"
         self.embedded = not settings.qdrant_url
-        # The local client is plain Python without internal locking: one caller at a time.
+        # The pure-Python local client has no internal locking, and Edge's facade keeps
+        # per-collection state: one caller at a time.
         self._lock = threading.RLock()
         # Parent ids derive from (document, content hash, index): a cached payload can never
         # be stale, so searches skip re-reading (and, in local mode, deep-copying) hot parents.
@@ -138,13 +142,17 @@ class QdrantStore:
         return cls(settings, model_name, dimension, check=False)
 
     # --- connection and schema ------------------------------------------------------------
-    def _connect(self) -> QdrantClient:
+    def _connect(self) -> Any:
+        """A ``QdrantClient`` (server or pure-Python local) or the Edge facade, which answers
+        the same calls (see ``rag.edge_client``)."""
         s = self.settings
         if s.qdrant_url:
             key = s.qdrant_api_key.get_secret_value() if s.qdrant_api_key else None
             return QdrantClient(url=s.qdrant_url, api_key=key, timeout=30)
         s.qdrant_path.mkdir(parents=True, exist_ok=True)
         try:
+            if s.embedded_engine == "edge":
+                return EdgeClient(s.qdrant_path)
             return QdrantClient(path=str(s.qdrant_path))
         except RuntimeError as exc:
             if "already accessed" in str(exc):
@@ -180,7 +188,8 @@ class QdrantStore:
                         name, vectors_config={}, shard_number=self.settings.qdrant_shards,
                         replication_factor=self.settings.qdrant_replicas,
                     )
-            if not self.embedded:  # embedded mode has no payload indexes
+            if not isinstance(self.client, QdrantClient) or not self.embedded:
+                # qdrant-client's local mode has no payload indexes; a server and Edge do
                 for collection, keys in (
                     (self.passages, ("document_id", "parent_id", "folders", "file_type",
                                      "content_hash")),
@@ -340,7 +349,7 @@ class QdrantStore:
         window, so it may list fewer than ``size`` passages where the server would run a
         second query to fill it. Those extra passages rank below every passage in the window,
         so they would come last in excerpt packing anyway, and a second query costs a second
-        full scan here (scoring is exhaustive in embedded mode).
+        scan (a full one in the pure-Python engine).
         """
         total: int | None = None
         while True:
