@@ -3,20 +3,29 @@
 The store is grown from the real SQuAD-dev passages: after one real ingest, copies of the
 stored points (same vectors, new document ids) are added until the passage count reaches
 each size, since search cost depends on the number and shape of vectors, not on their text.
-For each size: /v1/search p50/p95/p99 with 1 and 8 concurrent clients, and the same
-searches through ``RagPipeline.search`` directly. With --llm URL, also /v1/query time to
-first token and total, split into retrieval, packing and generation.
+For each size: the same searches through ``RagPipeline.search`` in this process (every
+retrieval mode), then ``/v1/search`` over HTTP against the real API (``python -m api``, its
+own process, as deployed) with 1 and 8 concurrent clients; overhead = HTTP p50 - library
+p50 of the default mode. With --llm URL, also /v1/query time to first token and total, split
+into retrieval, packing and generation, at the largest size. With ``--engines edge,python``
+the pure-Python embedded engine is measured too (library only, fewer queries: it is slow).
 
-Usage: python -m bench latency [--sizes 1000,10000,50000] [--requests 200] [--llm URL]
+Usage: python -m bench latency [--sizes 1000,10000,50000] [--requests 100] [--llm URL]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,12 +71,25 @@ def grow(store: Any, target: int) -> int:
     return store.count_passages()
 
 
+def copy_store(source: Any, target: Any) -> None:
+    """Every passage and parent of ``source`` into ``target`` (same ids, vectors, payloads)."""
+    from qdrant_client import models as qm
+
+    for collection in (source.parents, source.passages):
+        points, _ = source.client.scroll(collection, limit=1_000_000, with_payload=True,
+                                         with_vectors=True)
+        structs = [qm.PointStruct(id=p.id, vector=p.vector or {}, payload=p.payload)
+                   for p in points]
+        for i in range(0, len(structs), 512):
+            target.client.upsert(collection, structs[i:i + 512])
+
+
 async def http_load(url: str, queries: list[str], clients: int) -> list[float]:
     latencies: list[float] = []
     queue = list(queries)
 
     async def client() -> None:
-        async with httpx.AsyncClient(timeout=120) as http:
+        async with httpx.AsyncClient(timeout=300) as http:
             while queue:
                 q = queue.pop()
                 t0 = time.perf_counter()
@@ -83,64 +105,126 @@ def stats(values: list[float]) -> list[float]:
     return [percentile(values, p) * 1000 for p in (50, 95, 99)]
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def api_process(data_dir: Path, llm: str) -> Iterator[str]:
+    """``python -m api`` on the benchmark's store, as an operator would run it."""
+    port = _free_port()
+    env = {**os.environ, "RAG_DATA_DIR": str(data_dir), "RAG_API_PORT": str(port),
+           "RAG_API_HOST": "127.0.0.1", "RAG_LLM_BASE_URL": llm, "RAG_LLM_TOKENIZER": "server",
+           "RAG_TARGET_FILL_TOKENS": "1500", "RAG_LOG_JSON": "false"}
+    env.pop("RAG_CONFIG_FILE", None)
+    env.pop("RAG_QDRANT_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "api"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the API exited: {proc.stderr.read()[-2000:]}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the API did not start in 180 s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def time_modes(pipeline: Any, queries: list[str]) -> dict[str, list[float]]:
+    from rag.settings import RetrievalMode
+
+    per_mode: dict[str, list[float]] = {}
+    for mode in RetrievalMode:
+        for q in queries:
+            t0 = time.perf_counter()
+            pipeline.search(q, 16, mode=mode)
+            per_mode.setdefault(mode.value, []).append(time.perf_counter() - t0)
+    return per_mode
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench latency")
     parser.add_argument("--sizes", default="1000,10000,50000")
-    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--llm", default=None, help="LLM base URL for /v1/query timings")
+    parser.add_argument("--engines", default="edge",
+                        help="embedded engines to time: edge (default engine), python")
+    parser.add_argument("--python-requests", type=int, default=20,
+                        help="queries per mode for the pure-Python engine")
     args = parser.parse_args(argv)
 
-    from api.app import create_app
-    from api.deps import Services
     from ingest.worker import IngestWorker
     from rag.embedding import SentenceTransformerEmbedder
-    from rag.generation import LLMClient, LLMConfig
     from rag.pipeline import RagPipeline
-    from rag.settings import RetrievalMode, Settings
+    from rag.settings import Settings
     from rag.store import QdrantStore
-    from tests.helpers.servers import serve
 
+    sizes = [int(s) for s in args.sizes.split(",")]
     queries = [q["question"] for q in load_questions(args.requests)]
-    rows, mode_rows, result = [], [], {"sizes": {}}
+    llm = args.llm or "http://127.0.0.1:9/v1"
+    rows, mode_rows, result = [], [], {"sizes": {}, "engines": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(data_dir=Path(tmp), llm_base_url=args.llm or "http://127.0.0.1:9/v1",
-                            llm_tokenizer="server", target_fill_tokens=1500)
+        settings = Settings(data_dir=Path(tmp) / "edge", llm_base_url=llm)
         embedder = SentenceTransformerEmbedder(settings)
         store = QdrantStore(settings, embedder.name, embedder.dimension)
         IngestWorker(settings, embedder, store).run([SQUAD / "articles"])
-        llm = LLMClient(LLMConfig(base_url=settings.llm_base_url, model=settings.llm_model))
-        pipeline = RagPipeline(settings, embedder, store, llm)
-        services = Services(settings, pipeline, store, llm, None)
-        with serve(create_app(settings, services=services)) as url:
-            for size in [int(s) for s in args.sizes.split(",")]:
-                actual = grow(store, size)
-                per_mode = {}
-                for mode in RetrievalMode:
-                    times = []
-                    for q in queries:
-                        t0 = time.perf_counter()
-                        pipeline.search(q, 16, mode=mode)
-                        times.append(time.perf_counter() - t0)
-                    per_mode[mode.value] = times
-                    mode_rows.append([actual, mode.value, *stats(times)])
-                direct = per_mode[settings.retrieval_mode.value]
+        seed = Path(tmp) / "seed"  # the ingested corpus, for the other engine
+        for size in sizes:
+            actual = grow(store, size)
+            per_mode = time_modes(RagPipeline(settings, embedder, store, None), queries)
+            mode_rows += [[actual, f"{settings.embedded_engine} {m}", *stats(v)]
+                          for m, v in per_mode.items()]
+            if size == sizes[0] and "python" in args.engines:
+                seed_settings = Settings(data_dir=seed, embedded_engine="python")
+                seed_store = QdrantStore(seed_settings, embedder.name, embedder.dimension)
+                copy_store(store, seed_store)
+                seed_store.close()
+            store.close()  # one process per embedded store: hand it to the API
+            with api_process(settings.data_dir, llm) as url:
                 one = asyncio.run(http_load(url, queries, 1))
                 eight = asyncio.run(http_load(url, queries, 8))
-                d, o, e = stats(direct), stats(one), stats(eight)
-                rows.append([actual, *d, *o, *e, o[0] - d[0]])
-                result["sizes"][actual] = {"library_ms": d, "http_1_client_ms": o,
-                                           "library_by_mode_ms": {m: stats(v) for m, v in
-                                                                  per_mode.items()},
-                                           "http_8_clients_ms": e,
-                                           "http_8_clients_rps": len(queries) / max(
-                                               sum(eight) / 8, 1e-9)}
-            if args.llm:
-                result["query"] = asyncio.run(query_timings(url, queries[:20]))
+                if args.llm and size == sizes[-1]:
+                    result["query"] = asyncio.run(query_timings(url, queries[:20]))
+            store = QdrantStore(settings, embedder.name, embedder.dimension)
+            direct = per_mode[settings.retrieval_mode.value]
+            d, o, e = stats(direct), stats(one), stats(eight)
+            rows.append([actual, *d, *o, *e, o[0] - d[0]])
+            result["sizes"][actual] = {
+                "library_ms": d, "http_1_client_ms": o, "http_8_clients_ms": e,
+                "library_by_mode_ms": {m: stats(v) for m, v in per_mode.items()},
+                "http_8_clients_rps": len(queries) / max(sum(eight) / 8, 1e-9)}
         store.close()
+        if "python" in args.engines:
+            py = Settings(data_dir=seed, embedded_engine="python")
+            py_store = QdrantStore(py, embedder.name, embedder.dimension)
+            few = queries[:args.python_requests]
+            for size in sizes:
+                actual = grow(py_store, size)
+                per_mode = time_modes(RagPipeline(py, embedder, py_store, None), few)
+                mode_rows += [[actual, f"python {m}", *stats(v)] for m, v in per_mode.items()]
+                result["engines"].setdefault("python", {})[actual] = {
+                    m: stats(v) for m, v in per_mode.items()}
+            py_store.close()
     print(table(["passages", "lib p50", "lib p95", "lib p99", "HTTP 1c p50", "p95", "p99",
                  "HTTP 8c p50", "p95", "p99", "API overhead p50 (ms)"], rows))
-    print("\nLibrary search latency by mode (query embedding + Qdrant, ms):\n")
-    print(table(["passages", "mode", "p50", "p95", "p99"], mode_rows))
+    print("\nLibrary search latency by engine and mode (query embedding + Qdrant, ms):\n")
+    print(table(["passages", "engine mode", "p50", "p95", "p99"], sorted(mode_rows,
+                                                                        key=lambda r: r[0])))
     if "query" in result:
         q = result["query"]
         print("\n/v1/query with the local vLLM (s):\n")

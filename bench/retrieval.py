@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 for m, v in latencies.items()]
     print("\nStore search latency (query vector given; ms):\n")
     print(table(["mode", "n", "p50 ms", "p95 ms"], lat_rows))
-    result = {"questions": len(questions), "engine": "edge (embedded default)",
+    result = {"questions": len(questions), "engine": settings.embedded_engine,
               "recall": {s: {k: scorer.recall(s, k) for k in keys} for s in systems},
               "mean_tokens": {s: {k: scorer.mean_tokens(s, k) for k in keys} for s in systems},
               "latency_ms": {m: {"p50": percentile(v, 50) * 1000, "p95": percentile(v, 95) * 1000}

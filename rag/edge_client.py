@@ -96,6 +96,16 @@ class EdgeClient:
         shutil.rmtree(self.path / collection_name, ignore_errors=True)
         return shard is not None
 
+    def rename_collection(self, old_name: str, new_name: str) -> None:
+        """Atomic on one filesystem (a folder rename); used to publish a finished copy."""
+        if new_name in self._shards:
+            raise ValueError(f"Collection {new_name} already exists")
+        self._shard(old_name).close()
+        del self._shards[old_name]
+        os.replace(self.path / old_name, self.path / new_name)
+        self._configs[new_name] = self._configs.pop(old_name)
+        self._shards[new_name] = E.EdgeShard.load(str(self.path / new_name / "shard"))
+
     def get_collection(self, collection_name: str) -> SimpleNamespace:
         """Just the fields the store's schema check reads (``config.metadata``, vectors)."""
         config = self._configs[collection_name]

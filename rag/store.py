@@ -24,6 +24,7 @@ widening the window until enough parents are found.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -39,6 +40,8 @@ from rag.documents import Hit
 from rag.edge_client import EdgeClient
 from rag.settings import Fusion, RetrievalMode, Settings
 from rag.sparse import SPARSE_SCHEME, SparseVector
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2  # 1 was dense-only; 2 adds the bm25 sparse vector
 _BATCH = 256
@@ -133,6 +136,8 @@ class QdrantStore:
         self._parent_cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._parent_cache_size = 4096
         self.client = self._connect()
+        if isinstance(self.client, EdgeClient):
+            self._adopt_python_store()
         if check:
             self.ensure_schema()
 
@@ -162,6 +167,48 @@ class QdrantStore:
                     "RAG_API_URL, or stop it first"
                 ) from exc
             raise
+
+    def _adopt_python_store(self) -> None:
+        """Copy a collection written by the pure-Python engine (``<data>/qdrant``, the
+        embedded engine before Edge) into Edge once, vectors included, so an upgrade keeps
+        what was ingested instead of starting empty. The old folder is left as it was."""
+        old_path = self.settings.data_dir / "qdrant"
+        names = (self.passages, self.parents, self.documents)
+        if self.client.collection_exists(self.passages) or not (
+                old_path / "collection" / self.passages).is_dir():
+            return
+        old = QdrantClient(path=str(old_path))
+        try:
+            for name in names:  # leftovers of an interrupted adoption
+                if self.client.collection_exists(f"{name}__adopting"):
+                    self.client.delete_collection(f"{name}__adopting")
+            for name in names:
+                if not old.collection_exists(name):
+                    continue
+                config = old.get_collection(name).config
+                self.client.create_collection(
+                    f"{name}__adopting", vectors_config=config.params.vectors or {},
+                    sparse_vectors_config=config.params.sparse_vectors or {},
+                    metadata=config.metadata)
+                offset = None
+                while True:
+                    points, offset = old.scroll(name, limit=_BATCH, offset=offset,
+                                                with_payload=True, with_vectors=True)
+                    self.client.upsert(f"{name}__adopting", [
+                        qm.PointStruct(id=p.id, vector=p.vector or {}, payload=p.payload)
+                        for p in points])
+                    if offset is None:
+                        break
+            # Passages last: its presence is what marks the adoption as done.
+            for name in (self.documents, self.parents, self.passages):
+                if self.client.collection_exists(f"{name}__adopting"):
+                    self.client.rename_collection(f"{name}__adopting", name)
+            log.warning("copied the pure-Python store %s into the Edge store %s (%d passages); "
+                        "the old folder can be deleted", old_path, self.settings.qdrant_path,
+                        self.client.count(self.passages).count
+                        if self.client.collection_exists(self.passages) else 0)
+        finally:
+            old.close()
 
     def _metadata(self) -> dict[str, Any]:
         return {"schema_version": SCHEMA_VERSION, "embedding_model": self.model_name,

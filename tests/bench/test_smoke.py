@@ -57,8 +57,9 @@ def test_budget_bench(tiny):
 
 
 def test_latency_bench(tiny):
-    out = bench.latency.main(["--sizes", "100,300", "--requests", "6"])
-    assert len(out["sizes"]) == 2
+    out = bench.latency.main(["--sizes", "100,300", "--requests", "6", "--engines",
+                              "edge,python", "--python-requests", "2"])
+    assert len(out["sizes"]) == 2 and len(out["engines"]["python"]) == 2
 
 
 def test_peer_bench(tiny):

@@ -185,3 +185,30 @@ def test_embedded_grouping_widens_until_enough_parents(settings_factory):
                 assert hits[0].document_id == document_id("m0")
     finally:
         store.close()
+
+
+def test_a_store_of_the_pure_python_engine_is_adopted_by_edge(settings_factory):
+    """Upgrading to the Edge engine keeps what was ingested (vectors copied, not re-embedded)."""
+    old = QdrantStore(settings_factory(embedded_engine="python"), "test-model", 4)
+    add_doc(old, "a", "v1", ["zebra crossing rules", "alpha two"])
+    old.close()
+    new = QdrantStore(settings_factory(embedded_engine="edge"), "test-model", 4)
+    try:
+        assert new.count_passages() == 2
+        assert [d["document_id"] for d in new.list_documents()] == [document_id("a")]
+        hits = new.search([1.0, 0.0, 0.0, 0.0], BM25Encoder().encode_query("zebra"), limit=2)
+        assert hits[0].text == "zebra crossing rules"
+    finally:
+        new.close()
+    again = QdrantStore(settings_factory(embedded_engine="edge"), "test-model", 4)
+    try:  # adopted once: reopening does not copy again
+        assert again.count_passages() == 2
+    finally:
+        again.close()
+
+
+def test_adopting_another_models_store_is_still_refused(settings_factory):
+    old = QdrantStore(settings_factory(embedded_engine="python"), "other-model", 4)
+    old.close()
+    with pytest.raises(SchemaMismatch, match="other-model"):
+        QdrantStore(settings_factory(embedded_engine="edge"), "test-model", 4)
