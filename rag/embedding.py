@@ -51,7 +51,9 @@ class SentenceTransformerEmbedder:
         self._model = SentenceTransformer(location, **kwargs)
         self._instruction = settings.query_instruction
         self._batch_size = settings.embedding_batch_size
-        self.dimension = int(self._model.get_sentence_embedding_dimension() or 0)
+        dimension = getattr(self._model, "get_embedding_dimension", None) or \
+            self._model.get_sentence_embedding_dimension  # renamed in sentence-transformers 5
+        self.dimension = int(dimension() or 0)
         # Room left for [CLS] and [SEP] inside the model's window.
         self.max_tokens = int(self._model.max_seq_length) - 2
         # A private copy: encode() switches truncation on in the model's own tokenizer, and a
