@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench retrieval")
     parser.add_argument("--limit", type=int, default=None, help="first N questions")
     parser.add_argument("--top-k", type=int, default=16, help="parents retrieved")
-    parser.add_argument("--group-size", type=int, default=8, help="passages per parent")
+    parser.add_argument("--group-size", type=int, default=None,
+                        help="passages per parent (default: the setting, 16)")
     parser.add_argument("--rerank-limit", type=int, default=0,
                         help="also measure hybrid + cross-encoder rerank on N questions")
     args = parser.parse_args(argv)
@@ -223,7 +224,7 @@ def rerank_eval(scorer: Scorer, store, sparse, questions, query_vectors, setting
     reranker = CrossEncoderReranker(settings)
     for i, q in enumerate(questions):
         hits = store.search(query_vectors[i].tolist(), sparse.encode_query(q["question"]),
-                            limit=16, group_size=8)
+                            limit=16)
         evaluate_ranked(scorer, "ours hybrid (rerank subset)", [h.text for h in hits],
                         [h.tokens for h in hits], q["answers"], hits)
         t0 = time.perf_counter()

@@ -413,14 +413,15 @@ class QdrantStore:
         return groups
 
     def _ranked(self, kwargs: dict[str, Any], flt: qm.Filter | None,
-                depth: int) -> list[qm.ScoredPoint]:
-        """The query's top passages, each prefetch branch cut at ``depth``."""
+                depth: int) -> list[Any]:
+        """The query's top ``depth`` passages (fused ones in hybrid mode, where each branch
+        also contributes its top ``depth``)."""
         query = dict(kwargs)
         if "prefetch" in query:
             query["prefetch"] = [p.model_copy(update={"limit": depth, "filter": flt})
                                  for p in query["prefetch"]]
         return self.client.query_points(
-            self.passages, query_filter=flt, limit=depth * len(query.get("prefetch", [1])),
+            self.passages, query_filter=flt, limit=depth,
             with_payload=["start", "end", "passage_index", "parent_id"], **query,
         ).points
 
@@ -439,7 +440,7 @@ class QdrantStore:
         return found
 
 
-def group_points(points: Iterable[qm.ScoredPoint], limit: int,
+def group_points(points: Iterable[Any], limit: int,
                  size: int) -> list[qm.PointGroup]:
     """Group ranked passages by parent as Qdrant does: groups in order of their best hit."""
     groups: OrderedDict[str, qm.PointGroup] = OrderedDict()
