@@ -71,19 +71,6 @@ def grow(store: Any, target: int) -> int:
     return store.count_passages()
 
 
-def copy_store(source: Any, target: Any) -> None:
-    """Every passage and parent of ``source`` into ``target`` (same ids, vectors, payloads)."""
-    from qdrant_client import models as qm
-
-    for collection in (source.parents, source.passages):
-        points, _ = source.client.scroll(collection, limit=1_000_000, with_payload=True,
-                                         with_vectors=True)
-        structs = [qm.PointStruct(id=p.id, vector=p.vector or {}, payload=p.payload)
-                   for p in points]
-        for i in range(0, len(structs), 512):
-            target.client.upsert(collection, structs[i:i + 512])
-
-
 async def http_load(url: str, queries: list[str], clients: int) -> list[float]:
     latencies: list[float] = []
     queue = list(queries)
@@ -172,7 +159,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from rag.embedding import SentenceTransformerEmbedder
     from rag.pipeline import RagPipeline
     from rag.settings import Settings
-    from rag.store import QdrantStore
+    from rag.store import QdrantStore, copy_points
 
     sizes = [int(s) for s in args.sizes.split(",")]
     queries = [q["question"] for q in load_questions(args.requests)]
@@ -183,16 +170,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         embedder = SentenceTransformerEmbedder(settings)
         store = QdrantStore(settings, embedder.name, embedder.dimension)
         IngestWorker(settings, embedder, store).run([SQUAD / "articles"])
-        seed = Path(tmp) / "seed"  # the ingested corpus, for the other engine
+        # The ingested corpus, copied for the pure-Python engine.
+        py = Settings(data_dir=Path(tmp) / "python", embedded_engine="python")
         for size in sizes:
             actual = grow(store, size)
             per_mode = time_modes(RagPipeline(settings, embedder, store, None), queries)
             mode_rows += [[actual, f"{settings.embedded_engine} {m}", *stats(v)]
                           for m, v in per_mode.items()]
             if size == sizes[0] and "python" in args.engines:
-                seed_settings = Settings(data_dir=seed, embedded_engine="python")
-                seed_store = QdrantStore(seed_settings, embedder.name, embedder.dimension)
-                copy_store(store, seed_store)
+                seed_store = QdrantStore(py, embedder.name, embedder.dimension)
+                for collection in (store.parents, store.passages):
+                    copy_points(store.client, collection, seed_store.client)
                 seed_store.close()
             store.close()  # one process per embedded store: hand it to the API
             with api_process(settings.data_dir, llm) as url:
@@ -210,7 +198,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "http_8_clients_rps": len(queries) / max(sum(eight) / 8, 1e-9)}
         store.close()
         if "python" in args.engines:
-            py = Settings(data_dir=seed, embedded_engine="python")
             py_store = QdrantStore(py, embedder.name, embedder.dimension)
             few = queries[:args.python_requests]
             for size in sizes:

@@ -190,15 +190,7 @@ class QdrantStore:
                     f"{name}__adopting", vectors_config=config.params.vectors or {},
                     sparse_vectors_config=config.params.sparse_vectors or {},
                     metadata=config.metadata)
-                offset = None
-                while True:
-                    points, offset = old.scroll(name, limit=_BATCH, offset=offset,
-                                                with_payload=True, with_vectors=True)
-                    self.client.upsert(f"{name}__adopting", [
-                        qm.PointStruct(id=p.id, vector=p.vector or {}, payload=p.payload)
-                        for p in points])
-                    if offset is None:
-                        break
+                copy_points(old, name, self.client, f"{name}__adopting")
             # Passages last: its presence is what marks the adoption as done.
             for name in (self.documents, self.parents, self.passages):
                 if self.client.collection_exists(f"{name}__adopting"):
@@ -235,7 +227,7 @@ class QdrantStore:
                         name, vectors_config={}, shard_number=self.settings.qdrant_shards,
                         replication_factor=self.settings.qdrant_replicas,
                     )
-            if not isinstance(self.client, QdrantClient) or not self.embedded:
+            if self.settings.qdrant_url or self.settings.embedded_engine == "edge":
                 # qdrant-client's local mode has no payload indexes; a server and Edge do
                 for collection, keys in (
                     (self.passages, ("document_id", "parent_id", "folders", "file_type",
@@ -357,10 +349,11 @@ class QdrantStore:
         sparse_q = (qm.SparseVector(indices=sparse.indices, values=sparse.values)
                     if sparse is not None else None)
         kwargs: dict[str, Any] = {}
+        size = group_size or s.passages_per_parent
+        depth = max(s.prefetch_limit, limit * size * 2)  # per branch, and the embedded window
         if mode is RetrievalMode.hybrid:
             if dense is None or sparse_q is None:
                 raise ValueError("hybrid search needs both a dense and a sparse query")
-            depth = max(s.prefetch_limit, limit * (group_size or s.passages_per_parent) * 2)
             kwargs["prefetch"] = [
                 qm.Prefetch(query=dense, using="dense", limit=depth, filter=flt),
                 qm.Prefetch(query=sparse_q, using="bm25", limit=depth, filter=flt),
@@ -374,10 +367,8 @@ class QdrantStore:
             kwargs.update(query=sparse_q, using="bm25")
         if mode is RetrievalMode.sparse and sparse_q is not None and not sparse_q.indices:
             return []  # a query of stop words only matches nothing lexically
-        size = group_size or s.passages_per_parent
         with self._lock:
             if self.embedded:
-                depth = max(s.prefetch_limit, limit * size * 2)
                 groups = self._groups_embedded(kwargs, flt, limit, size, depth)
             else:
                 groups = self.client.query_points_groups(
@@ -418,7 +409,7 @@ class QdrantStore:
         also contributes its top ``depth``)."""
         query = dict(kwargs)
         if "prefetch" in query:
-            query["prefetch"] = [p.model_copy(update={"limit": depth, "filter": flt})
+            query["prefetch"] = [p.model_copy(update={"limit": depth})
                                  for p in query["prefetch"]]
         return self.client.query_points(
             self.passages, query_filter=flt, limit=depth,
@@ -438,6 +429,21 @@ class QdrantStore:
         while len(self._parent_cache) > self._parent_cache_size:
             self._parent_cache.popitem(last=False)
         return found
+
+
+def copy_points(source: Any, name: str, target: Any, target_name: str | None = None) -> None:
+    """Every point of ``source``'s collection ``name`` (ids, vectors, payloads) into
+    ``target``'s collection ``target_name`` (default: the same name), a batch at a time."""
+    offset = None
+    while True:
+        points, offset = source.scroll(name, limit=_BATCH, offset=offset, with_payload=True,
+                                       with_vectors=True)
+        if points:
+            target.upsert(target_name or name, [
+                qm.PointStruct(id=p.id, vector=p.vector or {}, payload=p.payload)
+                for p in points])
+        if offset is None:
+            return
 
 
 def group_points(points: Iterable[Any], limit: int,
