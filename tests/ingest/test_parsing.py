@@ -81,24 +81,20 @@ def test_unreadable(tmp_path):
     if os.geteuid() != 0:
         assert reason(p) == "permission denied"
         return
-    # root reads everything: check as an unprivileged user instead
+    # Root reads everything through CAP_DAC_OVERRIDE: check in a root process without the
+    # capabilities that bypass file permissions. (Switching to an unprivileged user instead
+    # fails when the checkout sits under a 0700 folder such as `mktemp -d`'s.)
     import shutil
     import subprocess
     import sys
 
-    import tempfile
-
     if not shutil.which("setpriv"):
-        pytest.skip("no setpriv to drop root")
-    open_dir = Path(tempfile.mkdtemp(prefix="rag-perm-"))  # /tmp/pytest-of-root is 0700
-    open_dir.chmod(0o755)
-    p = open_dir / "secret.txt"
-    p.write_text("x")
-    p.chmod(0)
+        pytest.skip("no setpriv to drop capabilities")
     code = ("from pathlib import Path; from ingest.parsing import *\n"
             f"try: read_checked(Path({str(p)!r}), Limits(10**6))\n"
             "except ParseFailure as e: print(e)")
-    out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+    no_override = "-dac_override,-dac_read_search"
+    out = subprocess.run(["setpriv", "--bounding-set", no_override, "--inh-caps", no_override,
                           sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).parents[2])
     assert out.stdout.strip() == "permission denied", out.stderr
