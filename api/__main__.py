@@ -7,6 +7,7 @@ import sys
 import uvicorn
 
 from api.app import create_app
+from api.server import server_config
 from api.observability import configure_logging
 from api.security import UnsafeBind, check_bind_safety
 from rag.settings import load_settings
@@ -22,8 +23,9 @@ def main() -> int:
         return 2
     # uvicorn finishes in-flight requests on SIGTERM (up to the graceful timeout); the
     # lifespan then stops the ingest worker after its current file.
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
-                log_level="info", log_config=None, timeout_graceful_shutdown=30)
+    uvicorn.Server(server_config(create_app(settings), settings.api_host, settings.api_port,
+                                 log_level="info", log_config=None,
+                                 timeout_graceful_shutdown=30)).run()
     return 0
 
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -18,7 +18,8 @@ from api.deps import Services
 from api.errors import install_error_handlers
 from api.observability import BodyLimitMiddleware, Metrics, RequestContextMiddleware
 from api.routes import documents, health, ingest, query, search
-from api.security import require_key
+from api.security import AuthMiddleware
+from api.uploads import remove_stale_temporaries
 from rag.generation import LLMClient, LLMConfig
 from rag.settings import Settings, load_settings
 
@@ -48,8 +49,9 @@ def build_services(settings: Settings) -> Services:
         from rag.claims import FileClaims
 
         claims = FileClaims(store)
-    jobs = JobManager(IngestWorker(settings, embedder, store, claims=claims),
-                      settings.data_dir / "jobs")
+    worker = IngestWorker(settings, embedder, store, claims=claims,
+                          allowed_roots=settings.api_ingest_roots)
+    jobs = JobManager(worker, settings.data_dir / "jobs", inbox=settings.inbox)
     return Services(settings=settings, pipeline=pipeline, store=store, llm=llm, jobs=jobs)
 
 
@@ -63,6 +65,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         if svc.jobs is not None:
             svc.jobs.on_finish = metrics.record_ingest
             metrics.queue.set_function(svc.jobs.queue_depth)
+            remove_stale_temporaries(settings.inbox)
+            svc.jobs.start()  # what a crashed or stopped process left unfinished
         window = await svc.pipeline.refresh_window()
         log.info("LLM %s at %s: max_model_len=%s", settings.llm_model, settings.llm_base_url,
                  window)
@@ -81,20 +85,22 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     metrics = Metrics()
     app.state.metrics = metrics
     app.state.api_keys = [k.encode() for k in settings.all_api_keys()]
-    for module in (search, query, documents, ingest):
-        app.include_router(module.router, dependencies=[Depends(require_key)])
-    app.include_router(health.router)
+    for module in (search, query, documents, ingest, health):
+        app.include_router(module.router)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    # Outermost last: request id + metrics, CORS (so 401s carry its headers and preflights
+    # are answered), the key check (before any body is read), the body limit.
+    app.add_middleware(BodyLimitMiddleware, default_limit=settings.max_request_bytes,
+                       upload_limit=int(settings.max_upload_mb * 1_000_000) + 64_000)
+    app.add_middleware(AuthMiddleware, keys=app.state.api_keys)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Authorization", "Content-Type", "X-Request-Id"])
-    app.add_middleware(BodyLimitMiddleware, default_limit=settings.max_request_bytes,
-                       upload_limit=int(settings.max_upload_mb * 1_000_000) + 64_000)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")

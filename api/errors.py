@@ -1,7 +1,13 @@
-"""One error shape for every failure: ``{"error": {"code", "message", "details"?}}``."""
+"""One error shape for every failure: ``{"error": {"code", "message", "details"?}}``.
+
+Clients get a code and a short message; what only an operator should see (upstream URLs and
+error texts, store paths, tracebacks) goes to the log, tied to the response by its request
+id (``X-Request-Id``, also in the body of every 5xx).
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -13,6 +19,8 @@ from rag.budget import BudgetError
 from rag.generation import LLMError
 from rag.store import StoreError
 
+log = logging.getLogger(__name__)
+
 
 class APIError(Exception):
     def __init__(self, status: int, code: str, message: str,
@@ -23,12 +31,28 @@ class APIError(Exception):
         self.headers = headers
 
 
-def error_json(status: int, code: str, message: str, details: dict[str, Any] | None = None,
-               headers: dict[str, str] | None = None) -> JSONResponse:
+def error_body(status: int, code: str, message: str,
+               details: dict[str, Any] | None = None) -> dict[str, Any]:
+    from api.observability import request_id_var
+
     body: dict[str, Any] = {"code": code, "message": message}
     if details:
         body["details"] = details
-    return JSONResponse({"error": body}, status_code=status, headers=headers)
+    if status >= 500:
+        body["request_id"] = request_id_var.get()
+    return {"error": body}
+
+
+def error_json(status: int, code: str, message: str, details: dict[str, Any] | None = None,
+               headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(status, code, message, details), status_code=status,
+                        headers=headers)
+
+
+def llm_error_body(exc: LLMError) -> dict[str, Any]:
+    """Logs the details, returns what the client may see (JSON responses and SSE events)."""
+    log.warning("LLM failure %s: %s", exc.code, exc)
+    return error_body(exc.status, exc.code, exc.public)
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -60,8 +84,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(LLMError)
     async def _llm(_: Request, exc: LLMError) -> JSONResponse:
-        return error_json(exc.status, exc.code, str(exc))
+        return JSONResponse(llm_error_body(exc), status_code=exc.status)
 
     @app.exception_handler(StoreError)
     async def _store(_: Request, exc: StoreError) -> JSONResponse:
-        return error_json(503, "store_unavailable", str(exc))
+        log.error("store failure: %s", exc)
+        return error_json(503, "store_unavailable", "the document store is not available")
+
+    @app.exception_handler(Exception)
+    async def _bug(_: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error", exc_info=exc)
+        return error_json(500, "internal_error", "internal error; the log has the details")

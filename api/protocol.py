@@ -1,12 +1,42 @@
-"""Request and response models: the public contract of the REST API (see /docs)."""
+"""Request and response models: the public contract of the REST API (see /docs).
+
+Requests are strict: unknown fields are an error, and numbers, booleans and strings must
+arrive as such (``"3"`` is not a ``top_k``, ``true`` is not a number). Text lengths are
+checked against the settings by the serving layer (``RAG_MAX_QUESTION_CHARS``).
+"""
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
 
+from api.uploads import StoredFile
 from rag.settings import RetrievalMode
+
+#: An outer bound on request text before the settings' limit is applied.
+_TEXT_MAX = 1_000_000
+
+
+def has_visible_text(value: str) -> bool:
+    """False for text of only spaces, control and format characters."""
+    return any(not unicodedata.category(c).startswith(("C", "Z")) for c in value)
+
+
+def _visible(value: str) -> str:
+    if not has_visible_text(value):
+        raise ValueError("must contain visible text")
+    return value
 
 
 class Strict(BaseModel):
@@ -16,25 +46,22 @@ class Strict(BaseModel):
 
 
 class Filters(Strict):
-    document_ids: list[str] = Field(default_factory=list, max_length=1000)
-    folders: list[str] = Field(default_factory=list, max_length=100,
-                               description="absolute folder paths; matches files below them")
-    file_types: list[str] = Field(default_factory=list, max_length=20,
-                                  description="pdf, docx, pptx, html, md, txt, eml, csv, xlsx")
+    document_ids: list[StrictStr] = Field(default_factory=list, max_length=1000)
+    folders: list[StrictStr] = Field(default_factory=list, max_length=100,
+                                     description="absolute folder paths; matches files below "
+                                     "them")
+    file_types: list[StrictStr] = Field(default_factory=list, max_length=20,
+                                        description="pdf, docx, pptx, html, md, txt, eml, csv, "
+                                        "xlsx")
 
 
 class SearchRequest(Strict):
-    query: str = Field(min_length=1, max_length=8000)
-    top_k: int | None = Field(None, ge=1, le=100)
+    query: StrictStr = Field(min_length=1, max_length=_TEXT_MAX)
+    top_k: StrictInt | None = Field(None, ge=1, le=100)
     filters: Filters | None = None
     mode: RetrievalMode | None = None
 
-    @field_validator("query")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value
+    _not_blank = field_validator("query")(_visible)
 
 
 class PassageOut(BaseModel):
@@ -66,21 +93,16 @@ class SearchResponse(BaseModel):
 
 
 class QueryRequest(Strict):
-    question: str = Field(min_length=1, max_length=8000)
-    top_k: int | None = Field(None, ge=1, le=100)
+    question: StrictStr = Field(min_length=1, max_length=_TEXT_MAX)
+    top_k: StrictInt | None = Field(None, ge=1, le=100)
     filters: Filters | None = None
     mode: RetrievalMode | None = None
-    max_context_tokens: int | None = Field(None, ge=1, le=1_000_000)
-    max_tokens: int | None = Field(None, ge=1, le=131_072)
-    temperature: float = Field(0.0, ge=0.0, le=2.0)
-    stream: bool = False
+    max_context_tokens: StrictInt | None = Field(None, ge=1, le=1_000_000)
+    max_tokens: StrictInt | None = Field(None, ge=1, description="at most RAG_MAX_TOKENS_LIMIT")
+    temperature: StrictFloat = Field(0.0, ge=0.0, le=2.0)
+    stream: StrictBool = False
 
-    @field_validator("question")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value
+    _not_blank = field_validator("question")(_visible)
 
 
 class CitationOut(BaseModel):
@@ -119,7 +141,13 @@ class SourceOut(BaseModel):
 class QueryResponse(BaseModel):
     answer: str
     citations: list[CitationOut]
-    invalid_citations: list[int]
+    invalid_citations: list[int] = Field(description="[n] naming no source")
+    unsupported_citations: list[int] = Field(
+        default_factory=list, description="[n] whose source does not state the sentence; "
+        "dropped from citations")
+    reason: str | None = Field(None, description="why no answer was generated: "
+                               "'no_matching_documents' (nothing matched; the LLM was not "
+                               "called)")
     sources: list[SourceOut]
     usage: dict[str, Any]
     timings: dict[str, float]
@@ -147,8 +175,33 @@ class DocumentList(BaseModel):
 
 
 class IngestRequest(Strict):
-    paths: list[str] = Field(min_length=1, max_length=1000)
-    prune: bool = False
+    paths: list[StrictStr] = Field(min_length=1, max_length=1000,
+                                   description="absolute paths below the inbox or "
+                                   "RAG_INGEST_ROOTS")
+    prune: StrictBool = False
+
+    @field_validator("paths")
+    @classmethod
+    def _plain_absolute(cls, paths: list[str]) -> list[str]:
+        for path in paths:
+            if not path or len(path) > 4096:
+                raise ValueError("each path must be 1 to 4096 characters")
+            if any(unicodedata.category(c) == "Cc" for c in path):
+                raise ValueError("paths must not contain control characters (NUL included)")
+            if not path.startswith("/"):
+                raise ValueError(f"{path[:100]!r} is not an absolute path")
+        return paths
+
+
+class UploadResponse(BaseModel):
+    saved: list[str] = Field(description="stored paths, in request order")
+    files: list[StoredFile]
+    job: dict[str, Any] | None = Field(None, description="the ingestion job of these files")
+
+
+class Readiness(BaseModel):
+    ready: bool
+    checks: dict[str, dict[str, Any]]
 
 
 class ErrorBody(BaseModel):

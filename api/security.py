@@ -1,5 +1,8 @@
-"""API keys: every /v1 route needs ``Authorization: Bearer <key>`` once keys are configured.
+"""API keys: every /v1 route (and the OpenAPI schema and docs) needs
+``Authorization: Bearer <key>`` once keys are configured.
 
+Checked by an ASGI middleware before routing and before the body is read, so a request
+without a key gets 401 whatever else is wrong with it (bad JSON, unknown route under /v1).
 Keys are compared in constant time against every configured key (no early exit), never
 logged, and a failure says only that the key is missing or wrong.
 """
@@ -8,30 +11,59 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import json
+from typing import Any
 
-from fastapi import Request
-
-from api.errors import APIError
 from rag.settings import Settings
+
+#: Paths outside /v1 that describe the API and so are no more public than the API itself.
+_SCHEMA_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 
 
 class UnsafeBind(RuntimeError):
     pass
 
 
-def require_key(request: Request) -> None:
-    keys: list[bytes] = request.app.state.api_keys
+def needs_key(path: str) -> bool:
+    return path.startswith("/v1/") or path == "/v1" or path in _SCHEMA_PATHS
+
+
+def key_ok(authorization: str | bytes | None, keys: list[bytes]) -> bool:
+    """True when no keys are configured or the header carries one of them."""
     if not keys:
-        return
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    presented = token.strip().encode() if scheme.lower() == "bearer" else b""
+        return True
+    if isinstance(authorization, bytes):
+        authorization = authorization.decode("latin-1")
+    scheme, _, token = (authorization or "").partition(" ")
+    presented = token.strip().encode("latin-1", "replace") if scheme.lower() == "bearer" else b""
     ok = False
     for key in keys:  # constant time, and no short cut over the list
         ok |= hmac.compare_digest(presented, key)
-    if not ok:
-        raise APIError(401, "unauthorized", "missing or invalid API key",
-                       headers={"WWW-Authenticate": "Bearer"})
+    return ok
+
+
+class AuthMiddleware:
+    """401 ``{"error": ...}`` for protected paths without a valid key (CORS preflights pass:
+    they carry no credentials by design and the CORS middleware answers them)."""
+
+    def __init__(self, app: Any, keys: list[bytes]) -> None:
+        self.app, self.keys = app, keys
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if (scope["type"] != "http" or not self.keys or scope["method"] == "OPTIONS"
+                or not needs_key(scope["path"])):
+            await self.app(scope, receive, send)
+            return
+        header = dict(scope["headers"]).get(b"authorization")
+        if key_ok(header, self.keys):
+            await self.app(scope, receive, send)
+            return
+        body = json.dumps({"error": {"code": "unauthorized",
+                                     "message": "missing or invalid API key"}}).encode()
+        await send({"type": "http.response.start", "status": 401, "headers": [
+            (b"content-type", b"application/json"), (b"www-authenticate", b"Bearer"),
+            (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
 
 
 def is_loopback(host: str) -> bool:

@@ -17,7 +17,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from api.deps import Services
-from api.errors import APIError
+from api.errors import APIError, llm_error_body
 from api.protocol import Filters, QueryRequest, SearchRequest
 from rag.budget import Source
 from rag.documents import Hit
@@ -48,7 +48,15 @@ def hit_out(hit: Hit) -> dict[str, Any]:
             "tokens": hit.tokens, "score": hit.score, "passages": passages_out(hit)}
 
 
+def _check_length(settings: Settings, field: str, text: str) -> None:
+    if len(text) > settings.max_question_chars:
+        raise APIError(422, "invalid_request",
+                       f"{field}: at most {settings.max_question_chars} characters "
+                       f"(got {len(text)})")
+
+
 async def search(services: Services, body: SearchRequest) -> dict[str, Any]:
+    _check_length(services.settings, "query", body.query)
     started = time.perf_counter()
     top_k = body.top_k or services.settings.default_top_k
     hits = await run_sync(services.pipeline.search, body.query, top_k, to_filters(body.filters),
@@ -65,6 +73,7 @@ def _check_max_tokens(settings: Settings, max_tokens: int) -> None:
 
 async def _prepare(services: Services, body: QueryRequest) -> Prepared:
     settings = services.settings
+    _check_length(settings, "question", body.question)
     max_tokens = body.max_tokens or settings.default_max_tokens
     _check_max_tokens(settings, max_tokens)
     t0 = time.perf_counter()
@@ -72,8 +81,12 @@ async def _prepare(services: Services, body: QueryRequest) -> Prepared:
     hits = await run_sync(services.pipeline.search, body.question, top_k,
                           to_filters(body.filters), body.mode)
     t1 = time.perf_counter()
-    prepared = await services.pipeline.prepare(body.question, hits, max_tokens=max_tokens,
-                                               max_context_tokens=body.max_context_tokens)
+    if not hits:
+        prepared = services.pipeline.without_sources(
+            body.question, max_tokens=max_tokens, max_context_tokens=body.max_context_tokens)
+    else:
+        prepared = await services.pipeline.prepare(body.question, hits, max_tokens=max_tokens,
+                                                   max_context_tokens=body.max_context_tokens)
     prepared.timings = {"retrieval": round(t1 - t0, 4),
                         "packing": round(time.perf_counter() - t1, 4)}
     return prepared
@@ -118,6 +131,7 @@ def _final(services: Services, prepared: Prepared, event: dict[str, Any]) -> dic
     return {"answer": event["answer"],
             "citations": [_citation_out(c) for c in event["citations"]],
             "invalid_citations": event["invalid_citations"],
+            "unsupported_citations": event.get("unsupported_citations", []),
             "sources": [_source_out(s, cited, attributed) for s in prepared.sources],
             "usage": event["usage"], "timings": event["timings"],
             "model": services.settings.llm_model, "finish_reason": event["finish_reason"]}
@@ -127,9 +141,35 @@ def _sse(event: str, data: Any) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
 
+#: The answer when nothing matched: said at once, without asking the LLM (which would answer
+#: from its own memory).
+NO_MATCH_ANSWER = "No documents matched the question, so there is nothing to answer from."
+
+
+def _no_match(services: Services, prepared: Prepared) -> dict[str, Any]:
+    return {"answer": NO_MATCH_ANSWER, "citations": [], "invalid_citations": [],
+            "unsupported_citations": [], "sources": [],
+            "usage": {**prepared.usage(), "completion_tokens": 0}, "timings": prepared.timings,
+            "model": services.settings.llm_model, "finish_reason": None,
+            "reason": "no_matching_documents"}
+
+
+async def _no_match_stream(services: Services, prepared: Prepared) -> AsyncIterator[bytes]:
+    yield _sse("sources", {"sources": [], "usage": prepared.usage(),
+                           "timings": prepared.timings, "model": services.settings.llm_model})
+    yield _sse("final", _no_match(services, prepared))
+    yield b"event: done\ndata: [DONE]\n\n"
+
+
 async def query(services: Services, body: QueryRequest, request: Request,
                 request_id: str | None) -> JSONResponse | StreamingResponse:
     prepared = await _prepare(services, body)
+    if not prepared.sources:
+        if body.stream:
+            return StreamingResponse(_no_match_stream(services, prepared),
+                                     media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-store"})
+        return JSONResponse(_no_match(services, prepared))
     events = services.pipeline.stream_answer(prepared, temperature=body.temperature,
                                              request_id=request_id)
     # Wait for the LLM to accept (and send its first event) before choosing the response
@@ -186,7 +226,7 @@ async def _stream(services: Services, prepared: Prepared, first: dict[str, Any],
                 break
             event = await events.__anext__()
     except LLMError as exc:
-        yield _sse("error", {"error": {"code": exc.code, "message": str(exc)}})
+        yield _sse("error", llm_error_body(exc))
     finally:
         await events.aclose()  # also runs when the client disconnects (cancellation)
     yield b"event: done\ndata: [DONE]\n\n"

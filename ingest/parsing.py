@@ -8,12 +8,15 @@ stops on one file and never touches what is already stored for it.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ingest.confine import FileTooLarge, NotRegular, OutsideRoots, Roots, read_confined
 from rag.documents import Element, ParsedDocument
 
 os.environ.setdefault("DO_NOT_TRACK", "1")  # unstructured pings a telemetry URL otherwise
@@ -39,6 +42,7 @@ SUPPORTED: dict[str, tuple[str, str]] = {
     ".xlsx": ("xlsx", "unstructured.partition.xlsx:partition_xlsx"),
 }
 _TEXT_TYPES = {"html", "md", "txt"}
+_ARCHIVES = {"docx", "pptx", "xlsx"}
 _SKIPPED_CATEGORIES = {"PageBreak", "PageNumber", "Image"}
 _RUNNING = {"Header", "Footer"}
 #: Bumped whenever parsing or chunking output changes, so unchanged files re-ingest once.
@@ -51,22 +55,62 @@ class ParseFailure(Exception):
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-run parsing options: the size limit and which PDF text layer to use."""
+    """Bounds on one file's parse, from Settings (see ``Limits.from_settings``).
+
+    Reading: ``max_bytes`` on the file as stored. Archives (DOCX/PPTX/XLSX are zip files):
+    the declared uncompressed total, the member count and the compression ratio of any large
+    member (a few KB that inflate to hundreds of MB is a zip bomb; real Office XML compresses
+    5-20x). PDFs: the page count. Output: characters and elements. The wall-clock and memory
+    limits are enforced by the parse sandbox (``ingest.sandbox``), which runs the parse in a
+    child process it can kill.
+    """
 
     max_bytes: int
     pdf_text: str = "pdfium"  # or "unstructured" (pdfminer layout analysis, slower)
+    use_spacy: bool = False
+    max_archive_bytes: int = 200_000_000
+    max_archive_ratio: float = 100.0
+    max_archive_members: int = 10_000
+    max_pages: int = 5_000
+    max_chars: int = 20_000_000
+    max_elements: int = 200_000
+    timeout_s: float = 120.0
+    max_memory_mb: int = 2048
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Limits:
+        return cls(max_bytes=int(settings.max_file_mb * 1_000_000), pdf_text=settings.pdf_text,
+                   use_spacy=settings.parse_with_spacy,
+                   max_archive_bytes=int(settings.parse_max_archive_mb * 1_000_000),
+                   max_archive_ratio=settings.parse_max_archive_ratio,
+                   max_archive_members=settings.parse_max_archive_members,
+                   max_pages=settings.parse_max_pages, max_chars=settings.parse_max_chars,
+                   max_elements=settings.parse_max_elements,
+                   timeout_s=settings.parse_timeout_s,
+                   max_memory_mb=settings.parse_max_memory_mb)
 
 
-_installed = False
+_installed: bool | None = None
 
 
-def _install_heuristics() -> None:
+def _install_heuristics(use_spacy: bool) -> None:
     global _installed
-    if not _installed:
+    if _installed is None:
         from ingest import fast_nlp
 
-        fast_nlp.install(use_spacy=os.environ.get("RAG_PARSE_WITH_SPACY", "").lower() == "true")
-        _installed = True
+        fast_nlp.install(use_spacy=use_spacy)
+        _installed = use_spacy
+
+
+def warm_up(use_spacy: bool = False) -> None:
+    """Import every partitioner once (about 4 s, mostly the PDF stack), so that no file's
+    parse time includes module loading."""
+    _install_heuristics(use_spacy)
+    for _, spec in SUPPORTED.values():
+        _partitioner(spec)
+    from unstructured.partition.text import partition_text
+
+    partition_text(text="Warm up. This is a sentence.", languages=["eng"])
 
 
 def _partitioner(spec: str) -> Any:
@@ -108,36 +152,64 @@ def _decode_text(data: bytes) -> tuple[str, str]:
     return str(best), best.encoding
 
 
-def read_checked(path: Path, limits: Limits) -> bytes:
-    """Read a file after the checks that need no parser."""
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise ParseFailure(f"cannot stat file: {exc.strerror or exc}") from exc
+def read_checked(path: Path, limits: Limits, roots: Roots | None = None) -> bytes:
+    """Read a file after the checks that need no parser; the opened file must lie inside
+    ``roots`` (default: the file itself, i.e. no confinement beyond the path named)."""
     if path.suffix.lower() not in SUPPORTED:
         raise ParseFailure(f"unsupported file type '{path.suffix or '(none)'}'")
-    if size == 0:
-        raise ParseFailure("empty file")
-    if size > limits.max_bytes:
-        raise ParseFailure(
-            f"file is {size / 1e6:.1f} MB, over the {limits.max_bytes / 1e6:.1f} MB limit"
-        )
     try:
-        return path.read_bytes()
+        data = read_confined(path, roots or Roots.of([path]), limits.max_bytes)
+    except (OutsideRoots, NotRegular, FileTooLarge) as exc:
+        raise ParseFailure(str(exc)) from exc
     except PermissionError as exc:
         raise ParseFailure("permission denied") from exc
+    except IsADirectoryError as exc:
+        raise ParseFailure("not a regular file") from exc
     except OSError as exc:
         raise ParseFailure(f"cannot read file: {exc.strerror or exc}") from exc
+    if not data:
+        raise ParseFailure("empty file")
+    return data
 
 
-def parse_file(path: Path, data: bytes, digest: str,
-               pdf_text: str = "pdfium") -> ParsedDocument:
-    """Partition one file with unstructured into our element list."""
-    _install_heuristics()
+def check_archive(data: bytes, file_type: str, limits: Limits) -> None:
+    """Refuse zip bombs before any parser inflates them (DOCX, PPTX, XLSX)."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise ParseFailure(f"damaged or unreadable {file_type.upper()} file: not a zip "
+                           "archive") from exc
+    with archive:
+        members = archive.infolist()
+        if len(members) > limits.max_archive_members:
+            raise ParseFailure(f"{file_type.upper()} has {len(members):,} parts, over the "
+                               f"{limits.max_archive_members:,} limit")
+        total = sum(m.file_size for m in members)
+        if total > limits.max_archive_bytes:
+            raise ParseFailure(f"{file_type.upper()} inflates to {total / 1e6:.0f} MB, over the "
+                               f"{limits.max_archive_bytes / 1e6:.0f} MB limit")
+        for m in members:
+            ratio = m.file_size / max(m.compress_size, 1)
+            if m.file_size > 1_000_000 and ratio > limits.max_archive_ratio:
+                raise ParseFailure(
+                    f"{file_type.upper()} part {m.filename[:80]!r} inflates {ratio:.0f}x "
+                    f"({m.file_size / 1e6:.0f} MB), over the {limits.max_archive_ratio:.0f}x "
+                    "limit (a zip bomb?)")
+
+
+def parse_file(path: Path, data: bytes, digest: str, limits: Limits) -> ParsedDocument:
+    """Partition one file's bytes (as read and hashed) with unstructured into our elements.
+
+    Runs unbounded in time: callers that must survive a runaway parse use
+    ``ingest.sandbox.ParseSandbox``, which calls this in a child process."""
+    _install_heuristics(limits.use_spacy)
     file_type, spec = SUPPORTED[path.suffix.lower()]
-    if file_type == "pdf" and pdf_text == "pdfium":
-        _check_pdf(path)
-        return _document(path, data, digest, file_type, _pdfium_elements(path))
+    if file_type in _ARCHIVES:
+        check_archive(data, file_type, limits)
+    if file_type == "pdf":
+        _check_pdf(data, limits)
+        if limits.pdf_text == "pdfium":
+            return _document(path, data, digest, file_type, _pdfium_elements(data), limits)
     partition = _partitioner(spec)
     kwargs: dict[str, Any] = {"languages": ["eng"]}
     encoding = "binary"
@@ -149,9 +221,8 @@ def parse_file(path: Path, data: bytes, digest: str,
     else:
         if file_type == "eml":
             _decode_text(data)  # e-mail is text: reject binary content the same way
-        kwargs["filename"] = str(path)
+        kwargs.update(file=io.BytesIO(data), metadata_filename=str(path))
     if file_type == "pdf":
-        _check_pdf(path)
         kwargs.update(strategy="fast", infer_table_structure=False)
     try:
         raw = partition(**kwargs)
@@ -159,16 +230,16 @@ def parse_file(path: Path, data: bytes, digest: str,
         raise
     except Exception as exc:  # unstructured raises many types; the reason is what matters
         raise ParseFailure(_reason(file_type, exc)) from exc
-    return _document(path, data, digest, file_type, raw, encoding)
+    return _document(path, data, digest, file_type, raw, limits, encoding)
 
 
-def _pdfium_elements(path: Path) -> list[Any]:
+def _pdfium_elements(data: bytes) -> list[Any]:
     """PDFium text layer per page, classified by unstructured's text partitioner."""
     from ingest.pdf_text import pdf_pages
     from unstructured.partition.text import partition_text
 
     raw: list[Any] = []
-    for number, text in pdf_pages(path):
+    for number, text in pdf_pages(data):
         for element in partition_text(text=text, languages=["eng"]):
             element.metadata.page_number = number
             raw.append(element)
@@ -176,8 +247,15 @@ def _pdfium_elements(path: Path) -> list[Any]:
 
 
 def _document(path: Path, data: bytes, digest: str, file_type: str, raw: list[Any],
-              encoding: str = "binary") -> ParsedDocument:
+              limits: Limits, encoding: str = "binary") -> ParsedDocument:
     elements = _elements(raw)
+    if len(elements) > limits.max_elements:
+        raise ParseFailure(f"{len(elements):,} elements, over the {limits.max_elements:,} "
+                           "limit")
+    chars = sum(len(e.text) for e in elements)
+    if chars > limits.max_chars:
+        raise ParseFailure(f"{chars:,} characters of text, over the {limits.max_chars:,} "
+                           "limit")
     if not elements:
         # unstructured returns [] for many broken PDFs with only an INFO log.
         if file_type == "pdf":
@@ -214,20 +292,23 @@ def _elements(raw: list[Any]) -> list[Element]:
     return out
 
 
-def _check_pdf(path: Path) -> None:
+def _check_pdf(data: bytes, limits: Limits) -> None:
     """PDFium opens a PDF in microseconds and names the problem (password, damage) exactly."""
     import pypdfium2 as pdfium
 
     try:
-        document = pdfium.PdfDocument(str(path))
+        document = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
         if "password" in str(exc).lower():
             raise ParseFailure("encrypted PDF (a password is needed)") from exc
         detail = str(exc).split("(PDFium: ")[-1].rstrip(").")
         raise ParseFailure(f"damaged PDF: {detail}") from exc
     try:
-        if len(document) == 0:
+        pages = len(document)
+        if pages == 0:
             raise ParseFailure("PDF has no pages")
+        if pages > limits.max_pages:
+            raise ParseFailure(f"PDF has {pages:,} pages, over the {limits.max_pages:,} limit")
     finally:
         document.close()
 

@@ -83,11 +83,11 @@ def _paragraphs(lines: list[_Line]) -> list[str]:
     return out
 
 
-def pdf_pages(path: Path) -> list[tuple[int, str]]:
+def pdf_pages(source: bytes | Path) -> list[tuple[int, str]]:
     """(page number, text with blank lines between paragraphs) for pages that have text."""
     import pypdfium2 as pdfium
 
-    document = pdfium.PdfDocument(str(path))
+    document = pdfium.PdfDocument(source if isinstance(source, bytes) else str(source))
     pages = []
     try:
         for index in range(len(document)):

@@ -1,4 +1,9 @@
-"""Hand ingestion to a running API (which owns the embedded store) and wait for the result."""
+"""Hand ingestion to a running API (which owns the embedded store) and wait for the result.
+
+Sends ``RAG_API_CLIENT_KEY`` (default: the first of the API's own keys) as a bearer token.
+Every failure, the API going away mid-job included, is a ``RemoteError`` with a one-line
+message for the operator.
+"""
 
 from __future__ import annotations
 
@@ -16,22 +21,48 @@ class RemoteError(RuntimeError):
     pass
 
 
+def _message(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return " ".join(response.text.split())[:200]
+
+
 def ingest_via_api(settings: Settings, paths: list[Path], prune: bool = False,
                    poll_seconds: float = 0.5) -> dict[str, Any]:
     base = (settings.api_url or "").rstrip("/")
-    try:
-        response = httpx.post(f"{base}/v1/ingest", timeout=30, json={
-            "paths": [str(p.absolute()) for p in paths], "prune": prune})
-    except httpx.HTTPError as exc:
-        raise RemoteError(f"cannot reach the API at {base}: {exc}") from exc
-    if response.status_code != 202:
-        raise RemoteError(f"the API refused the job ({response.status_code}): {response.text}")
-    job_id = response.json()["job_id"]
-    print(f"ingest job {job_id} running on {base}", file=sys.stderr)
-    while True:
-        job = httpx.get(f"{base}/v1/ingest/{job_id}", timeout=30).json()
-        if job["status"] == "done" or job["status"] == "stopped":
-            return job["summary"]
-        if job["status"] == "failed":
-            raise RemoteError(f"ingest job failed: {job['error']}")
-        time.sleep(poll_seconds)
+    key = settings.client_key()
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+        try:
+            response = client.post("/v1/ingest", json={
+                "paths": [str(p.absolute()) for p in paths], "prune": prune})
+        except httpx.HTTPError as exc:
+            raise RemoteError(f"cannot reach the API at {base} ({type(exc).__name__})") from exc
+        if response.status_code == 401:
+            raise RemoteError(f"the API at {base} refused the key (401): set "
+                              "RAG_API_CLIENT_KEY to one of its RAG_API_KEYS")
+        if response.status_code != 202:
+            raise RemoteError(f"the API refused the job ({response.status_code}): "
+                              f"{_message(response)}")
+        job_id = response.json()["job_id"]
+        print(f"ingest job {job_id} running on {base}", file=sys.stderr)
+        while True:
+            try:
+                answer = client.get(f"/v1/ingest/{job_id}")
+                answer.raise_for_status()
+                job = answer.json()
+            except (httpx.HTTPError, ValueError) as exc:
+                raise RemoteError(
+                    f"lost the API at {base} while job {job_id} was running "
+                    f"({type(exc).__name__}); it resumes when the API starts again: "
+                    f"GET /v1/ingest/{job_id}") from exc
+            status = job.get("status")
+            if status == "done":
+                return job["summary"]
+            if status == "failed":
+                raise RemoteError(f"ingest job {job_id} failed: {job.get('error')}")
+            if status == "interrupted":
+                raise RemoteError(f"the API stopped before job {job_id} finished; it resumes "
+                                  "when the API starts again")
+            time.sleep(poll_seconds)

@@ -1,7 +1,9 @@
 """Walk the paths an operator names, safely: symlink loops, broken links, unreadable folders.
 
 Problems found while walking are reported like parse failures (path + one-line reason)
-instead of aborting the run or being silently skipped.
+instead of aborting the run or being silently skipped. A folder reached through a link that
+resolves outside the allowed roots is reported (by its path inside the root) and not entered;
+files are checked again when they are opened (``ingest.confine``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ingest.confine import OutsideRoots, Roots
+
 
 @dataclass(frozen=True)
 class WalkProblem:
@@ -18,8 +22,10 @@ class WalkProblem:
     reason: str
 
 
-def iter_files(root: Path) -> Iterator[Path | WalkProblem]:
-    """Yield files under ``root`` (or ``root`` itself), following links but never twice."""
+def iter_files(root: Path, roots: Roots | None = None) -> Iterator[Path | WalkProblem]:
+    """Yield files under ``root`` (or ``root`` itself), following links but never twice and
+    never out of ``roots`` (default: ``root`` itself)."""
+    allowed = roots or Roots.of([root])
     if root.is_symlink() and not root.exists():
         yield WalkProblem(root, "broken symbolic link")
         return
@@ -33,6 +39,11 @@ def iter_files(root: Path) -> Iterator[Path | WalkProblem]:
     stack = [root]
     while stack:
         folder = stack.pop()
+        try:
+            allowed.check_folder(folder)
+        except OutsideRoots as exc:
+            yield WalkProblem(folder, str(exc))
+            continue
         try:
             st = folder.stat()
         except OSError as exc:

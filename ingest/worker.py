@@ -16,14 +16,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ingest.confine import Roots
 from ingest.parsing import (
     Limits,
     ParseFailure,
     content_hash,
     display_path,
-    parse_file,
     read_checked,
 )
+from ingest.sandbox import ParseSandbox
 from ingest.walk import WalkProblem, iter_files
 from rag.chunking import Chunker
 from rag.documents import (
@@ -83,9 +84,15 @@ Progress = Callable[[str, dict[str, Any]], None]
 
 class IngestWorker:
     def __init__(self, settings: Settings, embedder: Embedder, store: QdrantStore,
-                 claims: FileClaims | None = None) -> None:
+                 claims: FileClaims | None = None, allowed_roots: list[Path] | None = None,
+                 sandbox: ParseSandbox | None = None) -> None:
+        """``allowed_roots``: every file read must resolve below one of these (the API
+        passes the inbox and RAG_INGEST_ROOTS); None confines each run to the paths it is
+        given, so a link inside a named folder never leads out of it."""
         self.settings = settings
         self.claims = claims
+        self.allowed_roots = allowed_roots
+        self.sandbox = sandbox or ParseSandbox.shared()
         self.embedder = embedder
         self.store = store
         self.sparse = BM25Encoder()
@@ -93,18 +100,23 @@ class IngestWorker:
             embedder.token_offsets, parent_tokens=settings.parent_tokens,
             passage_tokens=settings.passage_tokens, passage_max=embedder.max_tokens,
         )
-        self.limits = Limits(max_bytes=int(settings.max_file_mb * 1_000_000),
-                             pdf_text=settings.pdf_text)
+        self.limits = Limits.from_settings(settings)
         # Everything that shapes stored points: changing any of it re-ingests on next run.
         self.signature = (f"{embedder.name}|{embedder.dimension}|{settings.parent_tokens}|"
                           f"{settings.passage_tokens}|{embedder.max_tokens}|{settings.pdf_text}")
 
     # --- public ----------------------------------------------------------------------------
-    def discover(self, roots: Iterable[Path]) -> tuple[list[Path], list[WalkProblem]]:
+    def confinement(self, roots: Iterable[Path]) -> Roots:
+        return Roots.of(self.allowed_roots if self.allowed_roots is not None else roots)
+
+    def discover(self, roots: Iterable[Path], confinement: Roots | None = None
+                 ) -> tuple[list[Path], list[WalkProblem]]:
+        roots = list(roots)
+        confinement = confinement or self.confinement(roots)
         files: list[Path] = []
         problems: list[WalkProblem] = []
         for root in roots:
-            for item in iter_files(root):
+            for item in iter_files(root, confinement):
                 (problems if isinstance(item, WalkProblem) else files).append(item)
         return files, problems
 
@@ -114,7 +126,8 @@ class IngestWorker:
         started = time.perf_counter()
         summary = Summary()
         roots = [r.absolute() for r in roots]
-        files, problems = self.discover(roots)
+        confinement = self.confinement(roots)
+        files, problems = self.discover(roots, confinement)
         for problem in problems:
             summary.failed.append({"path": display_path(problem.path), "error": problem.reason})
         summary.files_seen = len(files)
@@ -125,7 +138,7 @@ class IngestWorker:
         for path in files:
             if should_stop and should_stop():
                 break
-            item = self._prepare(path, summary)
+            item = self._prepare(path, summary, confinement)
             if item is not None:
                 pending.append(item)
                 waiting += sum(len(p.passages) for p in item.parents)
@@ -141,14 +154,14 @@ class IngestWorker:
         return summary
 
     # --- steps -----------------------------------------------------------------------------
-    def _prepare(self, path: Path, summary: Summary) -> _Pending | None:
+    def _prepare(self, path: Path, summary: Summary, confinement: Roots) -> _Pending | None:
         source = display_path(path)
         if self.claims is not None and not self.claims.acquire(document_id(source)):
             summary.claimed_elsewhere += 1  # another worker has it
             return None
         try:
             t0 = time.perf_counter()
-            data = read_checked(path, self.limits)
+            data = read_checked(path, self.limits, confinement)
             digest = content_hash(data, self.signature)
             summary.stages["read"] += time.perf_counter() - t0
             stored = self.store.get_document(document_id(source))
@@ -157,7 +170,7 @@ class IngestWorker:
                 self._release(source)
                 return None
             t1 = time.perf_counter()
-            doc = parse_file(path, data, digest, self.limits.pdf_text)
+            doc = self.sandbox.parse(path, data, digest, self.limits)
             t2 = time.perf_counter()
             parents = self.chunker.parents(doc)
             t3 = time.perf_counter()

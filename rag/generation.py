@@ -32,23 +32,30 @@ from tenacity import (
 
 
 class LLMError(RuntimeError):
+    """``str()`` has the details (URL, upstream text) for logs; ``public`` is what a client
+    may be told."""
+
     status = 502
     code = "llm_error"
+    public = "the language model failed"
 
 
 class LLMUnavailable(LLMError):
     status = 503
     code = "llm_unavailable"
+    public = "the language model server is not reachable; try again later"
 
 
 class LLMTimeout(LLMError):
     status = 504
     code = "llm_timeout"
+    public = "the language model did not answer in time"
 
 
 class LLMBadResponse(LLMError):
     status = 502
     code = "llm_bad_response"
+    public = "the language model returned an error or an invalid response"
 
 
 class _Retryable(Exception):
@@ -80,6 +87,32 @@ class LLMConfig:
     retries: int = 2
 
 
+_TOKEN_KEYS = ("bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token",
+               "mask_token")
+
+
+def tokens_of_tokenizer_info(info: dict[str, Any]) -> tuple[str, ...]:
+    """Every added/special token string in a tokenizer config (as ``tokenizer_config.json``
+    or vLLM's ``/tokenizer_info`` spell it: strings, or objects with ``content``). Tokens
+    that are plain words (letters and digits only) are left out: escaping them would mangle
+    ordinary text, and the tokenizer splits them like text anyway unless added specially."""
+    found: set[str] = set()
+
+    def add(value: Any) -> None:
+        if isinstance(value, dict):
+            value = value.get("content")
+        if isinstance(value, str) and len(value) >= 2 and not value.isalnum():
+            found.add(value)
+
+    for item in (info.get("added_tokens_decoder") or {}).values():
+        add(item)
+    for item in info.get("additional_special_tokens") or []:
+        add(item)
+    for key in _TOKEN_KEYS:
+        add(info.get(key))
+    return tuple(sorted(found))
+
+
 class LLMClient:
     def __init__(self, config: LLMConfig, transport: httpx.AsyncBaseTransport | None = None):
         self.config = config
@@ -109,6 +142,19 @@ class LLMClient:
         except (httpx.HTTPError, ValueError, TypeError, AttributeError):
             return None
         return None
+
+    async def special_tokens(self) -> tuple[str, ...] | None:
+        """The serving tokenizer's added and special tokens, from vLLM's ``/tokenizer_info``
+        (served with ``--enable-tokenizer-info-endpoint``); None when it is not offered."""
+        try:
+            response = await self._http.get(f"{self._root}/tokenizer_info",
+                                            timeout=self.config.connect_timeout * 2)
+            if response.status_code != 200:
+                return None
+            info = response.json()
+        except (httpx.HTTPError, ValueError):
+            return None
+        return tokens_of_tokenizer_info(info) if isinstance(info, dict) else None
 
     async def count_chat_tokens(self, messages: list[dict[str, str]]) -> int:
         """Exact prompt tokens with the server's own tokenizer and chat template."""

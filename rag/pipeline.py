@@ -9,6 +9,7 @@ citations and usage.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,7 +23,9 @@ from rag.prompting import build_messages, format_source, parse_citations
 from rag.settings import RetrievalMode, Settings
 from rag.sparse import BM25Encoder
 from rag.store import QdrantStore, SearchFilters
-from rag.tokens import count_llama31_chat, count_tokens
+from rag.tokens import count_llama31_chat, count_tokens, llama3_encoding
+
+log = logging.getLogger(__name__)
 
 ChatCounter = Callable[[list[dict[str, str]]], Awaitable[int]]
 
@@ -52,6 +55,11 @@ class RagPipeline:
         self.llm = llm
         self.sparse = BM25Encoder()
         self.served_window: int | None = None
+        # Special tokens to neutralise in documents: the serving tokenizer's when it says
+        # (refresh_window), else Llama 3's when counting with it.
+        self.special_tokens: tuple[str, ...] = (
+            tuple(sorted(llama3_encoding().special_tokens_set)) if self.uses_llama3_tokenizer()
+            else ())
         self.reranker = None
         if settings.rerank:
             from rag.rerank import CrossEncoderReranker
@@ -81,24 +89,44 @@ class RagPipeline:
         return await self.llm.count_chat_tokens(messages)
 
     async def refresh_window(self) -> int | None:
-        """Ask the server for ``max_model_len`` now; keeps the last known value on failure."""
+        """Ask the server for ``max_model_len`` (and its tokenizer's special tokens) now;
+        keeps the last known values on failure."""
         served = await self.llm.served_window() if self.llm is not None else None
         if served:
             self.served_window = served
+            specials = await self.llm.special_tokens()
+            if specials is not None:
+                base = (llama3_encoding().special_tokens_set if self.uses_llama3_tokenizer()
+                        else set())
+                self.special_tokens = tuple(sorted(set(specials) | base))
+            elif not self.special_tokens:
+                log.warning("the LLM server does not list its special tokens (start vLLM with "
+                            "--enable-tokenizer-info-endpoint); only <|...|> markers are "
+                            "escaped in documents")
         return served
 
     # --- packing ---------------------------------------------------------------------------
-    async def prepare(self, question: str, hits: list[Hit], *, max_tokens: int,
-                      max_context_tokens: int | None = None,
-                      counter: ChatCounter | None = None) -> Prepared:
-        count = counter or self.count_prompt
-        if self.served_window is None:
-            await self.refresh_window()
+    def without_sources(self, question: str, *, max_tokens: int,
+                        max_context_tokens: int | None = None) -> Prepared:
+        """Nothing matched: no prompt, no LLM call (it would answer from its own memory)."""
         s = self.settings
         target = min(s.target_fill_tokens, max_context_tokens or s.target_fill_tokens)
         budget = Budget.for_request(s.context_window, self.served_window, max_tokens,
                                     s.margin_ratio, target)
-        base_messages = build_messages(question, [])
+        return Prepared(question, [], [], budget, 0, 0)
+
+    async def prepare(self, question: str, hits: list[Hit], *, max_tokens: int,
+                      max_context_tokens: int | None = None,
+                      counter: ChatCounter | None = None) -> Prepared:
+        count = counter or self.count_prompt
+        s = self.settings
+        target = min(s.target_fill_tokens, max_context_tokens or s.target_fill_tokens)
+        if self.served_window is None:
+            await self.refresh_window()
+        budget = Budget.for_request(s.context_window, self.served_window, max_tokens,
+                                    s.margin_ratio, target)
+        specials = self.special_tokens
+        base_messages = build_messages(question, [], specials)
         base = await count(base_messages)
         numbers = {"question_tokens": count_tokens(question), "prompt_tokens_without_sources":
                    base, "max_tokens": max_tokens, "margin_tokens": budget.margin,
@@ -114,7 +142,8 @@ class RagPipeline:
         available = min(budget.prompt_limit - base, budget.target_fill)
 
         def cost(hit: Hit, text: str) -> int:
-            label = count_tokens(format_source(0, hit.title, hit.source, hit.pages, "")) + 2
+            label = count_tokens(format_source(0, hit.title, hit.source, hit.pages, "",
+                                               specials)) + 2
             if text is hit.text:  # counted at ingest; the exact check below guards the rest
                 return label + hit.tokens
             return label + count_tokens(text)
@@ -122,7 +151,7 @@ class RagPipeline:
         scale = 1.0
         for _ in range(6):
             sources = document_order(choose_sources(hits, available, cost, scale))
-            messages = build_messages(question, sources)
+            messages = build_messages(question, sources, specials)
             exact = await count(messages)
             if exact <= budget.prompt_limit:
                 return Prepared(question, sources, messages, budget, exact, exact - base)
@@ -159,13 +188,14 @@ class RagPipeline:
         finally:
             await stream.aclose()
         answer = "".join(parts).strip()
-        citations, invalid = parse_citations(answer, prepared.sources)
+        check = parse_citations(answer, prepared.sources)
         timings = dict(prepared.timings)
         timings["first_token"] = round(first_token if first_token is not None
                                        else time.monotonic() - started, 4)
         timings["generation"] = round(time.monotonic() - started, 4)
-        yield {"type": "final", "answer": answer, "citations": citations,
-               "invalid_citations": invalid, "finish_reason": finish,
+        yield {"type": "final", "answer": answer, "citations": check.citations,
+               "invalid_citations": check.invalid,
+               "unsupported_citations": check.unsupported, "finish_reason": finish,
                "usage": {**prepared.usage(),
                          "prompt_tokens_server": usage.get("prompt_tokens"),
                          "completion_tokens": usage.get("completion_tokens", 0)},

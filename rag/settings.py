@@ -75,6 +75,23 @@ class Settings(BaseSettings):
     max_file_mb: float = Field(50.0, gt=0)
     pdf_text: Literal["pdfium", "unstructured"] = Field(
         "pdfium", description="PDF text layer: PDFium (fast) or unstructured's pdfminer path")
+    parse_with_spacy: bool = Field(
+        False, description="classify elements with unstructured's spaCy path (slow)")
+    # --- parse bounds: a hostile or broken file must never stall or exhaust a worker --------
+    parse_timeout_s: float = Field(120.0, gt=0, description="wall clock per file's parse")
+    parse_max_memory_mb: int = Field(2048, ge=64,
+                                     description="parser process RSS before it is killed")
+    parse_max_archive_mb: float = Field(200.0, gt=0,
+                                        description="DOCX/PPTX/XLSX declared uncompressed size")
+    parse_max_archive_ratio: float = Field(100.0, gt=1,
+                                           description="compression ratio of a part over 1 MB")
+    parse_max_archive_members: int = Field(10_000, ge=1)
+    parse_max_pages: int = Field(5_000, ge=1)
+    parse_max_chars: int = Field(20_000_000, ge=1)
+    parse_max_elements: int = Field(200_000, ge=1)
+    stale_replace_seconds: float = Field(
+        600.0, ge=0, description="Qdrant server: a replace unfinished this long is rolled "
+        "back or finished by the next process that opens the store")
 
     # --- retrieval -----------------------------------------------------------------------
     retrieval_mode: RetrievalMode = RetrievalMode.hybrid
@@ -109,6 +126,9 @@ class Settings(BaseSettings):
     api_url: str | None = Field(
         None, description="When set, `python -m ingest` sends work to this running API"
     )
+    api_client_key: SecretStr | None = Field(
+        None, description="Bearer key `python -m ingest` sends to RAG_API_URL (default: the "
+        "first of RAG_API_KEYS / RAG_API_KEYS_FILE)")
     max_question_chars: int = Field(8000, ge=1)
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list,
                                       description="Bearer keys; comma-separated in the env")
@@ -120,7 +140,8 @@ class Settings(BaseSettings):
     inbox_dir: Path | None = Field(None, description="upload target; default <data_dir>/inbox")
     log_json: bool = True
     ingest_roots: Annotated[list[Path], NoDecode] = Field(
-        default_factory=list, description="POST /v1/ingest may only name paths below these")
+        default_factory=list, description="Folders POST /v1/ingest may name besides the inbox "
+        "(default: the inbox only); every file read must resolve inside one of them")
 
     @field_validator("data_dir", "model_dir")
     @classmethod
@@ -145,6 +166,18 @@ class Settings(BaseSettings):
     @property
     def inbox(self) -> Path:
         return self.inbox_dir or self.data_dir / "inbox"
+
+    @property
+    def api_ingest_roots(self) -> list[Path]:
+        """What the API may read for ingestion: the inbox and the configured roots."""
+        return [self.inbox, *self.ingest_roots]
+
+    def client_key(self) -> str | None:
+        """The key `python -m ingest` presents to RAG_API_URL."""
+        if self.api_client_key is not None:
+            return self.api_client_key.get_secret_value()
+        keys = self.all_api_keys()
+        return keys[0] if keys else None
 
     @model_validator(mode="after")
     def _coherent(self) -> Settings:

@@ -7,8 +7,15 @@ Three collections share a prefix:
 * ``<c>_parents``: one vector-less point per parent chunk whose id equals the passages'
   ``parent_id``; parent texts are content-addressed, so a process-local cache of them can
   never serve a stale entry (a changed parent gets a new id);
-* ``<c>_documents``: one vector-less record per document (hash, counts, time), written last,
-  so an interrupted ingest is simply redone.
+* ``<c>_documents``: one vector-less record per document (hash, counts, time). The record is
+  the commit marker: a search returns only points whose ``content_hash`` is the one the record
+  names, so a replace becomes visible at one write and a crash never shows two versions.
+
+A replace runs as: mark the record ``replacing`` (old hash kept), write the new points, commit
+the record with the new hash (still ``replacing``), delete the old points, mark it
+``committed``. A process that opens the store finishes or rolls back every replace left
+``replacing`` by a crash (embedded: all of them, it is the only writer; a server: those older
+than ``RAG_STALE_REPLACE_SECONDS``, so live workers are left alone).
 
 The passages collection's metadata records the embedding model, its dimension and the sparse
 scheme; opening it with another model is refused instead of mixing vector spaces.
@@ -31,7 +38,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any, Protocol
+from typing import Any
 
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
@@ -100,22 +107,6 @@ class ParentPoint:
     payload: dict[str, Any]
 
 
-class VectorStore(Protocol):
-    """What ingestion and retrieval need from a store (one implementation: Qdrant)."""
-
-    def get_document(self, document_id: str) -> dict[str, Any] | None: ...
-
-    def list_documents(self) -> list[dict[str, Any]]: ...
-
-    def replace_document(self, record: dict[str, Any], parents: list[ParentPoint],
-                         passages: list[PassagePoint]) -> None: ...
-
-    def delete_document(self, document_id: str) -> bool: ...
-
-    def search(self, dense: list[float] | None, sparse: SparseVector | None, *, limit: int,
-               filters: SearchFilters | None = None) -> list[Hit]: ...
-
-
 class QdrantStore:
     """A Qdrant server (a URL) or an embedded engine (a folder), one code path for all."""
 
@@ -140,6 +131,8 @@ class QdrantStore:
             self._adopt_python_store()
         if check:
             self.ensure_schema()
+            self.recover(older_than=settings.stale_replace_seconds if settings.qdrant_url
+                         else 0.0)
 
     @classmethod
     def unchecked(cls, settings: Settings, model_name: str, dimension: int) -> QdrantStore:
@@ -233,7 +226,7 @@ class QdrantStore:
                     (self.passages, ("document_id", "parent_id", "folders", "file_type",
                                      "content_hash")),
                     (self.parents, ("document_id", "content_hash")),
-                    (self.documents, ("source",)),
+                    (self.documents, ("source", "state")),
                 ):
                     for key in keys:
                         self.client.create_payload_index(collection, key,
@@ -273,9 +266,10 @@ class QdrantStore:
 
     # --- documents -------------------------------------------------------------------------
     def get_document(self, document_id: str) -> dict[str, Any] | None:
+        """The committed record (None while a first ingest is still being written)."""
         with self._lock:
-            points = self.client.retrieve(self.documents, [document_id], with_payload=True)
-        return dict(points[0].payload or {}) if points else None
+            record = self._record(document_id)
+        return record if record and record.get("content_hash") else None
 
     def list_documents(self) -> list[dict[str, Any]]:
         records: list[dict[str, Any]] = []
@@ -284,7 +278,8 @@ class QdrantStore:
             while True:
                 points, offset = self.client.scroll(self.documents, limit=512, offset=offset,
                                                     with_payload=True)
-                records.extend(dict(p.payload or {}) for p in points)
+                records.extend(dict(p.payload or {}) for p in points
+                               if (p.payload or {}).get("content_hash"))
                 if offset is None:
                     break
         return sorted(records, key=lambda r: r.get("source", ""))
@@ -295,13 +290,19 @@ class QdrantStore:
 
     def replace_document(self, record: dict[str, Any], parents: list[ParentPoint],
                          passages: list[PassagePoint]) -> None:
-        """Upsert the new version, then drop the old one, then commit the record.
+        """Write the new version, commit it in the record, then drop the old version.
 
-        New points have ids derived from the new content hash, so both versions coexist
-        for a moment and there is never a window in which the document is unsearchable.
+        New points have ids derived from the new content hash, so both versions coexist on
+        disk for a moment, but searches follow the record: the old version until the commit
+        write, the new one after it. Never neither, never both.
         """
         doc_id, content_hash = record["document_id"], record["content_hash"]
         with self._lock:
+            old = self._record(doc_id)
+            since = time.time()
+            marker = old or {"document_id": doc_id, "source": record.get("source", ""),
+                             "content_hash": None}
+            self._put_record({**marker, "state": "replacing", "replacing_since": since})
             for batch in _batches(parents):
                 self.client.upsert(self.parents, [
                     qm.PointStruct(id=p.id, vector={}, payload=p.payload) for p in batch
@@ -314,69 +315,136 @@ class QdrantStore:
                                                 values=p.sparse.values)})
                     for p in batch
                 ], wait=True)
-            stale = qm.Filter(
-                must=[qm.FieldCondition(key="document_id", match=qm.MatchValue(value=doc_id))],
-                must_not=[qm.FieldCondition(key="content_hash",
-                                            match=qm.MatchValue(value=content_hash))],
-            )
-            self.client.delete(self.passages, qm.FilterSelector(filter=stale), wait=True)
-            self.client.delete(self.parents, qm.FilterSelector(filter=stale), wait=True)
-            self.client.upsert(self.documents, [
-                qm.PointStruct(id=doc_id, vector={}, payload={**record,
-                                                               "ingested_at": time.time()})
-            ], wait=True)
+            committed = {**record, "ingested_at": time.time()}
+            self._put_record({**committed, "state": "replacing", "replacing_since": since})
+            self._delete_other_versions(doc_id, content_hash)
+            self._put_record({**committed, "state": "committed"})
 
     def delete_document(self, document_id: str) -> bool:
-        """Remove a document's record first (it disappears from listings), then its points."""
+        """Remove a document's record first (it disappears from listings and searches at
+        once), then its points."""
         with self._lock:
             existed = self.get_document(document_id) is not None
-            by_doc = qm.Filter(must=[qm.FieldCondition(key="document_id",
-                                                       match=qm.MatchValue(value=document_id))])
             self.client.delete(self.documents, qm.PointIdsList(points=[document_id]), wait=True)
-            self.client.delete(self.passages, qm.FilterSelector(filter=by_doc), wait=True)
-            self.client.delete(self.parents, qm.FilterSelector(filter=by_doc), wait=True)
+            self._delete_other_versions(document_id, None)
         return existed
+
+    def recover(self, older_than: float = 0.0) -> int:
+        """Finish or roll back replaces interrupted by a crash; returns how many.
+
+        A ``replacing`` record names the version to keep (the old one before the commit
+        write, the new one after it): every other version's points go. A record that never
+        had a committed version goes with them."""
+        now = time.time()
+        fixed = 0
+        with self._lock:
+            offset = None
+            while True:
+                points, offset = self.client.scroll(
+                    self.documents, limit=256, offset=offset, with_payload=True,
+                    scroll_filter=qm.Filter(must=[qm.FieldCondition(
+                        key="state", match=qm.MatchValue(value="replacing"))]))
+                for point in points:
+                    rec = dict(point.payload or {})
+                    if now - float(rec.get("replacing_since") or 0) < older_than:
+                        continue  # a live worker's replace (server mode)
+                    doc_id = str(point.id)
+                    self._delete_other_versions(doc_id, rec.get("content_hash"))
+                    if rec.get("content_hash") is None:
+                        self.client.delete(self.documents, qm.PointIdsList(points=[doc_id]),
+                                           wait=True)
+                    else:
+                        rec.pop("replacing_since", None)
+                        self._put_record({**rec, "state": "committed"})
+                    fixed += 1
+                if offset is None:
+                    break
+        if fixed:
+            log.warning("finished or rolled back %d interrupted document replace(s)", fixed)
+        return fixed
+
+    def _record(self, document_id: str) -> dict[str, Any] | None:
+        points = self.client.retrieve(self.documents, [document_id], with_payload=True)
+        return dict(points[0].payload or {}) if points else None
+
+    def _put_record(self, record: dict[str, Any]) -> None:
+        self.client.upsert(self.documents, [qm.PointStruct(
+            id=record["document_id"], vector={}, payload=record)], wait=True)
+
+    def _delete_other_versions(self, document_id: str, keep_hash: str | None) -> None:
+        """Delete the document's points except those of ``keep_hash`` (all when None)."""
+        flt = qm.Filter(
+            must=[qm.FieldCondition(key="document_id", match=qm.MatchValue(value=document_id))],
+            must_not=[qm.FieldCondition(key="content_hash",
+                                        match=qm.MatchValue(value=keep_hash))]
+            if keep_hash else None)
+        self.client.delete(self.passages, qm.FilterSelector(filter=flt), wait=True)
+        self.client.delete(self.parents, qm.FilterSelector(filter=flt), wait=True)
+
+    def committed_hashes(self, document_ids: Iterable[str]) -> dict[str, str]:
+        """document id -> the content hash its record commits (documents without one are
+        absent: never ingested, deleted, or a first ingest not yet committed)."""
+        ids = sorted(set(document_ids))
+        if not ids:
+            return {}
+        with self._lock:
+            points = self.client.retrieve(self.documents, ids, with_payload=["content_hash"])
+        return {str(p.id): (p.payload or {})["content_hash"] for p in points
+                if (p.payload or {}).get("content_hash")}
 
     # --- search ----------------------------------------------------------------------------
     def search(self, dense: list[float] | None, sparse: SparseVector | None, *, limit: int,
                filters: SearchFilters | None = None, mode: RetrievalMode | None = None,
                fusion: Fusion | None = None, group_size: int | None = None) -> list[Hit]:
         """Top ``limit`` parents by their best passages, one Qdrant query, filters in both
-        branches."""
+        branches; only committed versions (see the module notes)."""
         s = self.settings
         mode = mode or s.retrieval_mode
         flt = filters.to_qdrant() if filters else None
         sparse_q = (qm.SparseVector(indices=sparse.indices, values=sparse.values)
                     if sparse is not None else None)
-        kwargs: dict[str, Any] = {}
-        size = group_size or s.passages_per_parent
-        depth = max(s.prefetch_limit, limit * size * 2)  # per branch, and the embedded window
-        if mode is RetrievalMode.hybrid:
-            if dense is None or sparse_q is None:
-                raise ValueError("hybrid search needs both a dense and a sparse query")
-            kwargs["prefetch"] = [
-                qm.Prefetch(query=dense, using="dense", limit=depth, filter=flt),
-                qm.Prefetch(query=sparse_q, using="bm25", limit=depth, filter=flt),
-            ]
-            chosen = fusion or s.fusion
-            kwargs["query"] = qm.FusionQuery(
-                fusion=qm.Fusion.RRF if chosen is Fusion.rrf else qm.Fusion.DBSF)
-        elif mode is RetrievalMode.dense:
-            kwargs.update(query=dense, using="dense")
-        else:
-            kwargs.update(query=sparse_q, using="bm25")
+        if mode is RetrievalMode.hybrid and (dense is None or sparse_q is None):
+            raise ValueError("hybrid search needs both a dense and a sparse query")
         if mode is RetrievalMode.sparse and sparse_q is not None and not sparse_q.indices:
             return []  # a query of stop words only matches nothing lexically
-        with self._lock:
-            if self.embedded:
-                groups = self._groups_embedded(kwargs, flt, limit, size, depth)
-            else:
-                groups = self.client.query_points_groups(
-                    self.passages, group_by="parent_id", limit=limit, group_size=size,
-                    query_filter=flt, with_payload=["start", "end", "passage_index"], **kwargs,
-                ).groups
-            parents = self._parents([str(g.id) for g in groups])
-        return list(_hits(groups, parents))
+        size = group_size or s.passages_per_parent
+        want = limit
+        for _ in range(4):
+            depth = max(s.prefetch_limit, want * size * 2)  # per branch, and the window
+            kwargs = self._query_kwargs(mode, dense, sparse_q, flt, depth, fusion or s.fusion)
+            with self._lock:
+                if self.embedded:
+                    groups = self._groups_embedded(kwargs, flt, want, size, depth)
+                else:
+                    groups = self.client.query_points_groups(
+                        self.passages, group_by="parent_id", limit=want, group_size=size,
+                        query_filter=flt, with_payload=["start", "end", "passage_index"],
+                        **kwargs,
+                    ).groups
+                parents = self._parents([str(g.id) for g in groups])
+            committed = self.committed_hashes(p["document_id"] for p in parents.values())
+            valid = [g for g in groups if (p := parents.get(str(g.id))) is not None
+                     and committed.get(p["document_id"]) == p.get("content_hash")]
+            hidden = len(groups) - len(valid)
+            # Done unless uncommitted versions took places that committed ones could fill.
+            if not hidden or len(valid) >= limit or len(groups) < want:
+                break
+            want += 2 * hidden
+        return list(_hits(valid[:limit], parents))
+
+    @staticmethod
+    def _query_kwargs(mode: RetrievalMode, dense: list[float] | None,
+                      sparse_q: qm.SparseVector | None, flt: qm.Filter | None, depth: int,
+                      fusion: Fusion) -> dict[str, Any]:
+        if mode is RetrievalMode.hybrid:
+            return {"prefetch": [
+                qm.Prefetch(query=dense, using="dense", limit=depth, filter=flt),
+                qm.Prefetch(query=sparse_q, using="bm25", limit=depth, filter=flt),
+            ], "query": qm.FusionQuery(
+                fusion=qm.Fusion.RRF if fusion is Fusion.rrf else qm.Fusion.DBSF)}
+        if mode is RetrievalMode.dense:
+            return {"query": dense, "using": "dense"}
+        return {"query": sparse_q, "using": "bm25"}
 
     def _groups_embedded(self, kwargs: dict[str, Any], flt: qm.Filter | None, limit: int,
                          size: int, depth: int) -> list[qm.PointGroup]:

@@ -15,7 +15,8 @@ echo "[vllm] starting on 127.0.0.1:$PORT (log: $DATA_DIR/vllm.log)"
 HF_HUB_OFFLINE=1 VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-2} VLLM_NO_USAGE_STATS=1 \
   DO_NOT_TRACK=1 setsid .venv-vllm/bin/vllm serve "$MODEL_DIR/smollm2-135m-instruct" \
   --host 127.0.0.1 --port "$PORT" --served-model-name "$NAME" --max-model-len 8192 \
-  --dtype bfloat16 --enforce-eager > "$DATA_DIR/vllm.log" 2>&1 &
+  --dtype bfloat16 --enforce-eager --enable-tokenizer-info-endpoint \
+  > "$DATA_DIR/vllm.log" 2>&1 &
 echo $! > "$DATA_DIR/vllm.pid"
 for _ in $(seq 1 300); do
   if curl -fsS "http://127.0.0.1:$PORT/v1/models" >/dev/null 2>&1; then

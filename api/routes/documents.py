@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, File, UploadFile
+from fastapi import APIRouter, File, Query, UploadFile
 
 from api.deps import ServicesDep
 from api.errors import APIError
-from api.uploads import save_upload
-from api.protocol import DocumentList, DocumentOut, ErrorResponse
+from api.protocol import DocumentList, DocumentOut, ErrorResponse, UploadResponse
+from api.uploads import save_uploads
 from rag.pipeline import run_sync
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
@@ -21,16 +21,20 @@ async def list_documents(services: ServicesDep) -> dict[str, Any]:
     return {"documents": documents, "total": len(documents)}
 
 
-@router.post("", status_code=202, responses={413: {"model": ErrorResponse},
-                                             422: {"model": ErrorResponse}})
-async def upload_documents(services: ServicesDep,
-                           files: list[UploadFile] = File(...)) -> dict[str, Any]:
-    """Save files into the inbox and queue their ingestion (workers watch it otherwise)."""
+@router.post("", status_code=202, response_model=UploadResponse,
+             responses={409: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
+                        422: {"model": ErrorResponse}})
+async def upload_documents(services: ServicesDep, files: list[UploadFile] = File(...),
+                           replace: bool = Query(False, description="overwrite a stored file "
+                                                 "of the same name instead of keeping both")
+                           ) -> dict[str, Any]:
+    """Save files into the inbox (all or none) and queue their ingestion."""
     settings = services.settings
     limit = int(settings.max_upload_mb * 1_000_000)
-    saved = [str(await save_upload(f, settings.inbox, limit)) for f in files]
-    job = services.jobs.submit(saved, prune=False) if services.jobs else None
-    return {"saved": saved, "job": job}
+    stored = await save_uploads(files, settings.inbox, limit, replace=replace)
+    paths = [f.path for f in stored]
+    job = services.jobs.submit(paths, prune=False) if services.jobs else None
+    return {"saved": paths, "files": stored, "job": job}
 
 
 @router.get("/{document_id}", response_model=DocumentOut,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,22 +11,24 @@ from fastapi import APIRouter
 from api.deps import ServicesDep
 from api.errors import APIError
 from api.protocol import ErrorResponse, IngestRequest
+from ingest.confine import Roots
 
 router = APIRouter(prefix="/v1/ingest", tags=["ingest"])
 
 
-@router.post("", status_code=202, responses={409: {"model": ErrorResponse},
+@router.post("", status_code=202, responses={403: {"model": ErrorResponse},
+                                             409: {"model": ErrorResponse},
                                              422: {"model": ErrorResponse}})
 async def start_job(body: IngestRequest, services: ServicesDep) -> dict[str, Any]:
     if services.jobs is None:
         raise APIError(409, "ingest_disabled", "this API does not host an ingestion worker")
-    roots = [r.resolve() for r in services.settings.ingest_roots]
+    roots = Roots.of(services.settings.api_ingest_roots)
     for raw in body.paths:
-        path = Path(raw).resolve()
-        if roots and not any(path == r or path.is_relative_to(r) for r in roots):
+        if not roots.contains(os.path.realpath(raw)):
             raise APIError(403, "forbidden_path",
-                           f"{raw[:200]} is outside the allowed ingest roots")
-        if not path.exists():
+                           f"{raw[:200]} is outside the allowed ingest roots (the inbox, and "
+                           "RAG_INGEST_ROOTS)")
+        if not Path(raw).exists():
             raise APIError(422, "invalid_request", f"no such file or folder: {raw[:200]}")
     return services.jobs.submit([str(Path(p).absolute()) for p in body.paths], body.prune)
 

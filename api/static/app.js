@@ -283,7 +283,7 @@ async function runAsk(q) {
         meta = data;
         renderSources(data.sources, true);
         renderGauge(data.usage, data.timings, data.model);
-        setStatus(data.sources.length ? "Generating…" : "No sources matched; generating…", true);
+        setStatus(data.sources.length ? "Generating…" : "No documents matched.", data.sources.length > 0);
       } else if (event === "delta") {
         if (firstToken == null) firstToken = (performance.now() - state.started) / 1000;
         answer += data.text;
@@ -291,9 +291,16 @@ async function runAsk(q) {
       } else if (event === "final") {
         renderSources(data.sources, true);
         renderAnswer(data.answer, data.citations);
+        const dropped = [];
         if (data.invalid_citations && data.invalid_citations.length) {
+          dropped.push(`source numbers that do not exist (${data.invalid_citations.join(", ")})`);
+        }
+        if (data.unsupported_citations && data.unsupported_citations.length) {
+          dropped.push(`sources that do not state what it attributed to them (${data.unsupported_citations.join(", ")})`);
+        }
+        if (dropped.length) {
           $("invalid").hidden = false;
-          $("invalid").textContent = `The model cited source numbers that do not exist (${data.invalid_citations.join(", ")}); they were dropped.`;
+          $("invalid").textContent = `The model cited ${dropped.join(" and ")}; those citations were dropped.`;
         }
         const timings = { ...data.timings, client_first_token: firstToken, client_total: (performance.now() - state.started) / 1000 };
         renderGauge(data.usage, timings, data.model);

@@ -19,10 +19,11 @@ from tests.helpers.servers import free_port, serve
 
 @pytest.fixture
 def api(settings_factory, embedder, tmp_path):
-    settings = settings_factory()
+    settings = settings_factory(ingest_roots=[tmp_path])
     store = QdrantStore(settings, embedder.name, embedder.dimension)
     llm = LLMClient(LLMConfig(base_url=f"http://127.0.0.1:{free_port()}/v1", model="none"))
-    jobs = JobManager(IngestWorker(settings, embedder, store), tmp_path / "jobs")
+    jobs = JobManager(IngestWorker(settings, embedder, store,
+                                   allowed_roots=settings.api_ingest_roots), tmp_path / "jobs")
     services = Services(settings, RagPipeline(settings, embedder, store, llm), store, llm, jobs)
     with serve(create_app(settings, services=services)) as url:
         yield url, tmp_path
@@ -66,11 +67,15 @@ def test_ingest_job_list_get_delete(api):
 
 
 def test_document_errors(api):
-    url, _ = api
+    url, tmp = api
     assert httpx.get(f"{url}/v1/documents/not-a-uuid").status_code == 422
     missing = httpx.delete(f"{url}/v1/documents/00000000-0000-0000-0000-000000000000")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     assert httpx.get(f"{url}/v1/ingest/ffff").status_code == 404
-    bad = httpx.post(f"{url}/v1/ingest", json={"paths": ["/definitely/not/here"]})
+    bad = httpx.post(f"{url}/v1/ingest", json={"paths": [str(tmp / "not" / "here")]})
     assert bad.status_code == 422 and "no such file" in bad.json()["error"]["message"]
+    # Outside the roots: refused before looking, so existence there is never revealed.
+    for path in ("/definitely/not/here", "/etc"):
+        outside = httpx.post(f"{url}/v1/ingest", json={"paths": [path]})
+        assert outside.status_code == 403 and outside.json()["error"]["code"] == "forbidden_path"
     assert httpx.post(f"{url}/v1/ingest", json={"paths": []}).status_code == 422

@@ -1,5 +1,6 @@
 """POST /v1/search and the request validation every route shares."""
 
+import json
 import httpx
 import pytest
 
@@ -53,7 +54,7 @@ def test_filters(api, ingested):
 
 @pytest.mark.parametrize("body, fragment", [
     ({"query": ""}, "query"),
-    ({"query": "   "}, "blank"),
+    ({"query": "   "}, "visible text"),
     ({"query": "x" * 8001}, "query"),
     ({"query": "x", "top_k": -1}, "top_k"),
     ({"query": "x", "top_k": 100000}, "top_k"),
@@ -86,4 +87,22 @@ def test_query_with_llm_down_is_503_and_search_still_works(api):
     r = httpx.post(f"{api}/v1/query", json={"question": "Where was the reactor built?"})
     assert r.status_code == 503
     assert r.json()["error"]["code"] == "llm_unavailable"
+    assert "http" not in r.text and "127.0.0.1" not in r.text  # no upstream URL
     assert httpx.post(f"{api}/v1/search", json={"query": "reactor"}).status_code == 200
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_no_matching_documents_answers_at_once_even_with_the_llm_down(api, stream):
+    """0 sources: the LLM is not asked (it would answer from memory); a clear reason."""
+    body = {"question": "Where was the reactor built?", "stream": stream,
+            "filters": {"document_ids": ["00000000-0000-0000-0000-000000000000"]}}
+    r = httpx.post(f"{api}/v1/query", json=body)
+    assert r.status_code == 200, r.text
+    if stream:
+        events = [line[7:] for line in r.text.splitlines() if line.startswith("event:")]
+        assert events == ["sources", "final", "done"]
+        final = json.loads(r.text.split("event: final\ndata: ")[1].split("\n")[0])
+    else:
+        final = r.json()
+    assert final["reason"] == "no_matching_documents" and final["sources"] == []
+    assert final["answer"].startswith("No documents matched") and final["citations"] == []

@@ -31,7 +31,8 @@ def secured(tmp_path_factory, embedder, fault_server):
                         llm_model="fake", llm_tokenizer="server")
     store = QdrantStore(settings, embedder.name, embedder.dimension)
     llm = LLMClient(LLMConfig(base_url=settings.llm_base_url, model="fake"))
-    jobs = JobManager(IngestWorker(settings, embedder, store), tmp / "jobs")
+    jobs = JobManager(IngestWorker(settings, embedder, store,
+                                   allowed_roots=settings.api_ingest_roots), tmp / "jobs")
     services = Services(settings, RagPipeline(settings, embedder, store, llm), store, llm, jobs)
     with serve(create_app(settings, services=services)) as url:
         yield url, settings, fs
@@ -62,6 +63,147 @@ def test_public_routes_stay_public(secured):
         assert httpx.get(url + path).status_code == 200, path
 
 
+def test_schema_and_docs_need_the_key(secured):
+    url, _, _ = secured
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert httpx.get(url + path).status_code == 401, path
+    assert httpx.get(url + "/openapi.json", headers=AUTH).status_code == 200
+
+
+def test_readyz_tells_the_public_only_ready_or_not(secured):
+    url, settings, _ = secured
+    public = httpx.get(url + "/readyz").json()
+    assert public == {"ready": True, "checks": {"store": {"ok": True}, "embedder": {"ok": True},
+                                                "llm": {"ok": True}}}
+    detailed = httpx.get(url + "/readyz", headers=AUTH).json()
+    assert "passages" in detailed["checks"]["store"]
+    assert detailed["checks"]["llm"]["max_model_len"] == 4096
+    assert settings.llm_base_url not in httpx.get(url + "/readyz", headers=AUTH).text
+
+
+def test_auth_comes_before_any_other_check(secured):
+    url, _, _ = secured
+    for body in (b"{not json", b'{"query": 3}', b""):
+        r = httpx.post(url + "/v1/search", content=body,
+                       headers={"content-type": "application/json"})
+        assert r.status_code == 401, body
+    assert httpx.get(url + "/v1/no-such-route").status_code == 401
+    big = httpx.post(url + "/v1/search", content=b"x" * 300_000,
+                     headers={"content-type": "application/json"})
+    assert big.status_code == 401
+
+
+def test_oversize_headers_get_a_json_error(secured):
+    url, _, _ = secured
+    r = httpx.get(url + "/v1/documents", headers={"Authorization": "Bearer " + "k" * 1_000_000})
+    assert r.status_code == 400
+    assert r.headers["content-type"] == "application/json"
+    assert r.json()["error"]["code"] == "bad_request"
+
+
+@pytest.mark.parametrize("body", [
+    {"query": "x", "top_k": "3"}, {"query": "x", "top_k": True}, {"query": "x", "top_k": 2.0},
+    {"query": "\x00\x01\u200b\t "}, {"query": ["x"]}, {"query": "x", "filters":
+                                                         {"file_types": [1]}}])
+def test_search_types_are_strict(secured, body):
+    url, _, _ = secured
+    r = httpx.post(url + "/v1/search", headers=AUTH, json=body)
+    assert r.status_code == 422, body
+    assert r.json()["error"]["code"] == "invalid_request"
+
+
+@pytest.mark.parametrize("body", [
+    {"question": "x", "stream": "yes"}, {"question": "x", "temperature": "0.5"},
+    {"question": "x", "max_tokens": "16"}, {"question": "\u0007\u0008"}])
+def test_query_types_are_strict(secured, body):
+    url, _, _ = secured
+    assert httpx.post(url + "/v1/query", headers=AUTH, json=body).status_code == 422
+
+
+def test_question_length_comes_from_settings(secured):
+    url, settings, _ = secured
+    r = httpx.post(url + "/v1/search", headers=AUTH,
+                   json={"query": "a" * (settings.max_question_chars + 1)})
+    assert r.status_code == 422 and "at most 8000 characters" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("path", ["/tmp/a\x00b", "relative/path", "/tmp/\nx", ""])
+def test_bad_ingest_paths_are_4xx_json(secured, path):
+    url, _, _ = secured
+    r = httpx.post(url + "/v1/ingest", headers=AUTH, json={"paths": [path]})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+
+
+def test_upload_is_all_or_nothing(secured):
+    url, settings, _ = secured
+    settings.inbox.mkdir(parents=True, exist_ok=True)
+    before = sorted(p.name for p in settings.inbox.iterdir())
+    r = httpx.post(url + "/v1/documents", headers=AUTH, files=[
+        ("files", ("good-one.txt", b"good content here", "text/plain")),
+        ("files", ("bad.exe", b"MZ", "application/octet-stream"))])
+    assert r.status_code == 422
+    r = httpx.post(url + "/v1/documents", headers=AUTH, files=[
+        ("files", ("good-two.txt", b"good content here", "text/plain")),
+        ("files", ("empty.txt", b"", "text/plain"))])
+    assert r.status_code == 422 and r.json()["error"]["code"] == "empty_file"
+    r = httpx.post(url + "/v1/documents", headers=AUTH, files=[
+        ("files", ("twice.txt", b"one", "text/plain")),
+        ("files", ("twice.txt", b"two", "text/plain"))])
+    assert r.status_code == 422 and r.json()["error"]["code"] == "duplicate_filename"
+    assert sorted(p.name for p in settings.inbox.iterdir()) == before  # temporaries too
+
+
+def test_upload_never_overwrites_silently(secured):
+    url, settings, _ = secured
+
+    def upload(content, **params):
+        r = httpx.post(url + "/v1/documents", headers=AUTH, params=params,
+                       files={"files": ("minutes.txt", content, "text/plain")})
+        assert r.status_code == 202, r.text
+        return r.json()["files"][0]
+
+    first = upload(b"Minutes of the first meeting about valves.")
+    assert first["outcome"] == "new"
+    assert upload(b"Minutes of the first meeting about valves.")["outcome"] == "unchanged"
+    other = upload(b"Minutes of a different meeting about pumps.")
+    assert other["outcome"] == "renamed" and other["path"].endswith("minutes-2.txt")
+    assert (settings.inbox / "minutes.txt").read_bytes().startswith(b"Minutes of the first")
+    replaced = upload(b"Corrected minutes of the first meeting.", replace="true")
+    assert replaced["outcome"] == "replaced" and replaced["path"] == first["path"]
+    assert (settings.inbox / "minutes.txt").read_bytes().startswith(b"Corrected")
+
+
+def test_an_ingest_job_does_not_follow_links_out_of_the_roots(secured, tmp_path):
+    import os
+    import time
+
+    url, settings, _ = secured
+    folder = settings.inbox / "linked"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "inside.txt").write_text("Inside the inbox: the Quillon valve. " * 10)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("secret " * 50)
+    os.symlink("/etc", folder / "etclink")
+    os.symlink(outside, folder / "out")
+    r = httpx.post(url + "/v1/ingest", headers=AUTH, json={"paths": [str(folder)]})
+    assert r.status_code == 202, r.text
+    for _ in range(300):
+        job = httpx.get(f"{url}/v1/ingest/{r.json()['job_id']}", headers=AUTH).json()
+        if job["status"] not in ("queued", "running"):
+            break
+        time.sleep(0.2)
+    assert job["status"] == "done"
+    assert sorted(job["summary"]["failed"], key=lambda f: f["path"]) == [
+        {"path": str(folder / "etclink"), "error": "outside the allowed roots"},
+        {"path": str(folder / "out"), "error": "outside the allowed roots"}]
+    sources = [d["source"] for d in httpx.get(url + "/v1/documents", headers=AUTH).json()[
+        "documents"]]
+    assert not any(s.startswith(("/etc", str(outside))) for s in sources)
+    r = httpx.post(url + "/v1/ingest", headers=AUTH, json={"paths": [str(folder / "etclink")]})
+    assert r.status_code == 403
+
+
 def test_upload_ingests_into_the_inbox(secured):
     url, settings, _ = secured
     content = (DOCS / "release-notes.txt").read_bytes()
@@ -70,6 +212,8 @@ def test_upload_ingests_into_the_inbox(secured):
     assert r.status_code == 202, r.text
     saved = r.json()["saved"][0]
     assert saved == str((settings.inbox / "kestrel notes.txt").resolve())
+    assert r.json()["files"] == [{"filename": "kestrel notes.txt", "path": saved,
+                                  "outcome": "new"}]
     job_id = r.json()["job"]["job_id"]
     for _ in range(300):
         job = httpx.get(f"{url}/v1/ingest/{job_id}", headers=AUTH).json()

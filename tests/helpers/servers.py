@@ -29,8 +29,10 @@ def free_port() -> int:
 def serve(app, port: int | None = None) -> Iterator[str]:
     """Serve ``app`` with uvicorn in a thread; yields its base URL."""
     port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on"))
+    from api.server import server_config
+
+    server = uvicorn.Server(server_config(app, "127.0.0.1", port, log_level="warning",
+                                          lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

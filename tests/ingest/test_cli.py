@@ -39,30 +39,75 @@ def test_json_summary_and_exit_codes(tmp_path):
 
 
 def test_second_process_is_told_to_use_the_api(tmp_path):
-    env = {**os.environ, "RAG_DATA_DIR": str(tmp_path / "data"), "RAG_API_PORT": str(free_port())}
-    api = subprocess.Popen([sys.executable, "-m", "api"], cwd=ROOT, env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    from tests.helpers.api_process import ApiProcess
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    data = str(tmp_path / "data")
+    api = ApiProcess({"RAG_DATA_DIR": data, "RAG_API_KEYS": "cli-key",
+                      "RAG_INGEST_ROOTS": str(folder),
+                      "RAG_LLM_BASE_URL": "http://127.0.0.1:9/v1"}, tmp_path / "api.log")
+    api.start()
     try:
-        url = f"http://127.0.0.1:{env['RAG_API_PORT']}"
-        for _ in range(240):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        folder = tmp_path / "in"
-        folder.mkdir()
         shutil.copy(DOCS / "reactor-update.eml", folder)
-        locked = run_cli([str(folder)], {"RAG_DATA_DIR": env["RAG_DATA_DIR"]})
+        locked = run_cli([str(folder)], {"RAG_DATA_DIR": data})
         assert locked.returncode == 2 and "open in another process" in locked.stderr
-        remote = run_cli([str(folder), "--json"], {"RAG_DATA_DIR": env["RAG_DATA_DIR"],
-                                                   "RAG_API_URL": url})
+        # The CLI sends the operator's key: RAG_API_CLIENT_KEY, or the first of RAG_API_KEYS.
+        remote = run_cli([str(folder), "--json"], {"RAG_DATA_DIR": data, "RAG_API_URL": api.url,
+                                                   "RAG_API_CLIENT_KEY": "cli-key"})
         assert remote.returncode == 0, remote.stderr
         assert json.loads(remote.stdout)["ingested"] == 1
-        assert httpx.get(f"{url}/v1/documents").json()["total"] == 1
+        same = run_cli([str(folder), "--json"], {"RAG_DATA_DIR": data, "RAG_API_URL": api.url,
+                                                 "RAG_API_KEYS": "cli-key"})
+        assert same.returncode == 0 and json.loads(same.stdout)["unchanged"] == 1
+        listed = httpx.get(f"{api.url}/v1/documents", headers={"Authorization": "Bearer cli-key"})
+        assert listed.json()["total"] == 1
+        wrong = run_cli([str(folder)], {"RAG_DATA_DIR": data, "RAG_API_URL": api.url,
+                                        "RAG_API_CLIENT_KEY": "nope"})
+        assert wrong.returncode == 2
+        assert wrong.stderr.strip().splitlines() == [
+            f"error: the API at {api.url} refused the key (401): set RAG_API_CLIENT_KEY to "
+            "one of its RAG_API_KEYS"]
+        outside = run_cli([str(tmp_path)], {"RAG_DATA_DIR": data, "RAG_API_URL": api.url,
+                                            "RAG_API_CLIENT_KEY": "cli-key"})
+        assert outside.returncode == 2 and "(403)" in outside.stderr
+        assert "Traceback" not in outside.stderr
     finally:
-        api.terminate()
-        api.wait(timeout=60)
+        api.stop()
+
+
+def test_the_api_dying_mid_job_ends_the_cli_with_one_line(tmp_path):
+    from tests.helpers.api_process import ApiProcess
+    from tests.helpers.docx import write_compressible_docx
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_compressible_docx(folder / "slow.docx", 200_000)  # keeps the job busy
+    data = str(tmp_path / "data")
+    api = ApiProcess({"RAG_DATA_DIR": data, "RAG_INGEST_ROOTS": str(folder),
+                      "RAG_PARSE_MAX_ARCHIVE_RATIO": "100000",
+                      "RAG_LLM_BASE_URL": "http://127.0.0.1:9/v1"}, tmp_path / "api.log")
+    api.start()
+    env = {**os.environ, "RAG_DATA_DIR": data, "RAG_API_URL": api.url}
+    cli = subprocess.Popen([sys.executable, "-m", "ingest", str(folder)], cwd=ROOT, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not list((tmp_path / "data" / "jobs").glob("*.json")
+                                                       if (tmp_path / "data" / "jobs").is_dir()
+                                                       else []):
+            time.sleep(0.2)
+        time.sleep(1.0)
+        api.kill9()
+        _, err = cli.communicate(timeout=120)
+    finally:
+        api.stop()
+        if cli.poll() is None:
+            cli.kill()
+    assert cli.returncode == 2
+    lines = [line for line in err.strip().splitlines() if not line.startswith("ingest job ")]
+    assert len(lines) == 1 and lines[0].startswith(f"error: lost the API at {api.url}"), err
+    assert "resumes when the API starts again" in lines[0] and "Traceback" not in err
 
 
 def test_watch_worker_ingests_new_files_and_stops_gracefully(tmp_path):

@@ -14,7 +14,7 @@ LIMITS = Limits(max_bytes=1_000_000)
 
 def parse(path: Path, limits: Limits = LIMITS):
     data = read_checked(path, limits)
-    return parse_file(path, data, content_hash(data, "sig"))
+    return parse_file(path, data, content_hash(data, "sig"), limits)
 
 
 def reason(path: Path, limits: Limits = LIMITS) -> str:
@@ -102,7 +102,7 @@ def test_unreadable(tmp_path):
 
 def test_folder_with_a_file_extension(tmp_path):
     (tmp_path / "dir.txt").mkdir()
-    assert reason(tmp_path / "dir.txt").startswith("cannot read file")
+    assert reason(tmp_path / "dir.txt") == "not a regular file"
 
 
 def test_corrupt_docx(tmp_path):

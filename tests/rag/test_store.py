@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -212,3 +213,73 @@ def test_adopting_another_models_store_is_still_refused(settings_factory):
     old.close()
     with pytest.raises(SchemaMismatch, match="other-model"):
         QdrantStore(settings_factory(embedded_engine="edge"), "test-model", 4)
+
+
+def crash_in_replace(tmp_path, moment: str) -> str:
+    """Run the replace in a process that SIGKILLs itself at ``moment``; return its data dir."""
+    from tests.conftest import ROOT
+
+    data = tmp_path / f"crash-{moment}"
+    out = subprocess.run([sys.executable, "-m", "tests.helpers.crash_replace", str(data), moment],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == -9, out.stderr  # really killed
+    return str(data)
+
+
+def texts(store):
+    hits = store.search([1.0, 0.0, 0.0, 0.0], BM25Encoder().encode_query("alpha"), limit=10)
+    return sorted(h.text for h in hits)
+
+
+@pytest.mark.parametrize("moment, visible", [("points", "old"), ("commit", "new")])
+def test_kill_9_inside_a_replace_shows_one_version_and_reopening_repairs(
+        tmp_path, settings_factory, moment, visible):
+    from tests.helpers.crash_replace import V1, V2
+
+    data = crash_in_replace(tmp_path, moment)
+    expected = sorted(V1 if visible == "old" else V2)
+    # Before any repair (as a server-mode API sees a crashed worker's store): searches
+    # follow the record, so exactly one version is visible.
+    raw = QdrantStore.unchecked(settings_factory(data_dir=data), "test-model", 4)
+    try:
+        assert raw.count_passages() == len(V1) + len(V2)  # both versions are on disk
+        assert texts(raw) == expected
+    finally:
+        raw.close()
+    # Opening the store finishes or rolls back the replace: what a clean run would leave.
+    store = QdrantStore(settings_factory(data_dir=data), "test-model", 4)
+    try:
+        assert store.count_passages() == len(expected)
+        assert texts(store) == expected
+        record = store.get_document(document_id("a"))
+        assert record["content_hash"] == ("v1" if visible == "old" else "v2")
+        assert record["state"] == "committed"
+    finally:
+        store.close()
+
+
+def test_kill_9_inside_a_first_ingest_leaves_nothing(tmp_path, settings_factory):
+    data = crash_in_replace(tmp_path, "first")
+    raw = QdrantStore.unchecked(settings_factory(data_dir=data), "test-model", 4)
+    try:
+        assert raw.count_passages() == 2 and texts(raw) == []
+        assert raw.list_documents() == [] and raw.get_document(document_id("a")) is None
+    finally:
+        raw.close()
+    store = QdrantStore(settings_factory(data_dir=data), "test-model", 4)
+    try:
+        assert store.count_passages() == 0
+        points, _ = store.client.scroll(store.documents, limit=10)
+        assert points == []
+    finally:
+        store.close()
+
+
+def test_server_mode_recovery_leaves_live_replaces_alone(store):
+    """Recovery in server mode only touches replaces older than the stale limit."""
+    add_doc(store, "a", "v1", ["alpha one"])
+    record = store._record(document_id("a"))
+    store._put_record({**record, "state": "replacing", "replacing_since": time.time()})
+    assert store.recover(older_than=600) == 0
+    assert store.recover(older_than=0) == 1
+    assert store._record(document_id("a"))["state"] == "committed"

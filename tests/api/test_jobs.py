@@ -1,0 +1,95 @@
+"""No ingest job is lost to a crash: kill -9 the API mid-job, start it again, and the job
+and the files waiting in the inbox are finished (a real process, really killed)."""
+
+import shutil
+import time
+
+import httpx
+
+from tests.conftest import DOCS
+from tests.helpers.api_process import ApiProcess
+from tests.helpers.docx import write_compressible_docx
+
+KEY = "jobs-test-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+def wait(url, job_id, statuses=("done", "failed"), timeout=300):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{url}/v1/ingest/{job_id}", headers=AUTH, timeout=10).json()
+        if job["status"] in statuses:
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job stayed {job['status']}")
+
+
+def test_kill_9_mid_job_then_restart_finishes_the_job_and_the_inbox(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    # A slow file first keeps the job running long enough to be killed inside it.
+    write_compressible_docx(folder / "a-slow.docx", 20_000)
+    for name in ("release-notes.txt", "reactor-update.eml", "Normans.md"):
+        shutil.copy(DOCS / name, folder)
+    env = {"RAG_DATA_DIR": str(tmp_path / "data"), "RAG_API_KEYS": KEY,
+           "RAG_INGEST_ROOTS": str(folder), "RAG_LLM_BASE_URL": "http://127.0.0.1:9/v1"}
+    api = ApiProcess(env, tmp_path / "api.log").start()
+    try:
+        # An upload whose job will be lost too: saved in the inbox, then the crash.
+        job_id = httpx.post(f"{api.url}/v1/ingest", headers=AUTH,
+                            json={"paths": [str(folder)]}).json()["job_id"]
+        wait(api.url, job_id, statuses=("running",))
+        time.sleep(0.5)
+        api.kill9()
+        inbox = tmp_path / "data" / "inbox"
+        inbox.mkdir(parents=True, exist_ok=True)
+        (inbox / "oxygen.md").write_text("# Oxygen\n\nOxygen is the chemical element with symbol O. " * 20)  # saved, never queued
+        record = (tmp_path / "data" / "jobs" / f"{job_id}.json").read_text()
+        assert '"status": "running"' in record  # what the dead process left
+        api.start()
+        job = wait(api.url, job_id)
+        assert job["status"] == "done" and job["attempts"] == 2
+        assert job["summary"]["failed"] == []
+        docs = httpx.get(f"{api.url}/v1/documents", headers=AUTH).json()["documents"]
+        names = sorted(d["source"].rsplit("/", 1)[1] for d in docs)
+        deadline = time.monotonic() + 120
+        while "oxygen.md" not in names and time.monotonic() < deadline:
+            time.sleep(0.5)  # the inbox job queued at start
+            docs = httpx.get(f"{api.url}/v1/documents", headers=AUTH).json()["documents"]
+            names = sorted(d["source"].rsplit("/", 1)[1] for d in docs)
+        assert names == ["Normans.md", "a-slow.docx", "oxygen.md", "reactor-update.eml",
+                         "release-notes.txt"]
+    finally:
+        api.stop()
+
+
+def test_a_job_no_process_runs_is_never_reported_running(tmp_path):
+    """A record left 'running' by a dead process reads 'interrupted', never 'running'."""
+    import json
+
+    from api.jobs import JobManager
+
+    folder = tmp_path / "jobs"
+    folder.mkdir()
+    job_id = "a" * 32
+    (folder / f"{job_id}.json").write_text(json.dumps({"job_id": job_id, "status": "running",
+                                                       "paths": [], "prune": False}))
+    manager = JobManager(worker=None, folder=folder)  # type: ignore[arg-type]
+    assert manager.get(job_id)["status"] == "interrupted"
+
+
+def test_a_job_that_keeps_killing_its_process_is_given_up(tmp_path):
+    import json
+
+    from api.jobs import MAX_ATTEMPTS, JobManager
+
+    folder = tmp_path / "jobs"
+    folder.mkdir()
+    job_id = "b" * 32
+    (folder / f"{job_id}.json").write_text(json.dumps({
+        "job_id": job_id, "status": "running", "paths": [], "prune": False,
+        "attempts": MAX_ATTEMPTS}))
+    manager = JobManager(worker=None, folder=folder)  # type: ignore[arg-type]
+    assert manager.start() == []
+    job = manager.get(job_id)
+    assert job["status"] == "failed" and "not retried" in job["error"]
