@@ -134,7 +134,8 @@ def _final(services: Services, prepared: Prepared, event: dict[str, Any]) -> dic
             "unsupported_citations": event.get("unsupported_citations", []),
             "sources": [_source_out(s, cited, attributed) for s in prepared.sources],
             "usage": event["usage"], "timings": event["timings"],
-            "model": services.settings.llm_model, "finish_reason": event["finish_reason"]}
+            "model": services.settings.llm_model, "finish_reason": event["finish_reason"],
+            "reason": None}
 
 
 def _sse(event: str, data: Any) -> bytes:

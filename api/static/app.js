@@ -305,7 +305,9 @@ async function runAsk(q) {
         const timings = { ...data.timings, client_first_token: firstToken, client_total: (performance.now() - state.started) / 1000 };
         renderGauge(data.usage, timings, data.model);
         const modelCited = data.citations.filter((c) => c.kind === "model").length;
-        finishAsk(modelCited ? `Answered with ${modelCited} cited source(s).`
+        finishAsk(data.reason === "no_matching_documents"
+          ? "No documents matched; the model was not asked."
+          : modelCited ? `Answered with ${modelCited} cited source(s).`
           : data.citations.length ? "Answered (sources attributed by text overlap)." : "Answered (no source cited).");
       } else if (event === "error") {
         showBanner(`${data.error.message} (${data.error.code})`, "error");

@@ -187,3 +187,13 @@ def test_api_errors_are_shown_verbatim(page, llm_api):
     page.press("#q", "Enter")
     page.wait_for_selector("#banner.error:not([hidden])")
     assert "invalid_request" in page.text_content("#banner")
+
+
+def test_no_matching_documents_is_said_without_asking_the_model(page, own_api):
+    """own_api's LLM is down: a question whose filters match nothing still gets its answer."""
+    page.goto(own_api + "/?q=Kestrel+session+timeout&mode=ask&types=xlsx")
+    page.press("#q", "Enter")
+    page.wait_for_function("document.querySelector('#answer').textContent.length > 0")
+    assert page.text_content("#answer").startswith("No documents matched")
+    page.wait_for_function("document.querySelector('#status').textContent.includes('not asked')")
+    shot(page, "no-match")
