@@ -31,25 +31,15 @@ def build_services(settings: Settings) -> Services:
     from api.jobs import JobManager
     from ingest.worker import IngestWorker
     from rag.embedding import SentenceTransformerEmbedder
+    from rag.claims import claims_for
     from rag.pipeline import RagPipeline
     from rag.store import QdrantStore
 
     embedder = SentenceTransformerEmbedder(settings)
     store = QdrantStore(settings, embedder.name, embedder.dimension)
-    llm = LLMClient(LLMConfig(
-        base_url=settings.llm_base_url, model=settings.llm_model,
-        api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
-        connect_timeout=settings.llm_connect_timeout,
-        first_token_timeout=settings.llm_first_token_timeout,
-        total_timeout=settings.llm_total_timeout, retries=settings.llm_retries,
-    ))
+    llm = LLMClient(LLMConfig.from_settings(settings))
     pipeline = RagPipeline(settings, embedder, store, llm)
-    claims = None
-    if settings.qdrant_url:  # workers elsewhere share the store: lease files like they do
-        from rag.claims import FileClaims
-
-        claims = FileClaims(store)
-    worker = IngestWorker(settings, embedder, store, claims=claims,
+    worker = IngestWorker(settings, embedder, store, claims=claims_for(settings, store),
                           allowed_roots=settings.api_ingest_roots)
     jobs = JobManager(worker, settings.data_dir / "jobs", inbox=settings.inbox)
     return Services(settings=settings, pipeline=pipeline, store=store, llm=llm, jobs=jobs)

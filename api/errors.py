@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from rag.answer import InvalidRequest
 from rag.budget import BudgetError
 from rag.generation import LLMError
 from rag.store import StoreError
@@ -77,6 +78,10 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed", 413: "too_large",
                 401: "unauthorized"}.get(exc.status_code, "http_error")
         return error_json(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(InvalidRequest)
+    async def _invalid_request(_: Request, exc: InvalidRequest) -> JSONResponse:
+        return error_json(422, "invalid_request", str(exc))
 
     @app.exception_handler(BudgetError)
     async def _budget(_: Request, exc: BudgetError) -> JSONResponse:

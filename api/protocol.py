@@ -138,6 +138,17 @@ class SourceOut(BaseModel):
     passages: list[PassageOut]
 
 
+class UsageOut(BaseModel):
+    prompt_tokens: int = Field(description="exact count of the chat-templated prompt")
+    context_tokens: int = Field(description="the part of the prompt the sources take")
+    context_window: int
+    headroom_tokens: int = Field(description="max_tokens + margin, never given to sources")
+    max_tokens: int
+    margin_tokens: int
+    prompt_tokens_server: int | None = Field(None, description="what the LLM server counted")
+    completion_tokens: int = 0
+
+
 class QueryResponse(BaseModel):
     answer: str
     citations: list[CitationOut]
@@ -149,15 +160,18 @@ class QueryResponse(BaseModel):
                                "'no_matching_documents' (nothing matched; the LLM was not "
                                "called)")
     sources: list[SourceOut]
-    usage: dict[str, Any]
+    usage: UsageOut
     timings: dict[str, float]
     model: str
     finish_reason: str | None = None
 
 
 class DocumentOut(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    """A stored document (``rag.payloads.DocumentRecord`` without its replace bookkeeping)."""
+
+    model_config = ConfigDict(extra="ignore")
     document_id: str
+    content_hash: str
     source: str
     title: str
     file_type: str
@@ -166,6 +180,7 @@ class DocumentOut(BaseModel):
     parents: int = 0
     passages: int = 0
     tokens: int = 0
+    chars: int = 0
     ingested_at: float | None = None
 
 

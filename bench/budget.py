@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
 
     from rag.budget import BudgetError
-    from rag.documents import Hit
+    from rag.documents import Hit, MatchedPassage
     from rag.pipeline import RagPipeline
     from rag.settings import Settings
     from rag.tokens import count_llama31_chat, count_tokens
@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    title=f"Doc {i % 7}", file_type="md", pages=[], heading="", text=text,
                    start=start, end=start + len(text), tokens=count_tokens(text),
                    score=1 / (1 + i), parent_index=i,
-                   passages=[{"start": start + s, "end": start + min(s + 800, len(text)),
-                              "score": 1 / (1 + i + j)} for j, s in enumerate(spans)])
+                   passages=[MatchedPassage(start + s, start + min(s + 800, len(text)),
+                                            1 / (1 + i + j)) for j, s in enumerate(spans)])
 
     worst, refused, fills = 0.0, 0, []
     margin = 0.10

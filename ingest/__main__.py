@@ -62,12 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         except (StoreError, SchemaMismatch) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        claims = None
-        if settings.qdrant_url:  # several workers may share a folder: lease each file
-            from rag.claims import FileClaims
+        from rag.claims import claims_for
 
-            claims = FileClaims(store)
-        worker = IngestWorker(settings, embedder, store, claims=claims)
+        worker = IngestWorker(settings, embedder, store, claims=claims_for(settings, store))
         if args.watch:
             return _watch(worker, args)
         with TerminalProgress(enabled=not args.json and sys.stderr.isatty()) as progress:

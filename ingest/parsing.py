@@ -19,9 +19,9 @@ from typing import Any
 from ingest.confine import FileTooLarge, NotRegular, OutsideRoots, Roots, read_confined
 from rag.documents import Element, ParsedDocument
 
-os.environ.setdefault("DO_NOT_TRACK", "1")  # unstructured pings a telemetry URL otherwise
-os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+#: unstructured reads these when its modules are first imported (all imports of it here are
+#: inside functions that call ``_install_heuristics`` first): no telemetry ping, no hub.
+_OFFLINE_ENV = {"DO_NOT_TRACK": "1", "UNSTRUCTURED_DISABLE_NOTICE": "1", "HF_HUB_OFFLINE": "1"}
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,8 @@ _installed: bool | None = None
 def _install_heuristics(use_spacy: bool) -> None:
     global _installed
     if _installed is None:
+        for key, value in _OFFLINE_ENV.items():
+            os.environ.setdefault(key, value)
         from ingest import fast_nlp
 
         fast_nlp.install(use_spacy=use_spacy)

@@ -37,7 +37,9 @@ from rag.documents import (
 from rag.embedding import Embedder
 from rag.settings import Settings
 from rag.sparse import BM25Encoder
+from rag.tokens import use_model_dir
 from rag.claims import FileClaims
+from rag.payloads import DocumentRecord, ParentPayload, PassagePayload
 from rag.store import ParentPoint, PassagePoint, QdrantStore, folders_of
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,7 @@ class IngestWorker:
         passes the inbox and RAG_INGEST_ROOTS); None confines each run to the paths it is
         given, so a link inside a named folder never leads out of it."""
         self.settings = settings
+        use_model_dir(settings.model_dir)
         self.claims = claims
         self.allowed_roots = allowed_roots
         self.sandbox = sandbox or ParseSandbox.shared()
@@ -165,7 +168,7 @@ class IngestWorker:
             digest = content_hash(data, self.signature)
             summary.stages["read"] += time.perf_counter() - t0
             stored = self.store.get_document(document_id(source))
-            if stored and stored.get("content_hash") == digest:
+            if stored is not None and stored.content_hash == digest:
                 summary.unchanged += 1
                 self._release(source)
                 return None
@@ -231,31 +234,34 @@ class IngestWorker:
     def _store(self, item: _Pending, vectors: Any) -> None:
         doc = item.doc
         doc_id, digest = doc.id, doc.content_hash
-        common = {"document_id": doc_id, "content_hash": digest, "source": doc.source,
-                  "file_type": doc.file_type}
         parents: list[ParentPoint] = []
         passages: list[PassagePoint] = []
+        folders = folders_of(doc.source)
         v = 0
         for parent in item.parents:
             pid = parent_point_id(doc_id, digest, parent.index)
-            parents.append(ParentPoint(pid, {
-                **common, "title": doc.title, "parent_index": parent.index, "text": parent.text,
-                "start": parent.start, "end": parent.end, "tokens": parent.tokens,
-                "pages": parent.pages, "heading": parent.heading,
-            }))
+            parents.append(ParentPoint(pid, ParentPayload(
+                document_id=doc_id, content_hash=digest, source=doc.source,
+                file_type=doc.file_type, title=doc.title, parent_index=parent.index,
+                text=parent.text, start=parent.start, end=parent.end, tokens=parent.tokens,
+                pages=parent.pages, heading=parent.heading)))
             for passage in parent.passages:
                 passages.append(PassagePoint(
                     passage_point_id(doc_id, digest, parent.index, passage.index),
                     dense=[float(x) for x in vectors[v]],
                     sparse=self.sparse.encode_document(passage.text),
-                    payload={**common, "parent_id": pid, "parent_index": parent.index,
-                             "passage_index": passage.index, "start": passage.start,
-                             "end": passage.end, "folders": folders_of(doc.source)},
+                    payload=PassagePayload(
+                        document_id=doc_id, content_hash=digest, source=doc.source,
+                        file_type=doc.file_type, parent_id=pid, parent_index=parent.index,
+                        passage_index=passage.index, start=passage.start, end=passage.end,
+                        folders=folders),
                 ))
                 v += 1
-        record = {**common, "title": doc.title, "size_bytes": doc.size_bytes,
-                  "pages": doc.pages, "parents": len(parents), "passages": len(passages),
-                  "tokens": sum(p.tokens for p in item.parents), "chars": len(doc.text)}
+        record = DocumentRecord(
+            document_id=doc_id, content_hash=digest, source=doc.source,
+            file_type=doc.file_type, title=doc.title, size_bytes=doc.size_bytes,
+            pages=doc.pages, parents=len(parents), passages=len(passages),
+            tokens=sum(p.tokens for p in item.parents), chars=len(doc.text))
         self.store.replace_document(record, parents, passages)
 
     def _prune(self, roots: list[Path], present: set[str]) -> int:
@@ -263,10 +269,10 @@ class IngestWorker:
         prefixes = [display_path(r) for r in roots]
         removed = 0
         for record in self.store.list_documents():
-            source = record.get("source", "")
+            source = record.source
             under = any(source == p or source.startswith(p.rstrip("/") + "/") for p in prefixes)
             if under and source not in present and not Path(source).exists():
-                self.store.delete_document(record["document_id"])
+                self.store.delete_document(record.document_id)
                 removed += 1
         return removed
 

@@ -13,7 +13,7 @@ answer best well below their maximum) or the hard cap, then shows them in docume
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from rag.chunking import sentence_spans
@@ -128,8 +128,7 @@ def choose_sources(
         return spent.get(i, 0)
 
     candidates = sorted(
-        ((p["score"], -i, i, (p["start"] - h.start, p["end"] - h.start))
-         for i, h in enumerate(hits) for p in h.passages),
+        ((p.score, -i, i, h.span(p)) for i, h in enumerate(hits) for p in h.passages),
         key=lambda c: (-c[0], -c[1]),
     )
     gap = math.ceil(count_tokens(EXCERPT_GAP) * scale)
@@ -176,3 +175,61 @@ def document_order(sources: list[Source]) -> list[Source]:
     for n, source in enumerate(ordered, start=1):
         source.n = n
     return ordered
+
+
+Messages = list[dict[str, str]]
+#: Exact prompt tokens of chat messages, chat template included (local or the server's).
+ChatCounter = Callable[[Messages], Awaitable[int]]
+
+
+@dataclass
+class Packed:
+    sources: list[Source]
+    messages: Messages
+    prompt_tokens: int  # exact
+    context_tokens: int  # what the sources added to the prompt
+
+
+async def pack(hits: Sequence[Hit], budget: Budget, *,
+               render: Callable[[Sequence[Source]], Messages],
+               label_tokens: Callable[[Hit], int], count: ChatCounter,
+               question_tokens: int) -> Packed:
+    """Choose sources for ``budget`` and prove the invariant with an exact count.
+
+    ``render`` builds the chat messages for a list of sources (the prompt module's job);
+    ``label_tokens`` estimates a source block's tokens without its text. Estimates pick the
+    sources; the exact count of the rendered prompt decides. When the server's tokenizer
+    counts more than the estimate, its ratio is learnt and the sources repacked (at most six
+    rounds). Raises ``BudgetError`` (with the numbers) when the question alone cannot fit.
+    """
+    base_messages = render([])
+    base = await count(base_messages)
+    numbers = {"question_tokens": question_tokens, "prompt_tokens_without_sources": base,
+               "max_tokens": budget.max_tokens, "margin_tokens": budget.margin,
+               "context_window": budget.window, "prompt_limit": budget.prompt_limit}
+    if budget.prompt_limit <= 0:
+        raise BudgetError(f"max_tokens {budget.max_tokens} plus the safety margin "
+                          f"{budget.margin} leave no room in the {budget.window}-token window",
+                          numbers)
+    if base > budget.prompt_limit:
+        raise BudgetError(f"the question alone needs {base} prompt tokens but at most "
+                          f"{budget.prompt_limit} fit (window {budget.window} minus "
+                          f"max_tokens {budget.max_tokens} minus margin {budget.margin})",
+                          numbers)
+    available = min(budget.prompt_limit - base, budget.target_fill)
+
+    def cost(hit: Hit, text: str) -> int:
+        if text is hit.text:  # counted at ingest; the exact check below guards the rest
+            return label_tokens(hit) + hit.tokens
+        return label_tokens(hit) + count_tokens(text)
+
+    scale = 1.0
+    for _ in range(6):
+        sources = document_order(choose_sources(hits, available, cost, scale))
+        messages = render(sources)
+        exact = await count(messages)
+        if exact <= budget.prompt_limit:
+            return Packed(sources, messages, exact, exact - base)
+        estimated = sum(cost(src.hit, src.text) for src in sources) or 1
+        scale *= max(1.02, (exact - base) / estimated * 1.02)
+    raise BudgetError("could not pack sources within the prompt limit", numbers)

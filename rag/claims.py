@@ -52,3 +52,9 @@ class FileClaims:
                 self.store.client.delete(self.collection, qm.FilterSelector(filter=qm.Filter(
                     must=[qm.HasIdCondition(has_id=[document_id])] + list(mine.must or []))),
                     wait=True)
+
+
+def claims_for(settings: object, store: QdrantStore) -> FileClaims | None:
+    """Leases when several processes share the store (a Qdrant server); none embedded, where
+    one process owns the store."""
+    return FileClaims(store) if getattr(settings, "qdrant_url", None) else None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
 
 #: Namespace for deterministic point ids: the same input always maps to the same id, so a
 #: crashed run repeated over the same files overwrites instead of duplicating.
@@ -103,9 +102,18 @@ class Parent:
     passages: list[Passage] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class MatchedPassage:
+    """A passage that matched a query: document offsets and its score."""
+
+    start: int
+    end: int
+    score: float
+
+
 @dataclass
 class Hit:
-    """A retrieved parent with the passages that matched it."""
+    """A retrieved parent with the passages that matched it (best first)."""
 
     parent_id: str
     document_id: str
@@ -120,4 +128,12 @@ class Hit:
     tokens: int
     score: float
     parent_index: int
-    passages: list[dict[str, Any]] = field(default_factory=list)
+    passages: list[MatchedPassage] = field(default_factory=list)
+
+    def span(self, passage: MatchedPassage) -> tuple[int, int]:
+        """A matched passage's offsets inside this parent's text."""
+        return passage.start - self.start, passage.end - self.start
+
+    def passage_text(self, passage: MatchedPassage) -> str:
+        s, e = self.span(passage)
+        return self.text[s:e]

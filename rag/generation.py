@@ -73,7 +73,6 @@ class StreamEvent:
     delta: str = ""
     finish_reason: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
-    first_token_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +84,17 @@ class LLMConfig:
     first_token_timeout: float = 120.0
     total_timeout: float = 600.0
     retries: int = 2
+
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> LLMConfig:
+        """The one place settings become an LLM client's configuration."""
+        values = dict(
+            base_url=settings.llm_base_url, model=settings.llm_model,
+            api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
+            connect_timeout=settings.llm_connect_timeout,
+            first_token_timeout=settings.llm_first_token_timeout,
+            total_timeout=settings.llm_total_timeout, retries=settings.llm_retries)
+        return cls(**{**values, **overrides})
 
 
 _TOKEN_KEYS = ("bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token",
@@ -114,14 +124,13 @@ def tokens_of_tokenizer_info(info: dict[str, Any]) -> tuple[str, ...]:
 
 
 class LLMClient:
-    def __init__(self, config: LLMConfig, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(self, config: LLMConfig):
         self.config = config
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         self._http = httpx.AsyncClient(
             base_url=config.base_url.rstrip("/"),
             headers=headers,
             timeout=httpx.Timeout(config.total_timeout, connect=config.connect_timeout),
-            transport=transport,
         )
         # vLLM serves /tokenize beside /v1, at the server root.
         root = config.base_url.rstrip("/")
@@ -275,8 +284,7 @@ class LLMClient:
                     finish = choice.get("finish_reason") or finish
                     text = (choice.get("delta") or {}).get("content") or ""
                     if text:
-                        yield StreamEvent(delta=text,
-                                          first_token_at=time.monotonic() if first else None)
+                        yield StreamEvent(delta=text)
                         first = False
             except (ValueError, TypeError, AttributeError) as exc:
                 raise LLMBadResponse("LLM sent malformed JSON in the stream") from exc

@@ -1,9 +1,10 @@
 """The two use cases, search and answer, composed from the components.
 
 ``search`` is synchronous (embedding and Qdrant are CPU/IO work the API runs in a thread).
-``prepare`` packs the context and proves the budget invariant with an exact count before
-anything is sent; ``stream_answer`` then streams the model's answer and finishes with
-citations and usage.
+``answer`` is the whole answer use case as one stream of typed events (``rag.answer``):
+search, the budget and packing (``rag.budget.pack``, proved with an exact count before
+anything is sent), generation, citations, usage and timings. Adapters (HTTP, benchmarks)
+only translate the events.
 """
 
 from __future__ import annotations
@@ -11,45 +12,60 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from rag.budget import Budget, BudgetError, Source, choose_sources, document_order
+from rag.answer import (
+    NO_MATCH_ANSWER,
+    NO_MATCHING_DOCUMENTS,
+    AnswerEvent,
+    AnswerRequest,
+    DeltaEvent,
+    ErrorEvent,
+    FinalEvent,
+    InvalidRequest,
+    SourcesEvent,
+    Usage,
+)
+from rag.budget import Budget, ChatCounter, Messages, Source, pack
 from rag.documents import Hit
 from rag.embedding import Embedder
-from rag.generation import LLMClient, LLMError
-from rag.prompting import build_messages, format_source, parse_citations
+from rag.generation import LLMClient, LLMError, StreamEvent
+from rag.prompting import CitationCheck, build_messages, format_source, parse_citations
 from rag.settings import RetrievalMode, Settings
 from rag.sparse import BM25Encoder
 from rag.store import QdrantStore, SearchFilters
-from rag.tokens import count_llama31_chat, count_tokens, llama3_encoding
+from rag.tokens import count_llama31_chat, count_tokens, llama3_encoding, use_model_dir
 
 log = logging.getLogger(__name__)
-
-ChatCounter = Callable[[list[dict[str, str]]], Awaitable[int]]
 
 
 @dataclass
 class Prepared:
+    """A packed prompt, ready for the LLM."""
+
     question: str
     sources: list[Source]
-    messages: list[dict[str, str]]
+    messages: Messages
     budget: Budget
     prompt_tokens: int
     context_tokens: int
-    timings: dict[str, float] = field(default_factory=dict)
 
-    def usage(self) -> dict[str, int]:
-        return {"prompt_tokens": self.prompt_tokens, "context_tokens": self.context_tokens,
-                "context_window": self.budget.window, "headroom_tokens": self.budget.headroom,
-                "max_tokens": self.budget.max_tokens, "margin_tokens": self.budget.margin}
+    def usage(self, server: dict[str, int] | None = None) -> Usage:
+        server = server or {}
+        return Usage(prompt_tokens=self.prompt_tokens, context_tokens=self.context_tokens,
+                     context_window=self.budget.window, headroom_tokens=self.budget.headroom,
+                     max_tokens=self.budget.max_tokens, margin_tokens=self.budget.margin,
+                     prompt_tokens_server=server.get("prompt_tokens"),
+                     completion_tokens=server.get("completion_tokens", 0))
 
 
 class RagPipeline:
     def __init__(self, settings: Settings, embedder: Embedder, store: QdrantStore,
                  llm: LLMClient | None = None) -> None:
         self.settings = settings
+        use_model_dir(settings.model_dir)
         self.embedder = embedder
         self.store = store
         self.llm = llm
@@ -67,14 +83,21 @@ class RagPipeline:
             self.reranker = CrossEncoderReranker(settings)
 
     # --- search ----------------------------------------------------------------------------
-    def search(self, query: str, top_k: int, filters: SearchFilters | None = None,
+    def search(self, query: str, top_k: int | None = None, filters: SearchFilters | None = None,
                mode: RetrievalMode | None = None) -> list[Hit]:
+        self.check_text("query", query)
+        top_k = top_k or self.settings.default_top_k
         mode = mode or self.settings.retrieval_mode
         dense = (self.embedder.embed_queries([query])[0].tolist()
                  if mode is not RetrievalMode.sparse else None)
         sparse = self.sparse.encode_query(query) if mode is not RetrievalMode.dense else None
         hits = self.store.search(dense, sparse, limit=top_k, filters=filters, mode=mode)
         return self.reranker.rerank(query, hits) if self.reranker is not None else hits
+
+    def check_text(self, name: str, text: str) -> None:
+        limit = self.settings.max_question_chars
+        if len(text) > limit:
+            raise InvalidRequest(f"{name}: at most {limit} characters (got {len(text)})")
 
     # --- counting --------------------------------------------------------------------------
     def uses_llama3_tokenizer(self) -> bool:
@@ -106,103 +129,104 @@ class RagPipeline:
         return served
 
     # --- packing ---------------------------------------------------------------------------
-    def without_sources(self, question: str, *, max_tokens: int,
-                        max_context_tokens: int | None = None) -> Prepared:
-        """Nothing matched: no prompt, no LLM call (it would answer from its own memory)."""
+    def budget(self, max_tokens: int, max_context_tokens: int | None = None) -> Budget:
         s = self.settings
         target = min(s.target_fill_tokens, max_context_tokens or s.target_fill_tokens)
-        budget = Budget.for_request(s.context_window, self.served_window, max_tokens,
-                                    s.margin_ratio, target)
-        return Prepared(question, [], [], budget, 0, 0)
+        return Budget.for_request(s.context_window, self.served_window, max_tokens,
+                                  s.margin_ratio, target)
 
     async def prepare(self, question: str, hits: list[Hit], *, max_tokens: int,
                       max_context_tokens: int | None = None,
                       counter: ChatCounter | None = None) -> Prepared:
-        count = counter or self.count_prompt
-        s = self.settings
-        target = min(s.target_fill_tokens, max_context_tokens or s.target_fill_tokens)
+        """Pack ``hits`` for ``question`` within the budget (``rag.budget.pack``)."""
         if self.served_window is None:
             await self.refresh_window()
-        budget = Budget.for_request(s.context_window, self.served_window, max_tokens,
-                                    s.margin_ratio, target)
+        budget = self.budget(max_tokens, max_context_tokens)
         specials = self.special_tokens
-        base_messages = build_messages(question, [], specials)
-        base = await count(base_messages)
-        numbers = {"question_tokens": count_tokens(question), "prompt_tokens_without_sources":
-                   base, "max_tokens": max_tokens, "margin_tokens": budget.margin,
-                   "context_window": budget.window, "prompt_limit": budget.prompt_limit}
-        if budget.prompt_limit <= 0:
-            raise BudgetError(f"max_tokens {max_tokens} plus the safety margin "
-                              f"{budget.margin} leave no room in the {budget.window}-token window",
-                              numbers)
-        if base > budget.prompt_limit:
-            raise BudgetError(f"the question alone needs {base} prompt tokens but at most "
-                              f"{budget.prompt_limit} fit (window {budget.window} minus "
-                              f"max_tokens {max_tokens} minus margin {budget.margin})", numbers)
-        available = min(budget.prompt_limit - base, budget.target_fill)
-
-        def cost(hit: Hit, text: str) -> int:
-            label = count_tokens(format_source(0, hit.title, hit.source, hit.pages, "",
-                                               specials)) + 2
-            if text is hit.text:  # counted at ingest; the exact check below guards the rest
-                return label + hit.tokens
-            return label + count_tokens(text)
-
-        scale = 1.0
-        for _ in range(6):
-            sources = document_order(choose_sources(hits, available, cost, scale))
-            messages = build_messages(question, sources, specials)
-            exact = await count(messages)
-            if exact <= budget.prompt_limit:
-                return Prepared(question, sources, messages, budget, exact, exact - base)
-            # The server's tokenizer counts more than our estimate: learn its ratio, repack.
-            estimated = sum(cost(src.hit, src.text) for src in sources) or 1
-            scale *= max(1.02, (exact - base) / estimated * 1.02)
-        raise BudgetError("could not pack sources within the prompt limit", numbers)
+        packed = await pack(
+            hits, budget, count=counter or self.count_prompt,
+            render=lambda sources: build_messages(question, sources, specials),
+            label_tokens=lambda hit: count_tokens(format_source(
+                0, hit.title, hit.source, hit.pages, "", specials)) + 2,
+            question_tokens=count_tokens(question))
+        return Prepared(question, packed.sources, packed.messages, budget,
+                        packed.prompt_tokens, packed.context_tokens)
 
     # --- answering -------------------------------------------------------------------------
-    async def stream_answer(self, prepared: Prepared, *, temperature: float,
-                            request_id: str | None = None) -> AsyncIterator[dict[str, Any]]:
-        """Events: {"type": "delta", "text"} ..., then {"type": "final", ...}."""
+    async def answer(self, request: AnswerRequest) -> AsyncIterator[AnswerEvent]:
+        """The answer use case, as events (see ``rag.answer``)."""
+        s = self.settings
+        self.check_text("question", request.question)
+        max_tokens = request.max_tokens or s.default_max_tokens
+        if max_tokens > s.max_tokens_limit:
+            raise InvalidRequest(f"max_tokens {max_tokens} exceeds the limit "
+                                 f"{s.max_tokens_limit}")
+        t0 = time.perf_counter()
+        hits = await run_sync(self.search, request.question, request.top_k, request.filters,
+                              request.mode)
+        t1 = time.perf_counter()
+        timings = {"retrieval": round(t1 - t0, 4)}
+        if not hits:
+            empty = Prepared(request.question, [], [], self.budget(
+                max_tokens, request.max_context_tokens), 0, 0)
+            timings["packing"] = 0.0
+            yield SourcesEvent([], empty.usage(), timings)
+            yield FinalEvent(NO_MATCH_ANSWER, CitationCheck(), [], empty.usage(), timings,
+                             finish_reason=None, reason=NO_MATCHING_DOCUMENTS)
+            return
+        prepared = await self.prepare(request.question, hits, max_tokens=max_tokens,
+                                      max_context_tokens=request.max_context_tokens)
+        timings["packing"] = round(time.perf_counter() - t1, 4)
+        async for event in self.generate(prepared, temperature=request.temperature,
+                                         request_id=request.request_id, timings=timings):
+            yield event
+
+    async def generate(self, prepared: Prepared, *, temperature: float,
+                       request_id: str | None = None,
+                       timings: dict[str, float] | None = None
+                       ) -> AsyncIterator[AnswerEvent]:
+        """Stream the LLM's answer to a packed prompt; the sources are announced once the
+        LLM has accepted the request, so "LLM down" is raised, not streamed."""
         if self.llm is None:
             raise RuntimeError("no LLM configured")
+        timings = dict(timings or {})
         started = time.monotonic()
-        parts: list[str] = []
-        usage: dict[str, int] = {}
-        finish = "stop"
-        first_token: float | None = None
-        stream = self.llm.stream_chat(
+        stream = self._rediscover_on_failure(self.llm.stream_chat(
             prepared.messages, max_tokens=prepared.budget.max_tokens, temperature=temperature,
-            request_id=request_id,
-        )
+            request_id=request_id))
         try:
-            async for event in self._rediscover_on_failure(stream):
-                if event.delta:
-                    if first_token is None:
-                        first_token = time.monotonic() - started
-                    parts.append(event.delta)
-                    yield {"type": "delta", "text": event.delta}
-                if event.finish_reason:
-                    usage = event.usage
-                    finish = event.finish_reason
+            first = await anext(stream)  # raises LLMError before anything was announced
+            yield SourcesEvent(prepared.sources, prepared.usage(), dict(timings))
+            parts: list[str] = []
+            server: dict[str, int] = {}
+            finish = "stop"
+            first_token: float | None = None
+            event: StreamEvent | None = first
+            try:
+                while event is not None:
+                    if event.delta:
+                        if first_token is None:
+                            first_token = time.monotonic() - started
+                        parts.append(event.delta)
+                        yield DeltaEvent(event.delta)
+                    if event.finish_reason:
+                        server, finish = event.usage, event.finish_reason
+                    event = await anext(stream, None)
+            except LLMError as exc:
+                timings["generation"] = round(time.monotonic() - started, 4)
+                yield ErrorEvent(exc, timings)
+                return
         finally:
             await stream.aclose()
         answer = "".join(parts).strip()
-        check = parse_citations(answer, prepared.sources)
-        timings = dict(prepared.timings)
         timings["first_token"] = round(first_token if first_token is not None
                                        else time.monotonic() - started, 4)
         timings["generation"] = round(time.monotonic() - started, 4)
-        yield {"type": "final", "answer": answer, "citations": check.citations,
-               "invalid_citations": check.invalid,
-               "unsupported_citations": check.unsupported, "finish_reason": finish,
-               "usage": {**prepared.usage(),
-                         "prompt_tokens_server": usage.get("prompt_tokens"),
-                         "completion_tokens": usage.get("completion_tokens", 0)},
-               "timings": timings}
+        yield FinalEvent(answer, parse_citations(answer, prepared.sources), prepared.sources,
+                         prepared.usage(server), timings, finish_reason=finish)
 
-
-    async def _rediscover_on_failure(self, stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async def _rediscover_on_failure(self, stream: AsyncIterator[StreamEvent]
+                                     ) -> AsyncIterator[StreamEvent]:
         """A failing server may have been restarted with another window: forget ours."""
         try:
             async for event in stream:
@@ -210,6 +234,8 @@ class RagPipeline:
         except LLMError:
             self.served_window = None
             raise
+        finally:
+            await stream.aclose()
 
 
 async def run_sync(func: Callable[..., Any], *args: Any) -> Any:

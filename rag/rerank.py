@@ -31,7 +31,7 @@ class CrossEncoderReranker:
         pairs, owners = [], []
         for i, hit in enumerate(hits):
             for p in hit.passages:
-                pairs.append((query, hit.text[p["start"] - hit.start:p["end"] - hit.start]))
+                pairs.append((query, hit.passage_text(p)))
                 owners.append(i)
         if not pairs:
             return hits

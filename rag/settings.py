@@ -37,7 +37,7 @@ class Fusion(str, Enum):
     dbsf = "dbsf"
 
 
-def _default_model_dir() -> Path:
+def default_model_dir() -> Path:
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache) / "rag-service" / "models"
 
@@ -51,7 +51,7 @@ class Settings(BaseSettings):
 
     # --- storage -----------------------------------------------------------------------
     data_dir: Path = Path("./data")
-    model_dir: Path = Field(default_factory=_default_model_dir)
+    model_dir: Path = Field(default_factory=default_model_dir)
     qdrant_url: str | None = None
     embedded_engine: Literal["edge", "python"] = Field(
         "edge", description="Engine without RAG_QDRANT_URL: Qdrant Edge (Rust, in-process) or "

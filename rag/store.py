@@ -36,14 +36,15 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Any
 
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
-from rag.documents import Hit
+from rag.documents import Hit, MatchedPassage
+from rag.payloads import DocumentRecord, ParentPayload, PassagePayload
 from rag.edge_client import EdgeClient
 from rag.settings import Fusion, RetrievalMode, Settings
 from rag.sparse import SPARSE_SCHEME, SparseVector
@@ -98,13 +99,13 @@ class PassagePoint:
     id: str
     dense: list[float]
     sparse: SparseVector
-    payload: dict[str, Any]
+    payload: PassagePayload
 
 
 @dataclass
 class ParentPoint:
     id: str
-    payload: dict[str, Any]
+    payload: ParentPayload
 
 
 class QdrantStore:
@@ -124,7 +125,7 @@ class QdrantStore:
         self._lock = threading.RLock()
         # Parent ids derive from (document, content hash, index): a cached payload can never
         # be stale, so searches skip re-reading (and, in local mode, deep-copying) hot parents.
-        self._parent_cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._parent_cache: OrderedDict[str, ParentPayload] = OrderedDict()
         self._parent_cache_size = 4096
         self.client = self._connect()
         if isinstance(self.client, EdgeClient):
@@ -265,30 +266,30 @@ class QdrantStore:
             self.client.close()
 
     # --- documents -------------------------------------------------------------------------
-    def get_document(self, document_id: str) -> dict[str, Any] | None:
+    def get_document(self, document_id: str) -> DocumentRecord | None:
         """The committed record (None while a first ingest is still being written)."""
         with self._lock:
             record = self._record(document_id)
-        return record if record and record.get("content_hash") else None
+        return record if record is not None and record.committed else None
 
-    def list_documents(self) -> list[dict[str, Any]]:
-        records: list[dict[str, Any]] = []
+    def list_documents(self) -> list[DocumentRecord]:
+        records: list[DocumentRecord] = []
         offset = None
         with self._lock:
             while True:
                 points, offset = self.client.scroll(self.documents, limit=512, offset=offset,
                                                     with_payload=True)
-                records.extend(dict(p.payload or {}) for p in points
-                               if (p.payload or {}).get("content_hash"))
+                records.extend(r for r in (DocumentRecord.from_payload(p.payload)
+                                           for p in points) if r.committed)
                 if offset is None:
                     break
-        return sorted(records, key=lambda r: r.get("source", ""))
+        return sorted(records, key=lambda r: r.source)
 
     def count_passages(self) -> int:
         with self._lock:
             return self.client.count(self.passages, exact=True).count
 
-    def replace_document(self, record: dict[str, Any], parents: list[ParentPoint],
+    def replace_document(self, record: DocumentRecord, parents: list[ParentPoint],
                          passages: list[PassagePoint]) -> None:
         """Write the new version, commit it in the record, then drop the old version.
 
@@ -296,29 +297,27 @@ class QdrantStore:
         disk for a moment, but searches follow the record: the old version until the commit
         write, the new one after it. Never neither, never both.
         """
-        doc_id, content_hash = record["document_id"], record["content_hash"]
+        doc_id, content_hash = record.document_id, record.content_hash
         with self._lock:
-            old = self._record(doc_id)
             since = time.time()
-            marker = old or {"document_id": doc_id, "source": record.get("source", ""),
-                             "content_hash": None}
-            self._put_record({**marker, "state": "replacing", "replacing_since": since})
+            marker = self._record(doc_id) or DocumentRecord(doc_id, None, record.source)
+            self._put_record(replace(marker, state="replacing", replacing_since=since))
             for batch in _batches(parents):
                 self.client.upsert(self.parents, [
-                    qm.PointStruct(id=p.id, vector={}, payload=p.payload) for p in batch
-                ], wait=True)
+                    qm.PointStruct(id=p.id, vector={}, payload=p.payload.to_payload())
+                    for p in batch], wait=True)
             for batch in _batches(passages):
                 self.client.upsert(self.passages, [
-                    qm.PointStruct(id=p.id, payload=p.payload, vector={
+                    qm.PointStruct(id=p.id, payload=p.payload.to_payload(), vector={
                         "dense": p.dense,
                         "bm25": qm.SparseVector(indices=p.sparse.indices,
                                                 values=p.sparse.values)})
                     for p in batch
                 ], wait=True)
-            committed = {**record, "ingested_at": time.time()}
-            self._put_record({**committed, "state": "replacing", "replacing_since": since})
+            committed = replace(record, ingested_at=time.time())
+            self._put_record(replace(committed, state="replacing", replacing_since=since))
             self._delete_other_versions(doc_id, content_hash)
-            self._put_record({**committed, "state": "committed"})
+            self._put_record(replace(committed, state="committed", replacing_since=None))
 
     def delete_document(self, document_id: str) -> bool:
         """Remove a document's record first (it disappears from listings and searches at
@@ -345,17 +344,15 @@ class QdrantStore:
                     scroll_filter=qm.Filter(must=[qm.FieldCondition(
                         key="state", match=qm.MatchValue(value="replacing"))]))
                 for point in points:
-                    rec = dict(point.payload or {})
-                    if now - float(rec.get("replacing_since") or 0) < older_than:
+                    rec = DocumentRecord.from_payload(point.payload)
+                    if now - (rec.replacing_since or 0.0) < older_than:
                         continue  # a live worker's replace (server mode)
-                    doc_id = str(point.id)
-                    self._delete_other_versions(doc_id, rec.get("content_hash"))
-                    if rec.get("content_hash") is None:
-                        self.client.delete(self.documents, qm.PointIdsList(points=[doc_id]),
-                                           wait=True)
+                    self._delete_other_versions(rec.document_id, rec.content_hash)
+                    if rec.committed:
+                        self._put_record(replace(rec, state="committed", replacing_since=None))
                     else:
-                        rec.pop("replacing_since", None)
-                        self._put_record({**rec, "state": "committed"})
+                        self.client.delete(self.documents,
+                                           qm.PointIdsList(points=[rec.document_id]), wait=True)
                     fixed += 1
                 if offset is None:
                     break
@@ -363,13 +360,13 @@ class QdrantStore:
             log.warning("finished or rolled back %d interrupted document replace(s)", fixed)
         return fixed
 
-    def _record(self, document_id: str) -> dict[str, Any] | None:
+    def _record(self, document_id: str) -> DocumentRecord | None:
         points = self.client.retrieve(self.documents, [document_id], with_payload=True)
-        return dict(points[0].payload or {}) if points else None
+        return DocumentRecord.from_payload(points[0].payload) if points else None
 
-    def _put_record(self, record: dict[str, Any]) -> None:
+    def _put_record(self, record: DocumentRecord) -> None:
         self.client.upsert(self.documents, [qm.PointStruct(
-            id=record["document_id"], vector={}, payload=record)], wait=True)
+            id=record.document_id, vector={}, payload=record.to_payload())], wait=True)
 
     def _delete_other_versions(self, document_id: str, keep_hash: str | None) -> None:
         """Delete the document's points except those of ``keep_hash`` (all when None)."""
@@ -422,9 +419,9 @@ class QdrantStore:
                         **kwargs,
                     ).groups
                 parents = self._parents([str(g.id) for g in groups])
-            committed = self.committed_hashes(p["document_id"] for p in parents.values())
+            committed = self.committed_hashes(p.document_id for p in parents.values())
             valid = [g for g in groups if (p := parents.get(str(g.id))) is not None
-                     and committed.get(p["document_id"]) == p.get("content_hash")]
+                     and committed.get(p.document_id) == p.content_hash]
             hidden = len(groups) - len(valid)
             # Done unless uncommitted versions took places that committed ones could fill.
             if not hidden or len(valid) >= limit or len(groups) < want:
@@ -484,13 +481,13 @@ class QdrantStore:
             with_payload=["start", "end", "passage_index", "parent_id"], **query,
         ).points
 
-    def _parents(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+    def _parents(self, ids: list[str]) -> dict[str, ParentPayload]:
         """Parent payloads by id, from the cache or one batched read."""
         found = {i: self._parent_cache[i] for i in ids if i in self._parent_cache}
         missing = [i for i in ids if i not in found]
         if missing:
             for point in self.client.retrieve(self.parents, missing, with_payload=True):
-                found[str(point.id)] = point.payload or {}
+                found[str(point.id)] = ParentPayload.from_payload(point.payload)
                 self._parent_cache[str(point.id)] = found[str(point.id)]
         for i in found:
             self._parent_cache.move_to_end(i)
@@ -532,19 +529,18 @@ def group_points(points: Iterable[Any], limit: int,
     return list(groups.values())
 
 
-def _hits(groups: Iterable[qm.PointGroup], parents: dict[str, dict[str, Any]]) -> Iterator[Hit]:
+def _hits(groups: Iterable[qm.PointGroup], parents: dict[str, ParentPayload]) -> Iterator[Hit]:
     for group in groups:
         p = parents.get(str(group.id))
         if p is None or not group.hits:
             continue  # parent replaced between the two reads; its new version will match
         yield Hit(
-            parent_id=str(group.id), document_id=p["document_id"], source=p["source"],
-            title=p.get("title", ""), file_type=p.get("file_type", ""),
-            pages=list(p.get("pages", [])), heading=p.get("heading", ""), text=p["text"],
-            start=p["start"], end=p["end"], tokens=p["tokens"], score=float(group.hits[0].score),
-            parent_index=p["parent_index"],
-            passages=[{"start": (h.payload or {})["start"], "end": (h.payload or {})["end"],
-                       "score": float(h.score)} for h in group.hits],
+            parent_id=str(group.id), document_id=p.document_id, source=p.source,
+            title=p.title, file_type=p.file_type, pages=list(p.pages), heading=p.heading,
+            text=p.text, start=p.start, end=p.end, tokens=p.tokens,
+            score=float(group.hits[0].score), parent_index=p.parent_index,
+            passages=[MatchedPassage((h.payload or {})["start"], (h.payload or {})["end"],
+                                     float(h.score)) for h in group.hits],
         )
 
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 from functools import lru_cache
+from pathlib import Path
 
 import tiktoken
 from tiktoken.load import load_tiktoken_bpe
 
 from rag.assets import llama_tokenizer_file
+from rag.settings import default_model_dir
 
 LLAMA3_PATTERN = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
@@ -37,12 +39,24 @@ _NAMED_SPECIALS = [
 NUM_SPECIAL = 256
 
 
-@lru_cache(maxsize=1)
-def llama3_encoding() -> tiktoken.Encoding:
-    """Built once per process from the hash-checked file under the configured model dir."""
-    from rag.settings import load_settings
+_model_dir: Path | None = None
 
-    ranks = load_tiktoken_bpe(str(llama_tokenizer_file(load_settings().model_dir)))
+
+def use_model_dir(model_dir: Path) -> None:
+    """Where the tokenizer file lies (``Settings.model_dir``); set by whoever holds the
+    settings (the pipeline, the ingest worker) before the first count."""
+    global _model_dir
+    _model_dir = Path(model_dir)
+
+
+def llama3_encoding() -> tiktoken.Encoding:
+    """Built once per model dir from the hash-checked tokenizer file."""
+    return _encoding(_model_dir or default_model_dir())
+
+
+@lru_cache(maxsize=2)
+def _encoding(model_dir: Path) -> tiktoken.Encoding:
+    ranks = load_tiktoken_bpe(str(llama_tokenizer_file(model_dir)))
     base = len(ranks)
     names = _NAMED_SPECIALS + [
         f"<|reserved_special_token_{i}|>" for i in range(3, NUM_SPECIAL - len(_NAMED_SPECIALS) + 3)

@@ -10,15 +10,16 @@ from api.deps import ServicesDep
 from api.errors import APIError
 from api.protocol import DocumentList, DocumentOut, ErrorResponse, UploadResponse
 from api.uploads import save_uploads
+from rag.payloads import DocumentRecord
 from rag.pipeline import run_sync
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
 
 @router.get("", response_model=DocumentList)
-async def list_documents(services: ServicesDep) -> dict[str, Any]:
+async def list_documents(services: ServicesDep) -> DocumentList:
     documents = await run_sync(services.store.list_documents)
-    return {"documents": documents, "total": len(documents)}
+    return DocumentList(documents=[document_out(d) for d in documents], total=len(documents))
 
 
 @router.post("", status_code=202, response_model=UploadResponse,
@@ -39,11 +40,15 @@ async def upload_documents(services: ServicesDep, files: list[UploadFile] = File
 
 @router.get("/{document_id}", response_model=DocumentOut,
             responses={404: {"model": ErrorResponse}})
-async def get_document(document_id: str, services: ServicesDep) -> dict[str, Any]:
+async def get_document(document_id: str, services: ServicesDep) -> DocumentOut:
     record = await run_sync(services.store.get_document, _valid_id(document_id))
     if record is None:
         raise APIError(404, "not_found", f"no document with id {document_id}")
-    return record
+    return document_out(record)
+
+
+def document_out(record: DocumentRecord) -> DocumentOut:
+    return DocumentOut.model_validate(record.to_payload())
 
 
 @router.delete("/{document_id}", responses={404: {"model": ErrorResponse}})

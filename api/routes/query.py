@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from api import serving
 from api.deps import ServicesDep
@@ -19,5 +19,5 @@ _ERRORS = {code: {"model": ErrorResponse} for code in (413, 422, 502, 503, 504)}
     **_ERRORS, 200: {"content": {"text/event-stream": {}},
                      "description": "JSON, or SSE events sources/delta/final/done if stream"}})
 async def query(body: QueryRequest, request: Request,
-                services: ServicesDep) -> JSONResponse | StreamingResponse:
+                services: ServicesDep) -> QueryResponse | StreamingResponse:
     return await serving.query(services, body, request, request_id_var.get())

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from api import serving
@@ -15,5 +13,5 @@ router = APIRouter(prefix="/v1", tags=["search"])
 
 @router.post("/search", response_model=SearchResponse,
              responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
-async def search(body: SearchRequest, services: ServicesDep) -> dict[str, Any]:
+async def search(body: SearchRequest, services: ServicesDep) -> SearchResponse:
     return await serving.search(services, body)

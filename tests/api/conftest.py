@@ -21,10 +21,7 @@ def api_for(ingested, embedder, llm_url: str, model: str = "smollm2-135m-instruc
         "llm_base_url": llm_url, "llm_model": model, "llm_tokenizer": "server",
         "target_fill_tokens": 1500, "default_max_tokens": 64, "llm_first_token_timeout": 90.0,
         "llm_total_timeout": 120.0, "llm_retries": 2, **overrides})
-    llm = LLMClient(LLMConfig(base_url=llm_url, model=model,
-                              first_token_timeout=settings.llm_first_token_timeout,
-                              total_timeout=settings.llm_total_timeout,
-                              connect_timeout=2.0, retries=settings.llm_retries))
+    llm = LLMClient(LLMConfig.from_settings(settings, connect_timeout=2.0))
     services = Services(settings=settings,
                         pipeline=RagPipeline(settings, embedder, ingested["store"], llm),
                         store=ingested["store"], llm=llm, jobs=jobs)

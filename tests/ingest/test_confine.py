@@ -64,7 +64,7 @@ def test_worker_ingests_only_what_lies_inside(tree, settings_factory, embedder):
     store = QdrantStore(settings, embedder.name, embedder.dimension)
     try:
         summary = IngestWorker(settings, embedder, store).run([allowed])
-        sources = sorted(d["source"] for d in store.list_documents())
+        sources = sorted(d.source for d in store.list_documents())
         failed = {f["path"]: f["error"] for f in summary.failed}
     finally:
         store.close()
@@ -84,7 +84,7 @@ def test_api_worker_roots_bound_every_job(tree, settings_factory, embedder):
     try:
         worker = IngestWorker(settings, embedder, store, allowed_roots=[allowed / "sub"])
         summary = worker.run([allowed, allowed / "sub-link"])
-        sources = [d["source"] for d in store.list_documents()]
+        sources = [d.source for d in store.list_documents()]
     finally:
         store.close()
     assert sources == [str(allowed / "sub-link" / "deep.txt")]

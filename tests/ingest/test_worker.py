@@ -1,6 +1,7 @@
 """Ingestion end to end with the real BGE model and embedded Qdrant."""
 
 import shutil
+from dataclasses import replace
 
 import pytest
 
@@ -71,8 +72,8 @@ def test_ingest_mixed_folder(setup, embedder):
     pdf = [p for p in parents if p["source"].endswith("valves.pdf")]
     assert pdf and pdf[0]["pages"] == [1, 2]
     assert by_parent
-    records = {r["source"].rsplit("/", 1)[-1]: r for r in store.list_documents()}
-    assert records["reactor-update.eml"]["title"] == "Zorblax reactor: commissioning update"
+    records = {r.source.rsplit("/", 1)[-1]: r for r in store.list_documents()}
+    assert records["reactor-update.eml"].title == "Zorblax reactor: commissioning update"
 
 
 def test_known_questions_find_their_parent(setup):
@@ -135,8 +136,9 @@ def test_interrupted_run_then_rerun_leaves_one_copy(setup):
         calls["n"] += 1
         if calls["n"] == 2:
             # half the passages reach Qdrant, then the process "dies" before the record
-            original({**record, "content_hash": "partial"}, parents, passages[: len(passages) // 2])
-            store.client.delete(store.documents, [record["document_id"]])
+            original(replace(record, content_hash="partial"), parents,
+                     passages[: len(passages) // 2])
+            store.client.delete(store.documents, [record.document_id])
             raise KeyboardInterrupt
         return original(record, parents, passages)
 
@@ -149,7 +151,7 @@ def test_interrupted_run_then_rerun_leaves_one_copy(setup):
     passages = all_payloads(store, store.passages)
     keys = [(p["document_id"], p["parent_index"], p["passage_index"]) for p in passages]
     assert len(keys) == len(set(keys))
-    assert len(passages) == sum(r["passages"] for r in store.list_documents())
+    assert len(passages) == sum(r.passages for r in store.list_documents())
     assert worker.run([docs]).ingested == 0
 
 

@@ -1,6 +1,7 @@
 """The Qdrant store in embedded mode: schema guards, replacement, filters, the folder lock."""
 
 import subprocess
+from dataclasses import replace
 import sys
 import time
 
@@ -11,7 +12,23 @@ from qdrant_client import models as qm
 from rag.documents import document_id, parent_point_id, passage_point_id
 from rag.settings import RetrievalMode
 from rag.sparse import BM25Encoder
+from rag.payloads import DocumentRecord, ParentPayload, PassagePayload
 from rag.store import ParentPoint, PassagePoint, QdrantStore, SchemaMismatch, SearchFilters, StoreError
+
+
+def parent_payload(doc: str, digest: str, source: str, file_type: str, name: str, index: int,
+                   text: str) -> ParentPayload:
+    return ParentPayload(document_id=doc, content_hash=digest, source=source,
+                         file_type=file_type, title=name, parent_index=index, text=text, start=0,
+                         end=len(text), tokens=3)
+
+
+def passage_payload(doc: str, digest: str, source: str, file_type: str, parent_id: str,
+                    parent_index: int, passage_index: int, end: int,
+                    folders: list[str]) -> PassagePayload:
+    return PassagePayload(document_id=doc, content_hash=digest, source=source,
+                          file_type=file_type, parent_id=parent_id, parent_index=parent_index,
+                          passage_index=passage_index, start=0, end=end, folders=folders)
 
 
 def add_doc(store: QdrantStore, name: str, digest: str, texts: list[str], folder="/docs",
@@ -19,11 +36,8 @@ def add_doc(store: QdrantStore, name: str, digest: str, texts: list[str], folder
     enc = BM25Encoder()
     doc = document_id(name)
     source = f"{folder}/{name}.{file_type}"
-    common = {"document_id": doc, "content_hash": digest, "source": source,
-              "file_type": file_type}
     parents = [ParentPoint(parent_point_id(doc, digest, i),
-                           {**common, "title": name, "parent_index": i, "text": t, "start": 0,
-                            "end": len(t), "tokens": 3, "pages": [], "heading": ""})
+                           parent_payload(doc, digest, source, file_type, name, i, t))
                for i, t in enumerate(texts)]
     passages = []
     for i, (p, t) in enumerate(zip(parents, texts)):
@@ -31,9 +45,9 @@ def add_doc(store: QdrantStore, name: str, digest: str, texts: list[str], folder
         vec[i % 4] = 1.0
         passages.append(PassagePoint(
             passage_point_id(doc, digest, i, 0), vec, enc.encode_document(t),
-            {**common, "parent_id": p.id, "parent_index": i, "passage_index": 0, "start": 0,
-             "end": len(t), "folders": [folder, "/"]}))
-    store.replace_document({**common, "title": name, "parents": len(parents)}, parents, passages)
+            passage_payload(doc, digest, source, file_type, p.id, i, 0, len(t), [folder, "/"])))
+    store.replace_document(DocumentRecord(doc, digest, source, file_type, title=name,
+                                          parents=len(parents)), parents, passages)
 
 
 @pytest.fixture
@@ -49,7 +63,7 @@ def test_replace_leaves_no_stale_points(store):
     assert store.count_passages() == 1
     points, _ = store.client.scroll(store.parents, limit=10)
     assert [p.payload["content_hash"] for p in points] == ["v2"]
-    assert store.get_document(document_id("a"))["content_hash"] == "v2"
+    assert store.get_document(document_id("a")).content_hash == "v2"
 
 
 def test_delete_removes_everything(store):
@@ -57,7 +71,7 @@ def test_delete_removes_everything(store):
     add_doc(store, "b", "v1", ["beta"])
     assert store.delete_document(document_id("a")) is True
     assert store.delete_document(document_id("a")) is False
-    assert [d["document_id"] for d in store.list_documents()] == [document_id("b")]
+    assert [d.document_id for d in store.list_documents()] == [document_id("b")]
     assert store.count_passages() == 1
 
 
@@ -112,12 +126,9 @@ def add_many(store: QdrantStore, rng, parents: int, per_parent: int, near: list[
     words = [f"term{i}" for i in range(40)]
     for d in range(parents):
         doc, digest, name = document_id(f"m{d}"), "v1", f"m{d}"
-        common = {"document_id": doc, "content_hash": digest, "source": f"/docs/{name}.txt",
-                  "file_type": "txt"}
+        source = f"/docs/{name}.txt"
         pid = parent_point_id(doc, digest, 0)
-        parent = ParentPoint(pid, {**common, "title": name, "parent_index": 0, "text": "x" * 50,
-                                   "start": 0, "end": 50, "tokens": 3, "pages": [],
-                                   "heading": ""})
+        parent = ParentPoint(pid, parent_payload(doc, digest, source, "txt", name, 0, "x" * 50))
         passages = []
         for j in range(per_parent):
             vec = (np.array(near) + rng.normal(0, 0.01, len(near)) if d == close_parent
@@ -126,9 +137,9 @@ def add_many(store: QdrantStore, rng, parents: int, per_parent: int, near: list[
             text = " ".join(rng.choice(words, int(rng.integers(3, 30)))) + f" unique{d}x{j}"
             passages.append(PassagePoint(
                 passage_point_id(doc, digest, 0, j), vec, enc.encode_document(text),
-                {**common, "parent_id": pid, "parent_index": 0, "passage_index": j,
-                 "start": 0, "end": 50, "folders": ["/docs", "/"]}))
-        store.replace_document({**common, "title": name, "parents": 1}, [parent], passages)
+                passage_payload(doc, digest, source, "txt", pid, 0, j, 50, ["/docs", "/"])))
+        store.replace_document(DocumentRecord(doc, digest, source, "txt", title=name, parents=1),
+                               [parent], passages)
 
 
 def native_groups(store: QdrantStore, mode: RetrievalMode, dense, sparse, limit: int,
@@ -165,7 +176,7 @@ def test_embedded_grouping_matches_qdrant_grouping(settings_factory, tmp_path, m
         for hit, group in zip(hits, reference):
             assert 1 <= len(hit.passages) <= len(group.hits)
             expected = [h.score for h in group.hits][:len(hit.passages)]
-            assert [p["score"] for p in hit.passages] == pytest.approx(expected, rel=1e-4)
+            assert [p.score for p in hit.passages] == pytest.approx(expected, rel=1e-4)
     finally:
         reference_store.close()
         store.close()
@@ -196,7 +207,7 @@ def test_a_store_of_the_pure_python_engine_is_adopted_by_edge(settings_factory):
     new = QdrantStore(settings_factory(embedded_engine="edge"), "test-model", 4)
     try:
         assert new.count_passages() == 2
-        assert [d["document_id"] for d in new.list_documents()] == [document_id("a")]
+        assert [d.document_id for d in new.list_documents()] == [document_id("a")]
         hits = new.search([1.0, 0.0, 0.0, 0.0], BM25Encoder().encode_query("zebra"), limit=2)
         assert hits[0].text == "zebra crossing rules"
     finally:
@@ -252,8 +263,8 @@ def test_kill_9_inside_a_replace_shows_one_version_and_reopening_repairs(
         assert store.count_passages() == len(expected)
         assert texts(store) == expected
         record = store.get_document(document_id("a"))
-        assert record["content_hash"] == ("v1" if visible == "old" else "v2")
-        assert record["state"] == "committed"
+        assert record.content_hash == ("v1" if visible == "old" else "v2")
+        assert record.state == "committed"
     finally:
         store.close()
 
@@ -279,7 +290,7 @@ def test_server_mode_recovery_leaves_live_replaces_alone(store):
     """Recovery in server mode only touches replaces older than the stale limit."""
     add_doc(store, "a", "v1", ["alpha one"])
     record = store._record(document_id("a"))
-    store._put_record({**record, "state": "replacing", "replacing_since": time.time()})
+    store._put_record(replace(record, state="replacing", replacing_since=time.time()))
     assert store.recover(older_than=600) == 0
     assert store.recover(older_than=0) == 1
-    assert store._record(document_id("a"))["state"] == "committed"
+    assert store._record(document_id("a")).state == "committed"

@@ -1,0 +1,82 @@
+"""The one schema of what is stored in Qdrant: a payload type per collection.
+
+The worker builds these, the store writes and reads them, the API shows them; nothing else
+spells payload keys. ``to_payload`` is what Qdrant stores (plain JSON values); ``from_payload``
+reads a stored payload back, ignoring keys it does not know (written by a newer version).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, TypeVar
+
+T = TypeVar("T", bound="_Payload")
+
+
+class _Payload:
+    def to_payload(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_payload(cls: type[T], payload: dict[str, Any] | None) -> T:
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in (payload or {}).items() if k in known})
+
+
+@dataclass(frozen=True)
+class ParentPayload(_Payload):
+    """``<c>_parents``: a parent chunk's text and where it sits in its document."""
+
+    document_id: str
+    content_hash: str
+    source: str
+    file_type: str
+    title: str
+    parent_index: int
+    text: str
+    start: int
+    end: int
+    tokens: int
+    pages: list[int] = field(default_factory=list)
+    heading: str = ""
+
+
+@dataclass(frozen=True)
+class PassagePayload(_Payload):
+    """``<c>_passages``: an embedded passage pointing at its parent (``parent_id``)."""
+
+    document_id: str
+    content_hash: str
+    source: str
+    file_type: str
+    parent_id: str
+    parent_index: int
+    passage_index: int
+    start: int
+    end: int
+    folders: list[str] = field(default_factory=list)  # every ancestor folder, for filters
+
+
+@dataclass(frozen=True)
+class DocumentRecord(_Payload):
+    """``<c>_documents``: one record per document and the commit marker of its replace
+    (``content_hash`` names the version searches may return; None before a first commit)."""
+
+    document_id: str
+    content_hash: str | None
+    source: str
+    file_type: str = ""
+    title: str = ""
+    size_bytes: int = 0
+    pages: int | None = None
+    parents: int = 0
+    passages: int = 0
+    tokens: int = 0
+    chars: int = 0
+    ingested_at: float | None = None
+    state: str = "committed"  # or "replacing" while a replace is under way
+    replacing_since: float | None = None
+
+    @property
+    def committed(self) -> bool:
+        return self.content_hash is not None
