@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from bench.common import SQUAD, load_questions, mean, percentile, table, write_result
 

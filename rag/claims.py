@@ -25,9 +25,9 @@ class FileClaims:
         self.ttl = ttl_seconds
         self.worker_id = worker_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         self.collection = f"{store.settings.collection}_claims"
-        with store._lock:
-            if not store.client.collection_exists(self.collection):
-                store.client.create_collection(self.collection, vectors_config={})
+        with store.session() as client:
+            if not client.collection_exists(self.collection):
+                client.create_collection(self.collection, vectors_config={})
 
     def acquire(self, document_id: str) -> bool:
         now = time.time()
@@ -35,21 +35,21 @@ class FileClaims:
             qm.FieldCondition(key="expires_at", range=qm.Range(lt=now)),
             qm.FieldCondition(key="owner", match=qm.MatchValue(value=self.worker_id)),
         ])
-        with self.store._lock:
-            self.store.client.upsert(self.collection, [qm.PointStruct(
+        with self.store.session() as client:
+            client.upsert(self.collection, [qm.PointStruct(
                 id=document_id, vector={},
                 payload={"owner": self.worker_id, "expires_at": now + self.ttl})],
                 update_filter=mine_or_expired, wait=True)
-            points = self.store.client.retrieve(self.collection, [document_id])
+            points = client.retrieve(self.collection, [document_id])
         return bool(points) and (points[0].payload or {}).get("owner") == self.worker_id
 
     def release(self, document_id: str) -> None:
         mine = qm.Filter(must=[qm.FieldCondition(key="owner",
                                                  match=qm.MatchValue(value=self.worker_id))])
-        with self.store._lock:
-            points = self.store.client.retrieve(self.collection, [document_id])
+        with self.store.session() as client:
+            points = client.retrieve(self.collection, [document_id])
             if points and (points[0].payload or {}).get("owner") == self.worker_id:
-                self.store.client.delete(self.collection, qm.FilterSelector(filter=qm.Filter(
+                client.delete(self.collection, qm.FilterSelector(filter=qm.Filter(
                     must=[qm.HasIdCondition(has_id=[document_id])] + list(mine.must or []))),
                     wait=True)
 

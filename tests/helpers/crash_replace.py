@@ -30,7 +30,7 @@ def main(data_dir: str, moment: str) -> None:
     if moment != "first":
         add_doc(store, "a", "v1", V1)
     calls = {"put": 0}
-    real_put = store._put_record
+    real_put = store.docs._put_record
 
     def put(record):
         calls["put"] += 1
@@ -38,9 +38,9 @@ def main(data_dir: str, moment: str) -> None:
             die()  # the commit write never happens
         real_put(record)
 
-    store._put_record = put
+    store.docs._put_record = put
     if moment == "commit":
-        store._delete_other_versions = die
+        store.docs._delete_other_versions = die
     add_doc(store, "a", "v2", V2)
     print(document_id("a"))
 

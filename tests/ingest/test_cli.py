@@ -10,7 +10,6 @@ import time
 import httpx
 
 from tests.conftest import DOCS, ROOT
-from tests.helpers.servers import free_port
 
 
 def run_cli(args, env_extra, timeout=300):

@@ -289,8 +289,8 @@ def test_kill_9_inside_a_first_ingest_leaves_nothing(tmp_path, settings_factory)
 def test_server_mode_recovery_leaves_live_replaces_alone(store):
     """Recovery in server mode only touches replaces older than the stale limit."""
     add_doc(store, "a", "v1", ["alpha one"])
-    record = store._record(document_id("a"))
-    store._put_record(replace(record, state="replacing", replacing_since=time.time()))
+    record = store.docs._record(document_id("a"))
+    store.docs._put_record(replace(record, state="replacing", replacing_since=time.time()))
     assert store.recover(older_than=600) == 0
     assert store.recover(older_than=0) == 1
-    assert store._record(document_id("a")).state == "committed"
+    assert store.docs._record(document_id("a")).state == "committed"
