@@ -8,7 +8,7 @@ checked against the settings by the serving layer (``RAG_MAX_QUESTION_CHARS``).
 from __future__ import annotations
 
 import unicodedata
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -55,11 +55,20 @@ class Filters(Strict):
                                         "xlsx")
 
 
+Include = Literal["snippet", "passages", "passage_text", "parent_text"]
+_INCLUDE_DOC = ("what each result carries besides its ids and scores: 'snippet' (the best "
+                "matched passage's text), 'passages' (every matched passage's offsets and "
+                "score), 'passage_text' (their text too), 'parent_text' (the whole parent "
+                "chunk, thousands of tokens; or fetch one with GET /v1/parents/{parent_id})")
+
+
 class SearchRequest(Strict):
     query: StrictStr = Field(min_length=1, max_length=_TEXT_MAX)
     top_k: StrictInt | None = Field(None, ge=1, le=100)
     filters: Filters | None = None
     mode: RetrievalMode | None = None
+    include: list[Include] = Field(default_factory=lambda: ["snippet", "passages"],
+                                   max_length=4, description=_INCLUDE_DOC)
 
     _not_blank = field_validator("query")(_visible)
 
@@ -68,10 +77,29 @@ class PassageOut(BaseModel):
     start: int
     end: int
     score: float
-    text: str
+    text: str | None = Field(None, description="with include 'passage_text'")
 
 
 class SearchResult(BaseModel):
+    parent_id: str
+    document_id: str
+    source: str
+    title: str
+    file_type: str
+    pages: list[int]
+    heading: str
+    text: str | None = Field(None, description="the parent's text, with include "
+                             "'parent_text'")
+    snippet: str | None = Field(None, description="the best matched passage's text, with "
+                                "include 'snippet'")
+    start: int
+    end: int
+    tokens: int
+    score: float
+    passages: list[PassageOut] = Field(default_factory=list)
+
+
+class ParentOut(BaseModel):
     parent_id: str
     document_id: str
     source: str
@@ -83,8 +111,6 @@ class SearchResult(BaseModel):
     start: int
     end: int
     tokens: int
-    score: float
-    passages: list[PassageOut]
 
 
 class SearchResponse(BaseModel):
@@ -101,6 +127,9 @@ class QueryRequest(Strict):
     max_tokens: StrictInt | None = Field(None, ge=1, description="at most RAG_MAX_TOKENS_LIMIT")
     temperature: StrictFloat = Field(0.0, ge=0.0, le=2.0)
     stream: StrictBool = False
+    include: list[Include] = Field(
+        default_factory=lambda: ["passages"], max_length=4,
+        description="besides the text each source showed the model: " + _INCLUDE_DOC)
 
     _not_blank = field_validator("question")(_visible)
 
@@ -130,12 +159,13 @@ class SourceOut(BaseModel):
     text: str
     start: int
     truncated: bool
-    parent_text: str | None = None  # the whole parent, when the model saw excerpts of it
+    parent_text: str | None = Field(None, description="the whole parent when the model saw "
+                                    "excerpts of it, with include 'parent_text'")
     rank: int
     score: float
     cited: bool
     attributed: bool = False
-    passages: list[PassageOut]
+    passages: list[PassageOut] = Field(default_factory=list)
 
 
 class UsageOut(BaseModel):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict
 
 from fastapi import Request
@@ -54,36 +54,42 @@ def to_filters(filters: Filters | None) -> SearchFilters | None:
                          file_types=filters.file_types)
 
 
-def passages_out(hit: Hit) -> list[PassageOut]:
-    return [PassageOut(start=p.start, end=p.end, score=p.score, text=hit.passage_text(p))
-            for p in hit.passages]
+def passages_out(hit: Hit, include: Sequence[str]) -> list[PassageOut]:
+    if "passages" not in include and "passage_text" not in include:
+        return []
+    text = "passage_text" in include
+    return [PassageOut(start=p.start, end=p.end, score=p.score,
+                       text=hit.passage_text(p) if text else None) for p in hit.passages]
 
 
-def hit_out(hit: Hit) -> SearchResult:
+def hit_out(hit: Hit, include: Sequence[str] = ("snippet", "passages")) -> SearchResult:
     return SearchResult(
         parent_id=hit.parent_id, document_id=hit.document_id, source=hit.source,
         title=hit.title, file_type=hit.file_type, pages=hit.pages, heading=hit.heading,
-        text=hit.text, start=hit.start, end=hit.end, tokens=hit.tokens, score=hit.score,
-        passages=passages_out(hit))
+        text=hit.text if "parent_text" in include else None,
+        snippet=hit.passage_text(hit.passages[0]) if "snippet" in include and hit.passages
+        else None, start=hit.start, end=hit.end, tokens=hit.tokens, score=hit.score,
+        passages=passages_out(hit, include))
 
 
 async def search(services: Services, body: SearchRequest) -> SearchResponse:
     started = time.perf_counter()
     hits = await run_sync(services.pipeline.search, body.query, body.top_k,
                           to_filters(body.filters), body.mode)
-    return SearchResponse(results=[hit_out(h) for h in hits],
+    return SearchResponse(results=[hit_out(h, body.include) for h in hits],
                           timings={"retrieval": round(time.perf_counter() - started, 4)})
 
 
-def source_out(source: Source, cited: set[int] = frozenset(),
+def source_out(source: Source, include: Sequence[str], cited: set[int] = frozenset(),
                attributed: set[int] = frozenset()) -> SourceOut:
     hit = source.hit
     return SourceOut(
         n=source.n, document_id=hit.document_id, parent_id=hit.parent_id, source=hit.source,
         title=hit.title, file_type=hit.file_type, pages=hit.pages, text=source.text,
         start=hit.start, truncated=source.truncated, rank=source.rank, score=hit.score,
-        parent_text=hit.text if source.truncated else None, cited=source.n in cited,
-        attributed=source.n in attributed, passages=passages_out(hit))
+        parent_text=hit.text if source.truncated and "parent_text" in include else None,
+        cited=source.n in cited, attributed=source.n in attributed,
+        passages=passages_out(hit, include))
 
 
 def citation_out(c: Citation) -> CitationOut:
@@ -97,14 +103,14 @@ def usage_out(usage: Usage) -> UsageOut:
     return UsageOut(**asdict(usage))
 
 
-def final_out(services: Services, final: FinalEvent) -> QueryResponse:
+def final_out(services: Services, final: FinalEvent, include: Sequence[str]) -> QueryResponse:
     citations = final.check.citations
     cited = {c.n for c in citations if c.kind == "model"}
     attributed = {c.n for c in citations if c.kind == "attributed"}
     return QueryResponse(
         answer=final.answer, citations=[citation_out(c) for c in citations],
         invalid_citations=final.check.invalid, unsupported_citations=final.check.unsupported,
-        sources=[source_out(s, cited, attributed) for s in final.sources],
+        sources=[source_out(s, include, cited, attributed) for s in final.sources],
         usage=usage_out(final.usage), timings=final.timings,
         model=services.settings.llm_model, finish_reason=final.finish_reason,
         reason=final.reason)
@@ -139,15 +145,16 @@ async def query(services: Services, body: QueryRequest, request: Request,
     # before it are raised here and become proper status codes, not a 200 stream.
     first = await anext(events)
     if body.stream:
-        return StreamingResponse(_stream(services, first, events, request),
+        return StreamingResponse(_stream(services, first, events, request, body.include),
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store",
                                           "X-Accel-Buffering": "no"})
-    return await _collect(services, first, events, request)
+    return await _collect(services, first, events, request, body.include)
 
 
 async def _collect(services: Services, first: AnswerEvent,
-                   events: AsyncIterator[AnswerEvent], request: Request) -> QueryResponse:
+                   events: AsyncIterator[AnswerEvent], request: Request,
+                   include: Sequence[str]) -> QueryResponse:
     async def drain() -> FinalEvent:
         event = first
         while not isinstance(event, FinalEvent):
@@ -166,7 +173,7 @@ async def _collect(services: Services, first: AnswerEvent,
                 raise APIError(499, "client_closed", "client disconnected")
         final = task.result()
         _record(request, final)
-        return final_out(services, final)
+        return final_out(services, final, include)
     finally:
         if not task.done():
             task.cancel()
@@ -177,13 +184,14 @@ def _sse(event: str, data: object) -> bytes:
 
 
 async def _stream(services: Services, first: AnswerEvent,
-                  events: AsyncIterator[AnswerEvent], request: Request) -> AsyncIterator[bytes]:
+                  events: AsyncIterator[AnswerEvent], request: Request,
+                  include: Sequence[str]) -> AsyncIterator[bytes]:
     event: AnswerEvent | None = first
     try:
         while event is not None:
             if isinstance(event, SourcesEvent):
                 yield _sse("sources", {
-                    "sources": [source_out(s).model_dump() for s in event.sources],
+                    "sources": [source_out(s, include).model_dump() for s in event.sources],
                     "usage": usage_out(event.usage).model_dump(), "timings": event.timings,
                     "model": services.settings.llm_model})
             elif isinstance(event, DeltaEvent):
@@ -193,7 +201,7 @@ async def _stream(services: Services, first: AnswerEvent,
                 break
             else:
                 _record(request, event)
-                yield _sse("final", final_out(services, event).model_dump())
+                yield _sse("final", final_out(services, event, include).model_dump())
                 break
             event = await anext(events, None)
     finally:

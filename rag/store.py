@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from rag.documents import Hit
-from rag.payloads import DocumentRecord
+from rag.payloads import DocumentRecord, ParentPayload
 from rag.qdrant_api import QdrantAPI
 from rag.settings import Fusion, RetrievalMode, Settings
 from rag.sparse import SparseVector
@@ -101,6 +101,9 @@ class QdrantStore:
         return self.docs.committed_hashes(document_ids)
 
     # --- search ------------------------------------------------------------------------------
+    def parent(self, parent_id: str) -> ParentPayload | None:
+        return self.searcher.parent(parent_id)
+
     def search(self, dense: list[float] | None, sparse: SparseVector | None, *, limit: int,
                filters: SearchFilters | None = None, mode: RetrievalMode | None = None,
                fusion: Fusion | None = None, group_size: int | None = None) -> list[Hit]:

@@ -163,6 +163,15 @@ class PassageSearch:
             with_payload=["start", "end", "passage_index", "parent_id"], **query,
         ).points
 
+    def parent(self, parent_id: str) -> ParentPayload | None:
+        """One parent of a committed version, or None."""
+        with self._lock:
+            found = self._parents([parent_id]).get(parent_id)
+        if found is None or self.committed_hashes([found.document_id]).get(
+                found.document_id) != found.content_hash:
+            return None
+        return found
+
     def _parents(self, ids: list[str]) -> dict[str, ParentPayload]:
         """Parent payloads by id, from the cache or one batched read."""
         found = {i: self._parent_cache[i] for i in ids if i in self._parent_cache}

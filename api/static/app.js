@@ -167,7 +167,7 @@ function renderSources(sources, askMode) {
       onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); openSource(s.n, false); } } },
       el("h3", {}, el("span", { class: "n" }, `[${s.n}]`), el("span", {}, s.title || s.source), ...tags),
       el("p", { class: "muted" }, [s.source, pagesText(s.pages), askMode ? "" : `score ${s.score.toFixed(3)}`].filter(Boolean).join(" · ")),
-      el("p", { class: "snippet" }, (s.passages && s.passages[0] ? s.passages[0].text : s.text).slice(0, 400)));
+      el("p", { class: "snippet" }, (s.snippet || s.text || "").slice(0, 400)));
     list.append(item);
   }
 }
@@ -198,10 +198,15 @@ function closeViewer() {
   $("view-results").classList.remove("with-viewer");
   document.querySelectorAll(".src.active").forEach((n) => n.classList.remove("active"));
 }
-function openSource(n, fromCitation) {
+async function openSource(n, fromCitation) {
   const s = state.sources.find((x) => x.n === n);
   if (!s) return;
-  const text = s.parent_text || s.text;
+  if (s.parent_text == null && (s.truncated || s.text == null)) {
+    // Results carry matched passages only; the whole parent is fetched when it is opened.
+    const response = await api(`/v1/parents/${encodeURIComponent(s.parent_id)}`);
+    if (response.ok) s.parent_text = (await response.json()).text;
+  }
+  const text = s.parent_text || s.text || "";
   const base = s.start; // document offset of the parent text
   const ranges = [];
   const citation = state.citations.find((c) => c.n === n);

@@ -16,7 +16,8 @@ def api(ingested, embedder):
 
 
 def test_search_returns_parents_with_passages(api):
-    r = httpx.post(f"{api}/v1/search", json={"query": "Quillon valve inventor", "top_k": 3})
+    r = httpx.post(f"{api}/v1/search", json={"query": "Quillon valve inventor", "top_k": 3,
+                                            "include": ["passage_text", "parent_text"]})
     assert r.status_code == 200, r.text
     top = r.json()["results"][0]
     assert top["source"].endswith("valves.pdf")
@@ -24,6 +25,26 @@ def test_search_returns_parents_with_passages(api):
     p = top["passages"][0]
     assert p["text"] and p["text"] in top["text"]
     assert top["text"][p["start"] - top["start"]:p["end"] - top["start"]] == p["text"]
+
+
+def test_results_carry_what_the_client_asks_for(api):
+    """A snippet and passage offsets by default; texts on request, or GET /v1/parents/{id}."""
+    body = {"query": "Quillon valve inventor", "top_k": 3}
+    lean = httpx.post(f"{api}/v1/search", json=body).json()["results"]
+    full = httpx.post(f"{api}/v1/search", json={
+        **body, "include": ["passage_text", "parent_text"]}).json()["results"]
+    bare = httpx.post(f"{api}/v1/search", json={**body, "include": []}).json()["results"]
+    assert all(r["text"] is None and r["passages"] and r["snippet"] for r in lean)
+    assert all(p["text"] is None for r in lean for p in r["passages"])
+    assert lean[0]["snippet"] == full[0]["passages"][0]["text"]
+    assert all(r["text"] is None and r["passages"] == [] and r["snippet"] is None for r in bare)
+    parent = httpx.get(f"{api}/v1/parents/{lean[0]['parent_id']}").json()
+    assert parent["text"] == full[0]["text"] and parent["start"] == full[0]["start"]
+    assert httpx.get(f"{api}/v1/parents/not-a-uuid").status_code == 422
+    missing = httpx.get(f"{api}/v1/parents/00000000-0000-0000-0000-000000000000")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    assert httpx.post(f"{api}/v1/search", json={**body, "include": ["everything"]}
+                      ).status_code == 422
 
 
 def test_lexical_only_and_semantic_only_queries_both_work(api):
