@@ -91,8 +91,11 @@ class RagPipeline:
         dense = (self.embedder.embed_queries([query])[0].tolist()
                  if mode is not RetrievalMode.sparse else None)
         sparse = self.sparse.encode_query(query) if mode is not RetrievalMode.dense else None
-        hits = self.store.search(dense, sparse, limit=top_k, filters=filters, mode=mode)
-        return self.reranker.rerank(query, hits) if self.reranker is not None else hits
+        if self.reranker is None:
+            return self.store.search(dense, sparse, limit=top_k, filters=filters, mode=mode)
+        pool = max(top_k, self.settings.rerank_candidates)  # the model chooses among more
+        hits = self.store.search(dense, sparse, limit=pool, filters=filters, mode=mode)
+        return self.reranker.rerank(query, hits, keep=top_k)
 
     def check_text(self, name: str, text: str) -> None:
         limit = self.settings.max_question_chars

@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     # best passages globally (BENCHMARKS.md: +14 to +20 questions at 4K-16K fills over 8).
     passages_per_parent: int = Field(16, ge=1, le=32)
     rerank: bool = False
+    rerank_candidates: int = Field(
+        40, ge=1, le=200, description="parents retrieved for the cross-encoder to choose from")
+    rerank_passages_per_parent: int = Field(
+        2, ge=1, le=32, description="best matched passages of each parent the cross-encoder "
+        "reads")
     default_top_k: int = Field(16, ge=1, le=100)
 
     # --- generation and budget -----------------------------------------------------------

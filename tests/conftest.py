@@ -82,6 +82,16 @@ def ingested(tmp_path_factory, embedder):
     store.close()
 
 
+@pytest.fixture(scope="session")
+def fault_server():
+    """An OpenAI-compatible server that fails on purpose (only for failure paths)."""
+    from tests.helpers.servers import FaultServer, serve
+
+    fs = FaultServer()
+    with serve(fs.app) as url:
+        yield url, fs
+
+
 # --- the real local LLM -------------------------------------------------------------------
 def _serving(url: str, model: str) -> bool:
     try:

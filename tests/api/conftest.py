@@ -11,7 +11,7 @@ from api.app import create_app
 from api.deps import Services
 from rag.generation import LLMClient, LLMConfig
 from rag.pipeline import RagPipeline
-from tests.helpers.servers import FaultServer, serve
+from tests.helpers.servers import serve
 
 
 @contextmanager
@@ -27,13 +27,6 @@ def api_for(ingested, embedder, llm_url: str, model: str = "smollm2-135m-instruc
                         store=ingested["store"], llm=llm, jobs=jobs)
     with serve(create_app(settings, services=services)) as url:
         yield url
-
-
-@pytest.fixture(scope="session")
-def fault_server() -> Iterator[tuple[str, FaultServer]]:
-    fs = FaultServer()
-    with serve(fs.app) as url:
-        yield url, fs
 
 
 @pytest.fixture(scope="session")
