@@ -194,19 +194,3 @@ def test_two_workers_share_a_folder_without_double_work(setup, embedder):
     assert counters[0].embedded + counters[1].embedded == len(passages)
     keys = [(p["document_id"], p["parent_index"], p["passage_index"]) for p in passages]
     assert len(keys) == len(set(keys))
-
-
-def test_a_held_claim_is_skipped_and_an_expired_one_taken(setup):
-    from rag.claims import FileClaims
-
-    _, store, _, docs, _ = setup
-    a = FileClaims(store, ttl_seconds=0.5, worker_id="a")
-    b = FileClaims(store, ttl_seconds=0.5, worker_id="b")
-    doc = document_id(str(docs / "release-notes.txt"))
-    assert a.acquire(doc) and not b.acquire(doc)
-    import time
-
-    time.sleep(0.6)
-    assert b.acquire(doc)
-    b.release(doc)
-    assert a.acquire(doc)
