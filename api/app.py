@@ -17,7 +17,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from api.deps import Services
 from api.errors import install_error_handlers
 from api.observability import BodyLimitMiddleware, Metrics, RequestContextMiddleware
-from api.routes import documents, health, ingest, parents, query, search
+from api.routes import documents, health, ingest, openai, parents, query, search
 from api.security import AuthMiddleware
 from api.uploads import remove_stale_temporaries
 from rag.generation import LLMClient, LLMConfig
@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     metrics = Metrics()
     app.state.metrics = metrics
     app.state.api_keys = [k.encode() for k in settings.all_api_keys()]
-    for module in (search, query, parents, documents, ingest, health):
+    for module in (search, query, openai, parents, documents, ingest, health):
         app.include_router(module.router)
 
     @app.get("/metrics", include_in_schema=False)

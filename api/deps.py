@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -23,6 +24,7 @@ class Services:
     store: QdrantStore
     llm: LLMClient
     jobs: JobManager | None
+    started_at: float = field(default_factory=time.time)
 
 
 def get_services(request: Request) -> Services:

@@ -50,6 +50,37 @@ def error_json(status: int, code: str, message: str, details: dict[str, Any] | N
                         headers=headers)
 
 
+def is_openai_path(path: str) -> bool:
+    """Routes that speak OpenAI's protocol, errors included."""
+    return path.startswith("/v1/chat/") or path == "/v1/models"
+
+
+_OPENAI_TYPES = {401: "invalid_request_error", 404: "invalid_request_error",
+                 413: "invalid_request_error"}
+_OPENAI_CODES = {"unauthorized": "invalid_api_key", "context_too_large":
+                 "context_length_exceeded"}
+
+
+def openai_error_body(status: int, code: str, message: str) -> dict[str, Any]:
+    """OpenAI's shape (``error.message``, ``type``, ``param``, ``code``), as vLLM sends it."""
+    kind = "server_error" if status >= 500 else _OPENAI_TYPES.get(status,
+                                                                  "invalid_request_error")
+    return {"error": {"message": message, "type": kind, "param": None,
+                      "code": _OPENAI_CODES.get(code, code)}}
+
+
+def respond(request: Request, status: int, code: str, message: str,
+            details: dict[str, Any] | None = None,
+            headers: dict[str, str] | None = None) -> JSONResponse:
+    """The error in the shape of the route: ours, or OpenAI's on its routes (where a
+    validation error is a 400, as OpenAI and vLLM answer)."""
+    if is_openai_path(request.url.path):
+        status = 400 if status == 422 else status
+        return JSONResponse(openai_error_body(status, code, message), status_code=status,
+                            headers=headers)
+    return error_json(status, code, message, details, headers)
+
+
 def llm_error_body(exc: LLMError) -> dict[str, Any]:
     """Logs the details, returns what the client may see (JSON responses and SSE events)."""
     log.warning("LLM failure %s: %s", exc.code, exc)
@@ -66,37 +97,38 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
-    async def _api_error(_: Request, exc: APIError) -> JSONResponse:
-        return error_json(exc.status, exc.code, exc.message, exc.details, exc.headers)
+    async def _api_error(request: Request, exc: APIError) -> JSONResponse:
+        return respond(request, exc.status, exc.code, exc.message, exc.details, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_json(422, "invalid_request", _validation_message(exc))
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return respond(request, 422, "invalid_request", _validation_message(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed", 413: "too_large",
                 401: "unauthorized"}.get(exc.status_code, "http_error")
-        return error_json(exc.status_code, code, str(exc.detail))
+        return respond(request, exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(InvalidRequest)
-    async def _invalid_request(_: Request, exc: InvalidRequest) -> JSONResponse:
-        return error_json(422, "invalid_request", str(exc))
+    async def _invalid_request(request: Request, exc: InvalidRequest) -> JSONResponse:
+        return respond(request, 422, "invalid_request", str(exc))
 
     @app.exception_handler(BudgetError)
-    async def _budget(_: Request, exc: BudgetError) -> JSONResponse:
-        return error_json(413, "context_too_large", str(exc), exc.numbers)
+    async def _budget(request: Request, exc: BudgetError) -> JSONResponse:
+        return respond(request, 413, "context_too_large", str(exc), exc.numbers)
 
     @app.exception_handler(LLMError)
-    async def _llm(_: Request, exc: LLMError) -> JSONResponse:
-        return JSONResponse(llm_error_body(exc), status_code=exc.status)
+    async def _llm(request: Request, exc: LLMError) -> JSONResponse:
+        llm_error_body(exc)  # logs the details
+        return respond(request, exc.status, exc.code, exc.public)
 
     @app.exception_handler(StoreError)
-    async def _store(_: Request, exc: StoreError) -> JSONResponse:
+    async def _store(request: Request, exc: StoreError) -> JSONResponse:
         log.error("store failure: %s", exc)
-        return error_json(503, "store_unavailable", "the document store is not available")
+        return respond(request, 503, "store_unavailable", "the document store is not available")
 
     @app.exception_handler(Exception)
-    async def _bug(_: Request, exc: Exception) -> JSONResponse:
+    async def _bug(request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error", exc_info=exc)
-        return error_json(500, "internal_error", "internal error; the log has the details")
+        return respond(request, 500, "internal_error", "internal error; the log has the details")

@@ -118,8 +118,18 @@ class SearchResponse(BaseModel):
     timings: dict[str, float]
 
 
+class HistoryMessage(Strict):
+    role: Literal["user", "assistant"]
+    content: StrictStr = Field(max_length=_TEXT_MAX)
+
+
 class QueryRequest(Strict):
     question: StrictStr = Field(min_length=1, max_length=_TEXT_MAX)
+    history: list[HistoryMessage] = Field(
+        default_factory=list, max_length=2000,
+        description="earlier turns of the conversation, oldest first (the API keeps no "
+        "state: send the thread). Sources of earlier turns are not resent; the oldest whole "
+        "turns are dropped when history exceeds its share of the prompt")
     top_k: StrictInt | None = Field(None, ge=1, le=100)
     filters: Filters | None = None
     mode: RetrievalMode | None = None
@@ -177,6 +187,9 @@ class UsageOut(BaseModel):
     margin_tokens: int
     prompt_tokens_server: int | None = Field(None, description="what the LLM server counted")
     completion_tokens: int = 0
+    history_tokens: int = Field(0, description="what the kept earlier turns add to the prompt")
+    history_turns_kept: int = 0
+    history_turns_dropped: int = Field(0, description="oldest turns left out to fit")
 
 
 class QueryResponse(BaseModel):
@@ -186,6 +199,11 @@ class QueryResponse(BaseModel):
     unsupported_citations: list[int] = Field(
         default_factory=list, description="[n] whose source does not state the sentence; "
         "dropped from citations")
+    search_query: str = Field(description="what retrieval searched for")
+    search_query_source: Literal["question", "rewritten", "fallback"] = Field(
+        description="'question' (no history), 'rewritten' by the LLM from the conversation, "
+        "or 'fallback' (recent user questions joined: rewriting off, the LLM failed or "
+        "answered junk)")
     reason: str | None = Field(None, description="why no answer was generated: "
                                "'no_matching_documents' (nothing matched; the LLM was not "
                                "called)")

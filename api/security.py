@@ -58,8 +58,12 @@ class AuthMiddleware:
         if key_ok(header, self.keys):
             await self.app(scope, receive, send)
             return
-        body = json.dumps({"error": {"code": "unauthorized",
-                                     "message": "missing or invalid API key"}}).encode()
+        from api.errors import is_openai_path, openai_error_body
+
+        message = "missing or invalid API key"
+        error = (openai_error_body(401, "unauthorized", message) if is_openai_path(scope["path"])
+                 else {"error": {"code": "unauthorized", "message": message}})
+        body = json.dumps(error).encode()
         await send({"type": "http.response.start", "status": 401, "headers": [
             (b"content-type", b"application/json"), (b"www-authenticate", b"Bearer"),
             (b"content-length", str(len(body)).encode())]})

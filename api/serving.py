@@ -9,6 +9,7 @@ before the first event), frames events, and stops generation when the client lea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -41,6 +42,7 @@ from rag.answer import (
     Usage,
 )
 from rag.budget import Source
+from rag.conversation import Message
 from rag.documents import Hit
 from rag.pipeline import run_sync
 from rag.prompting import Citation
@@ -113,6 +115,7 @@ def final_out(services: Services, final: FinalEvent, include: Sequence[str]) -> 
         sources=[source_out(s, include, cited, attributed) for s in final.sources],
         usage=usage_out(final.usage), timings=final.timings,
         model=services.settings.llm_model, finish_reason=final.finish_reason,
+        search_query=final.search.text, search_query_source=final.search.source,
         reason=final.reason)
 
 
@@ -135,7 +138,8 @@ def answer_request(body: QueryRequest, request_id: str | None) -> AnswerRequest:
                          filters=to_filters(body.filters), mode=body.mode,
                          max_context_tokens=body.max_context_tokens,
                          max_tokens=body.max_tokens, temperature=body.temperature,
-                         request_id=request_id)
+                         request_id=request_id,
+                         history=tuple(Message(m.role, m.content) for m in body.history))
 
 
 async def query(services: Services, body: QueryRequest, request: Request,
@@ -149,10 +153,10 @@ async def query(services: Services, body: QueryRequest, request: Request,
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store",
                                           "X-Accel-Buffering": "no"})
-    return await _collect(services, first, events, request, body.include)
+    return await collect_final(services, first, events, request, body.include)
 
 
-async def _collect(services: Services, first: AnswerEvent,
+async def collect_final(services: Services, first: AnswerEvent,
                    events: AsyncIterator[AnswerEvent], request: Request,
                    include: Sequence[str]) -> QueryResponse:
     async def drain() -> FinalEvent:
@@ -168,7 +172,12 @@ async def _collect(services: Services, first: AnswerEvent,
         while not task.done():
             done, _ = await asyncio.wait({task}, timeout=0.5)
             if not done and await request.is_disconnected():
-                task.cancel()  # the client left: stop generating (closes the vLLM stream)
+                # The client left: stop generating. Cancel the drain first and let it
+                # unwind (it is inside the generator), then close the generator, which
+                # closes the vLLM stream so the server aborts the request.
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
                 await events.aclose()
                 raise APIError(499, "client_closed", "client disconnected")
         final = task.result()
@@ -193,7 +202,8 @@ async def _stream(services: Services, first: AnswerEvent,
                 yield _sse("sources", {
                     "sources": [source_out(s, include).model_dump() for s in event.sources],
                     "usage": usage_out(event.usage).model_dump(), "timings": event.timings,
-                    "model": services.settings.llm_model})
+                    "model": services.settings.llm_model, "search_query": event.search.text,
+                    "search_query_source": event.search.source})
             elif isinstance(event, DeltaEvent):
                 yield _sse("delta", {"text": event.text})
             elif isinstance(event, ErrorEvent):

@@ -16,8 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rag.budget import Source
+from rag.conversation import Message
 from rag.generation import LLMError
 from rag.prompting import CitationCheck
+from rag.rewrite import SearchQuery
 from rag.settings import RetrievalMode
 from rag.store import SearchFilters
 
@@ -41,6 +43,8 @@ class AnswerRequest:
     max_tokens: int | None = None
     temperature: float = 0.0
     request_id: str | None = None
+    history: tuple[Message, ...] = ()  # earlier turns, oldest first (the client keeps them)
+    instructions: str | None = None  # a client's own system message, kept after ours
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,9 @@ class Usage:
     margin_tokens: int
     prompt_tokens_server: int | None = None  # what the LLM server reported
     completion_tokens: int = 0
+    history_tokens: int = 0  # what the kept earlier turns add to the prompt, exactly
+    history_turns_kept: int = 0
+    history_turns_dropped: int = 0  # the oldest, over the history share of the prompt
 
 
 @dataclass
@@ -60,6 +67,7 @@ class SourcesEvent:
     sources: list[Source]
     usage: Usage
     timings: dict[str, float]
+    search: SearchQuery
 
 
 @dataclass
@@ -75,6 +83,7 @@ class FinalEvent:
     usage: Usage
     timings: dict[str, float]
     finish_reason: str | None
+    search: SearchQuery
     reason: str | None = None  # NO_MATCHING_DOCUMENTS when the LLM was not asked
 
 

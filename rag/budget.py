@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from rag.chunking import sentence_spans
+from rag.conversation import HistoryFit, Turn
 from rag.documents import Hit
 from rag.tokens import count_tokens
 
@@ -233,3 +234,23 @@ async def pack(hits: Sequence[Hit], budget: Budget, *,
         estimated = sum(cost(src.hit, src.text) for src in sources) or 1
         scale *= max(1.02, (exact - base) / estimated * 1.02)
     raise BudgetError("could not pack sources within the prompt limit", numbers)
+
+
+async def fit_history(turns: Sequence[Turn], allowance: int,
+                      history_tokens: Callable[[Sequence[Turn]], Awaitable[int]]
+                      ) -> HistoryFit:
+    """The newest whole turns whose exact prompt tokens stay within ``allowance``.
+
+    ``history_tokens(kept)`` counts what the kept turns add to the prompt, exactly. Turns are
+    dropped oldest first: estimated first (Llama 3.1 tokens per turn), then exact counts
+    confirm, dropping more while over."""
+    kept = list(turns)
+    estimate = [sum(count_tokens(m.content) + 8 for m in t.messages) for t in kept]
+    while kept and sum(estimate) > allowance:
+        kept.pop(0)
+        estimate.pop(0)
+    tokens = await history_tokens(kept) if kept else 0
+    while kept and tokens > allowance:
+        kept.pop(0)
+        tokens = await history_tokens(kept) if kept else 0
+    return HistoryFit(tuple(kept), len(turns) - len(kept), tokens)

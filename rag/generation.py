@@ -186,6 +186,23 @@ class LLMClient:
             raise LLMBadResponse("/tokenize returned malformed JSON") from exc
 
     # --- generation ------------------------------------------------------------------------
+    async def complete_chat(self, messages: list[dict[str, str]], *, max_tokens: int,
+                            timeout: float, temperature: float = 0.0,
+                            request_id: str | None = None) -> str:
+        """The whole answer to a short request, within ``timeout`` seconds (LLMTimeout)."""
+        async def collect() -> str:
+            stream = self.stream_chat(messages, max_tokens=max_tokens, temperature=temperature,
+                                      request_id=request_id)
+            try:
+                return "".join([event.delta async for event in stream])
+            finally:
+                await stream.aclose()
+
+        try:
+            return await asyncio.wait_for(collect(), timeout=timeout)
+        except asyncio.TimeoutError as exc:
+            raise LLMTimeout(f"no complete answer within {timeout:g} s") from exc
+
     async def stream_chat(
         self, messages: list[dict[str, str]], *, max_tokens: int, temperature: float,
         request_id: str | None = None,

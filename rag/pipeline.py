@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,11 +28,13 @@ from rag.answer import (
     SourcesEvent,
     Usage,
 )
-from rag.budget import Budget, ChatCounter, Messages, Source, pack
+from rag.budget import Budget, ChatCounter, Messages, Source, fit_history, pack
+from rag.conversation import HistoryFit, Turn, flatten, turns_of
 from rag.documents import Hit
 from rag.embedding import Embedder
 from rag.generation import LLMClient, LLMError, StreamEvent
 from rag.prompting import CitationCheck, build_messages, format_source, parse_citations
+from rag.rewrite import QueryRewriter, SearchQuery
 from rag.settings import RetrievalMode, Settings
 from rag.sparse import BM25Encoder
 from rag.store import QdrantStore, SearchFilters
@@ -51,6 +53,7 @@ class Prepared:
     budget: Budget
     prompt_tokens: int
     context_tokens: int
+    history: HistoryFit = HistoryFit((), 0, 0)
 
     def usage(self, server: dict[str, int] | None = None) -> Usage:
         server = server or {}
@@ -58,7 +61,10 @@ class Prepared:
                      context_window=self.budget.window, headroom_tokens=self.budget.headroom,
                      max_tokens=self.budget.max_tokens, margin_tokens=self.budget.margin,
                      prompt_tokens_server=server.get("prompt_tokens"),
-                     completion_tokens=server.get("completion_tokens", 0))
+                     completion_tokens=server.get("completion_tokens", 0),
+                     history_tokens=self.history.tokens,
+                     history_turns_kept=len(self.history.kept),
+                     history_turns_dropped=self.history.dropped)
 
 
 class RagPipeline:
@@ -70,6 +76,7 @@ class RagPipeline:
         self.store = store
         self.llm = llm
         self.sparse = BM25Encoder()
+        self.rewriter = QueryRewriter(settings, llm)
         self.served_window: int | None = None
         # Special tokens to neutralise in documents: the serving tokenizer's when it says
         # (refresh_window), else Llama 3's when counting with it.
@@ -140,20 +147,38 @@ class RagPipeline:
 
     async def prepare(self, question: str, hits: list[Hit], *, max_tokens: int,
                       max_context_tokens: int | None = None,
-                      counter: ChatCounter | None = None) -> Prepared:
-        """Pack ``hits`` for ``question`` within the budget (``rag.budget.pack``)."""
+                      counter: ChatCounter | None = None,
+                      history: Sequence[Turn] = (), instructions: str | None = None
+                      ) -> Prepared:
+        """Pack ``hits`` for ``question`` within the budget (``rag.budget.pack``), after the
+        newest whole turns of ``history`` that fit its share of the prompt."""
         if self.served_window is None:
             await self.refresh_window()
         budget = self.budget(max_tokens, max_context_tokens)
         specials = self.special_tokens
+        count = counter or self.count_prompt
+        fit = HistoryFit((), 0, 0)
+        if history:
+            alone = await count(build_messages(question, [], specials,
+                                               instructions=instructions))
+            allowance = min(int(self.settings.history_share * budget.prompt_limit),
+                            budget.prompt_limit - alone)
+
+            async def history_tokens(kept: Sequence[Turn]) -> int:
+                return await count(build_messages(question, [], specials, flatten(kept),
+                                                  instructions)) - alone
+
+            fit = await fit_history(history, max(allowance, 0), history_tokens)
+        earlier = flatten(fit.kept)
         packed = await pack(
-            hits, budget, count=counter or self.count_prompt,
-            render=lambda sources: build_messages(question, sources, specials),
+            hits, budget, count=count,
+            render=lambda sources: build_messages(question, sources, specials, earlier,
+                                                  instructions),
             label_tokens=lambda hit: count_tokens(format_source(
                 0, hit.title, hit.source, hit.pages, "", specials)) + 2,
             question_tokens=count_tokens(question))
         return Prepared(question, packed.sources, packed.messages, budget,
-                        packed.prompt_tokens, packed.context_tokens)
+                        packed.prompt_tokens, packed.context_tokens, fit)
 
     # --- answering -------------------------------------------------------------------------
     async def answer(self, request: AnswerRequest) -> AsyncIterator[AnswerEvent]:
@@ -164,42 +189,50 @@ class RagPipeline:
         if max_tokens > s.max_tokens_limit:
             raise InvalidRequest(f"max_tokens {max_tokens} exceeds the limit "
                                  f"{s.max_tokens_limit}")
+        turns = turns_of(request.history)
         t0 = time.perf_counter()
-        hits = await run_sync(self.search, request.question, request.top_k, request.filters,
-                              request.mode)
+        search = await self.rewriter.search_query(request.question, turns,
+                                                  self.special_tokens, request.request_id)
+        timings = {"rewrite": round(time.perf_counter() - t0, 4)} if turns else {}
         t1 = time.perf_counter()
-        timings = {"retrieval": round(t1 - t0, 4)}
+        hits = await run_sync(self.search, search.text, request.top_k, request.filters,
+                              request.mode)
+        t2 = time.perf_counter()
+        timings["retrieval"] = round(t2 - t1, 4)
         if not hits:
             empty = Prepared(request.question, [], [], self.budget(
                 max_tokens, request.max_context_tokens), 0, 0)
             timings["packing"] = 0.0
-            yield SourcesEvent([], empty.usage(), timings)
+            yield SourcesEvent([], empty.usage(), timings, search)
             yield FinalEvent(NO_MATCH_ANSWER, CitationCheck(), [], empty.usage(), timings,
-                             finish_reason=None, reason=NO_MATCHING_DOCUMENTS)
+                             finish_reason=None, search=search, reason=NO_MATCHING_DOCUMENTS)
             return
         prepared = await self.prepare(request.question, hits, max_tokens=max_tokens,
-                                      max_context_tokens=request.max_context_tokens)
-        timings["packing"] = round(time.perf_counter() - t1, 4)
+                                      max_context_tokens=request.max_context_tokens,
+                                      history=turns, instructions=request.instructions)
+        timings["packing"] = round(time.perf_counter() - t2, 4)
         async for event in self.generate(prepared, temperature=request.temperature,
-                                         request_id=request.request_id, timings=timings):
+                                         request_id=request.request_id, timings=timings,
+                                         search=search):
             yield event
 
     async def generate(self, prepared: Prepared, *, temperature: float,
                        request_id: str | None = None,
-                       timings: dict[str, float] | None = None
-                       ) -> AsyncIterator[AnswerEvent]:
+                       timings: dict[str, float] | None = None,
+                       search: SearchQuery | None = None) -> AsyncIterator[AnswerEvent]:
         """Stream the LLM's answer to a packed prompt; the sources are announced once the
         LLM has accepted the request, so "LLM down" is raised, not streamed."""
         if self.llm is None:
             raise RuntimeError("no LLM configured")
         timings = dict(timings or {})
+        search = search or SearchQuery(prepared.question, "question")
         started = time.monotonic()
         stream = self._rediscover_on_failure(self.llm.stream_chat(
             prepared.messages, max_tokens=prepared.budget.max_tokens, temperature=temperature,
             request_id=request_id))
         try:
             first = await anext(stream)  # raises LLMError before anything was announced
-            yield SourcesEvent(prepared.sources, prepared.usage(), dict(timings))
+            yield SourcesEvent(prepared.sources, prepared.usage(), dict(timings), search)
             parts: list[str] = []
             server: dict[str, int] = {}
             finish = "stop"
@@ -226,7 +259,7 @@ class RagPipeline:
                                        else time.monotonic() - started, 4)
         timings["generation"] = round(time.monotonic() - started, 4)
         yield FinalEvent(answer, parse_citations(answer, prepared.sources), prepared.sources,
-                         prepared.usage(server), timings, finish_reason=finish)
+                         prepared.usage(server), timings, finish_reason=finish, search=search)
 
     async def _rediscover_on_failure(self, stream: AsyncIterator[StreamEvent]
                                      ) -> AsyncIterator[StreamEvent]:

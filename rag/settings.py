@@ -111,6 +111,8 @@ class Settings(BaseSettings):
     # --- generation and budget -----------------------------------------------------------
     llm_base_url: str = "http://127.0.0.1:8000/v1"
     llm_model: str = "smollm2-135m-instruct"
+    rag_model_id: str = Field("rag", description="the model id OpenAI clients name for this "
+                              "service's grounded answers (GET /v1/models)")
     llm_api_key: SecretStr | None = None
     llm_tokenizer: str = Field(
         "auto", description="'llama3' (local tiktoken), 'server' (/tokenize) or 'auto'"
@@ -124,6 +126,15 @@ class Settings(BaseSettings):
     llm_first_token_timeout: float = Field(120.0, gt=0)
     llm_total_timeout: float = Field(600.0, gt=0)
     llm_retries: int = Field(2, ge=0, le=10)
+
+    # --- conversations -------------------------------------------------------------------
+    history_share: float = Field(0.25, ge=0.0, le=0.9,
+                                 description="most of the prompt limit history may take")
+    rewrite_queries: bool = Field(True, description="rewrite follow-ups with the LLM for "
+                                  "search (else the deterministic fallback)")
+    rewrite_turns: int = Field(3, ge=1, le=20, description="recent turns the rewrite reads")
+    rewrite_max_tokens: int = Field(64, ge=8, le=512)
+    rewrite_timeout_s: float = Field(8.0, gt=0)
 
     # --- API -----------------------------------------------------------------------------
     api_host: str = "127.0.0.1"

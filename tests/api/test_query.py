@@ -106,3 +106,49 @@ def test_served_special_tokens_in_documents_reach_the_model_as_text(ingested, em
     assert file_sep in ids(messages=unescaped, add_generation_prompt=True)  # the attack
     escaped = build_messages("What?", [source], pipeline.special_tokens)
     assert file_sep not in ids(messages=escaped, add_generation_prompt=True)
+
+
+def test_a_pronoun_follow_up_finds_the_document_of_the_first_turn(llm_api):
+    first = httpx.post(f"{llm_api}/v1/query", timeout=120,
+                       json={"question": QUESTION, "max_tokens": 48}).json()
+    history = [{"role": "user", "content": QUESTION},
+               {"role": "assistant", "content": first["answer"]}]
+    r = httpx.post(f"{llm_api}/v1/query", timeout=120, json={
+        "question": "And who commissioned it?", "history": history, "max_tokens": 48})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["search_query_source"] in ("rewritten", "fallback")
+    assert "Zorblax" in body["search_query"]  # the entity of the first turn is searched
+    assert body["sources"][0]["source"].endswith("reactor-update.eml")
+    assert body["usage"]["history_turns_kept"] == 1 and body["usage"]["history_tokens"] > 0
+    assert body["usage"]["prompt_tokens"] == body["usage"]["prompt_tokens_server"]
+
+
+@pytest.mark.timeout(1800)
+def test_fifty_turns_with_long_answers_never_overflow_the_window(ingested, embedder, vllm):
+    """The real vLLM (8K window) through a 50-turn conversation: every request fits, and the
+    oldest turns are dropped and reported once history outgrows its share."""
+    questions = ["Where was the Zorblax reactor built?", "Tell me more about it in detail.",
+                 "What happened in the Kestrel release?", "Explain the offline queue fully.",
+                 "Who were the Normans?", "Describe everything about Rollo at length."]
+    # Sources kept small so each turn is quick on the CPU; the history is what fills the
+    # window here (25% of it, then the oldest turns go).
+    with api_for(ingested, embedder, vllm, target_fill_tokens=300,
+                 rewrite_queries=False) as url:
+        history, worst, dropped = [], 0.0, 0
+        for turn in range(50):
+            question = questions[turn % len(questions)]
+            r = httpx.post(f"{url}/v1/query", timeout=600, json={
+                "question": question, "history": history, "max_tokens": 128,
+                "temperature": 0.7})
+            assert r.status_code == 200, (turn, r.text)
+            body = r.json()
+            u = body["usage"]
+            worst = max(worst, (u["prompt_tokens"] + u["max_tokens"]) / u["context_window"])
+            assert u["prompt_tokens"] == u["prompt_tokens_server"]
+            dropped = max(dropped, u["history_turns_dropped"])
+            history += [{"role": "user", "content": question},
+                        {"role": "assistant", "content": body["answer"] or "(no answer)"}]
+    assert worst <= 0.9 and dropped > 0
+    print(f"50 turns: worst (prompt + max_tokens) / window {worst:.3f}, "
+          f"most turns dropped {dropped}")

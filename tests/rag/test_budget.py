@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rag.budget import Budget, BudgetError, cut_to_tokens, document_order, Source
+from rag.conversation import Message
 from rag.documents import Hit
 from rag.pipeline import RagPipeline
 from rag.settings import Settings
@@ -97,3 +98,65 @@ def test_document_order_groups_documents_by_best_rank_and_keeps_position():
                               Source(a2, 2, "", False)])
     assert [s.hit.parent_id for s in ordered] == ["p3", "p0", "p1"]
     assert [s.n for s in ordered] == [1, 2, 3]
+
+
+# --- history inside the budget ---------------------------------------------------------------
+LONG = (TEXT * 40)
+
+
+def history_of(lengths: list[tuple[int, int]]) -> tuple[Message, ...]:
+    """A thread of (question chars, answer chars) turns, cut from the real corpus text."""
+    out, at = [], 0
+    for q, a in lengths:
+        out.append(Message("user", LONG[at:at + q] or "?"))
+        at += q
+        out.append(Message("assistant", LONG[at:at + a] or "."))
+        at += a
+    return tuple(out)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(turns=st.lists(st.tuples(st.integers(1, 4_000), st.integers(1, 60_000)), max_size=40),
+       window=st.integers(2048, 131_072), max_tokens=st.integers(1, 4_000),
+       share=st.floats(0.0, 0.9), qlen=st.integers(1, 2_000), hits=hits_strategy)
+def test_history_never_breaks_the_invariant(turns, window, max_tokens, share, qlen, hits):
+    """Random threads up to ~200K tokens: the prompt (system + history + sources + question)
+    always fits, history stays within its share, and only the oldest whole turns go."""
+    from rag.conversation import turns_of
+
+    p = pipeline(window, 0.1, 131_072)
+    p.settings = p.settings.model_copy(update={"history_share": share})
+    question = TEXT[:qlen]
+    thread = turns_of(history_of(turns))
+    hit_list = [make_hit(i, s, n) for i, (s, n) in enumerate(hits)]
+    try:
+        prepared = asyncio.run(p.prepare(question, hit_list, max_tokens=max_tokens,
+                                         history=thread))
+    except BudgetError as exc:  # only when the question alone cannot fit
+        n = exc.numbers
+        assert n["prompt_limit"] <= 0 or count_llama31_chat(
+            [{"role": "system", "content": ""}, {"role": "user", "content": question}]
+        ) > n["prompt_limit"] - 200
+        return
+    b, fit = prepared.budget, prepared.history
+    exact = count_llama31_chat(prepared.messages)
+    assert exact == prepared.prompt_tokens and exact + max_tokens <= b.window - b.margin
+    assert fit.tokens <= share * b.prompt_limit
+    assert fit.kept == tuple(thread[len(thread) - len(fit.kept):])  # a suffix: newest turns
+    assert fit.dropped == len(thread) - len(fit.kept)
+    usage = prepared.usage()
+    assert (usage.history_turns_kept, usage.history_turns_dropped) == (len(fit.kept),
+                                                                       fit.dropped)
+
+
+def test_a_huge_history_is_trimmed_not_refused():
+    from rag.conversation import turns_of
+
+    p = pipeline(8192, 0.1, 2000)
+    thread = turns_of(history_of([(200, 20_000)] * 10))  # ~50K tokens of history
+    prepared = asyncio.run(p.prepare("And then?", [make_hit(0, 0, 3000)], max_tokens=256,
+                                     history=thread))
+    assert prepared.history.dropped > 0 and prepared.history.tokens <= 0.25 * \
+        prepared.budget.prompt_limit
+    assert prepared.prompt_tokens + 256 <= 8192 - prepared.budget.margin
+    assert prepared.messages[-1]["content"].rstrip().endswith("in square brackets.")

@@ -1,0 +1,130 @@
+"""The answer use case in OpenAI's chat-completions shapes (vLLM's and the SDK's).
+
+The last user message is the question, earlier user/assistant messages the history, and a
+client's system (or developer) messages its instructions, kept after ours within the budget.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+from fastapi import Request
+from fastapi.responses import StreamingResponse
+
+from api.deps import Services
+from api.errors import APIError, llm_error_body
+from api.openai_protocol import (
+    ChatCompletion,
+    ChatCompletionRequest,
+    Choice,
+    CompletionUsage,
+    ModelCard,
+    ModelList,
+    ResponseMessage,
+)
+from api.serving import collect_final, final_out, source_out, usage_out
+from rag.answer import (
+    AnswerEvent,
+    AnswerRequest,
+    DeltaEvent,
+    ErrorEvent,
+    FinalEvent,
+    SourcesEvent,
+)
+from rag.conversation import Message
+
+_INCLUDE = ("passages",)
+
+
+def models(services: Services) -> ModelList:
+    return ModelList(data=[ModelCard(id=services.settings.rag_model_id,
+                                     created=int(services.started_at),
+                                     max_model_len=services.pipeline.served_window)])
+
+
+def answer_request(services: Services, body: ChatCompletionRequest,
+                   request_id: str | None) -> AnswerRequest:
+    if body.model != services.settings.rag_model_id:
+        raise APIError(404, "model_not_found", f"The model `{body.model[:100]}` does not "
+                       f"exist; this service serves `{services.settings.rag_model_id}`")
+    last_user = max((i for i, m in enumerate(body.messages) if m.role == "user"), default=None)
+    if last_user is None or not body.messages[last_user].text().strip():
+        raise APIError(400, "invalid_request", "messages must end with a user question")
+    history = tuple(Message(m.role, m.text()) for m in body.messages[:last_user]
+                    if m.role in ("user", "assistant"))
+    instructions = "\n\n".join(m.text() for m in body.messages
+                               if m.role in ("system", "developer") and m.text().strip())
+    return AnswerRequest(question=body.messages[last_user].text(), history=history,
+                         instructions=instructions or None,
+                         max_tokens=body.max_completion_tokens or body.max_tokens,
+                         temperature=body.temperature or 0.0, request_id=request_id)
+
+
+async def chat(services: Services, body: ChatCompletionRequest, request: Request,
+               request_id: str | None) -> ChatCompletion | StreamingResponse:
+    events = services.pipeline.answer(answer_request(services, body, request_id))
+    first = await anext(events)  # failures before it become status codes
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    created = int(time.time())
+    if body.stream:
+        usage = bool(body.stream_options and body.stream_options.include_usage)
+        return StreamingResponse(
+            _chunks(services, first, events, completion_id, created, usage),
+            media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+    final = await collect_final(services, first, events, request, _INCLUDE)
+    u = final.usage
+    return ChatCompletion(
+        id=completion_id, created=created, model=services.settings.rag_model_id,
+        choices=[Choice(message=ResponseMessage(content=final.answer),
+                        finish_reason=final.finish_reason or "stop")],
+        usage=CompletionUsage(prompt_tokens=u.prompt_tokens,
+                              completion_tokens=u.completion_tokens,
+                              total_tokens=u.prompt_tokens + u.completion_tokens),
+        rag=final.model_dump(exclude={"answer"}))
+
+
+def _chunk(completion_id: str, created: int, model: str, delta: dict, finish: str | None,
+           **extra: object) -> bytes:
+    body = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
+            "model": model, "choices": [{"index": 0, "delta": delta,
+                                         "finish_reason": finish}], **extra}
+    return f"data: {json.dumps(body)}\n\n".encode()
+
+
+async def _chunks(services: Services, first: AnswerEvent, events: AsyncIterator[AnswerEvent],
+                  completion_id: str, created: int, usage: bool) -> AsyncIterator[bytes]:
+    model = services.settings.rag_model_id
+    event: AnswerEvent | None = first
+    try:
+        while event is not None:
+            if isinstance(event, SourcesEvent):
+                yield _chunk(completion_id, created, model, {"role": "assistant",
+                                                              "content": ""}, None, rag={
+                    "sources": [source_out(s, _INCLUDE).model_dump() for s in event.sources],
+                    "search_query": event.search.text,
+                    "search_query_source": event.search.source,
+                    "usage": usage_out(event.usage).model_dump()})
+            elif isinstance(event, DeltaEvent):
+                yield _chunk(completion_id, created, model, {"content": event.text}, None)
+            elif isinstance(event, ErrorEvent):
+                body = llm_error_body(event.error)["error"]
+                yield f"data: {json.dumps({'error': {'message': body['message'], 'type': 'server_error', 'param': None, 'code': body['code']}})}\n\n".encode()
+                break
+            elif isinstance(event, FinalEvent):
+                out = final_out(services, event, _INCLUDE)
+                if event.reason is not None:  # nothing matched: the answer comes whole
+                    yield _chunk(completion_id, created, model, {"content": event.answer},
+                                 None)
+                yield _chunk(completion_id, created, model, {}, event.finish_reason or "stop",
+                             rag=out.model_dump(exclude={"answer", "sources"}))
+                if usage:
+                    u = event.usage
+                    yield (f"data: {json.dumps({'id': completion_id, 'object': 'chat.completion.chunk', 'created': created, 'model': model, 'choices': [], 'usage': {'prompt_tokens': u.prompt_tokens, 'completion_tokens': u.completion_tokens, 'total_tokens': u.prompt_tokens + u.completion_tokens}})}\n\n").encode()
+                break
+            event = await anext(events, None)
+    finally:
+        await events.aclose()
+    yield b"data: [DONE]\n\n"
