@@ -8,6 +8,7 @@ id (``X-Request-Id``, also in the body of every 5xx).
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -48,6 +49,15 @@ def error_json(status: int, code: str, message: str, details: dict[str, Any] | N
                headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(error_body(status, code, message, details), status_code=status,
                         headers=headers)
+
+
+def valid_uuid(value: str, what: str) -> str:
+    """A path id in canonical UUID form, or a 422 naming what it should have been."""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError as exc:
+        raise APIError(422, "invalid_request",
+                       f"{what} id must be a UUID, got {value[:80]!r}") from exc
 
 
 def is_openai_path(path: str) -> bool:

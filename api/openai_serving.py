@@ -15,7 +15,7 @@ from fastapi import Request
 from fastapi.responses import StreamingResponse
 
 from api.deps import Services
-from api.errors import APIError, llm_error_body
+from api.errors import APIError, llm_error_body, openai_error_body
 from api.openai_protocol import (
     ChatCompletion,
     ChatCompletionRequest,
@@ -75,23 +75,29 @@ async def chat(services: Services, body: ChatCompletionRequest, request: Request
             _chunks(services, first, events, completion_id, created, usage),
             media_type="text/event-stream", headers={"Cache-Control": "no-store"})
     final = await collect_final(services, first, events, request, _INCLUDE)
-    u = final.usage
     return ChatCompletion(
         id=completion_id, created=created, model=services.settings.rag_model_id,
         choices=[Choice(message=ResponseMessage(content=final.answer),
                         finish_reason=final.finish_reason or "stop")],
-        usage=CompletionUsage(prompt_tokens=u.prompt_tokens,
-                              completion_tokens=u.completion_tokens,
-                              total_tokens=u.prompt_tokens + u.completion_tokens),
+        usage=_completion_usage(final.usage.prompt_tokens, final.usage.completion_tokens),
         rag=final.model_dump(exclude={"answer"}))
 
 
-def _chunk(completion_id: str, created: int, model: str, delta: dict, finish: str | None,
-           **extra: object) -> bytes:
-    body = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
-            "model": model, "choices": [{"index": 0, "delta": delta,
-                                         "finish_reason": finish}], **extra}
+def _completion_usage(prompt_tokens: int, completion_tokens: int) -> CompletionUsage:
+    return CompletionUsage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                           total_tokens=prompt_tokens + completion_tokens)
+
+
+def _data(body: dict) -> bytes:
     return f"data: {json.dumps(body)}\n\n".encode()
+
+
+def _chunk(completion_id: str, created: int, model: str, delta: dict | None,
+           finish: str | None = None, **extra: object) -> bytes:
+    """One ``chat.completion.chunk``; ``delta=None`` is the usage chunk (no choices)."""
+    choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
+    return _data({"id": completion_id, "object": "chat.completion.chunk", "created": created,
+                  "model": model, "choices": choices, **extra})
 
 
 async def _chunks(services: Services, first: AnswerEvent, events: AsyncIterator[AnswerEvent],
@@ -102,27 +108,27 @@ async def _chunks(services: Services, first: AnswerEvent, events: AsyncIterator[
         while event is not None:
             if isinstance(event, SourcesEvent):
                 yield _chunk(completion_id, created, model, {"role": "assistant",
-                                                              "content": ""}, None, rag={
+                                                              "content": ""}, rag={
                     "sources": [source_out(s, _INCLUDE).model_dump() for s in event.sources],
                     "search_query": event.search.text,
                     "search_query_source": event.search.source,
                     "usage": usage_out(event.usage).model_dump()})
             elif isinstance(event, DeltaEvent):
-                yield _chunk(completion_id, created, model, {"content": event.text}, None)
+                yield _chunk(completion_id, created, model, {"content": event.text})
             elif isinstance(event, ErrorEvent):
-                body = llm_error_body(event.error)["error"]
-                yield f"data: {json.dumps({'error': {'message': body['message'], 'type': 'server_error', 'param': None, 'code': body['code']}})}\n\n".encode()
+                llm_error_body(event.error)  # logs the details
+                yield _data(openai_error_body(event.error.status, event.error.code,
+                                              event.error.public))
                 break
             elif isinstance(event, FinalEvent):
                 out = final_out(services, event, _INCLUDE)
                 if event.reason is not None:  # nothing matched: the answer comes whole
-                    yield _chunk(completion_id, created, model, {"content": event.answer},
-                                 None)
+                    yield _chunk(completion_id, created, model, {"content": event.answer})
                 yield _chunk(completion_id, created, model, {}, event.finish_reason or "stop",
                              rag=out.model_dump(exclude={"answer", "sources"}))
                 if usage:
-                    u = event.usage
-                    yield (f"data: {json.dumps({'id': completion_id, 'object': 'chat.completion.chunk', 'created': created, 'model': model, 'choices': [], 'usage': {'prompt_tokens': u.prompt_tokens, 'completion_tokens': u.completion_tokens, 'total_tokens': u.prompt_tokens + u.completion_tokens}})}\n\n").encode()
+                    yield _chunk(completion_id, created, model, None, usage=_completion_usage(
+                        event.usage.prompt_tokens, event.usage.completion_tokens).model_dump())
                 break
             event = await anext(events, None)
     finally:

@@ -80,7 +80,9 @@ class PassageOut(BaseModel):
     text: str | None = Field(None, description="with include 'passage_text'")
 
 
-class SearchResult(BaseModel):
+class ParentFields(BaseModel):
+    """A parent chunk's identity and place in its document (offsets in the document)."""
+
     parent_id: str
     document_id: str
     source: str
@@ -88,29 +90,22 @@ class SearchResult(BaseModel):
     file_type: str
     pages: list[int]
     heading: str
+    start: int
+    end: int
+    tokens: int
+
+
+class SearchResult(ParentFields):
     text: str | None = Field(None, description="the parent's text, with include "
                              "'parent_text'")
     snippet: str | None = Field(None, description="the best matched passage's text, with "
                                 "include 'snippet'")
-    start: int
-    end: int
-    tokens: int
     score: float
     passages: list[PassageOut] = Field(default_factory=list)
 
 
-class ParentOut(BaseModel):
-    parent_id: str
-    document_id: str
-    source: str
-    title: str
-    file_type: str
-    pages: list[int]
-    heading: str
+class ParentOut(ParentFields):
     text: str
-    start: int
-    end: int
-    tokens: int
 
 
 class SearchResponse(BaseModel):

@@ -14,6 +14,7 @@ import ipaddress
 import json
 from typing import Any
 
+from api.errors import is_openai_path, openai_error_body
 from rag.settings import Settings
 
 #: Paths outside /v1 that describe the API and so are no more public than the API itself.
@@ -58,8 +59,6 @@ class AuthMiddleware:
         if key_ok(header, self.keys):
             await self.app(scope, receive, send)
             return
-        from api.errors import is_openai_path, openai_error_body
-
         message = "missing or invalid API key"
         error = (openai_error_body(401, "unauthorized", message) if is_openai_path(scope["path"])
                  else {"error": {"code": "unauthorized", "message": message}})

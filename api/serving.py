@@ -157,8 +157,8 @@ async def query(services: Services, body: QueryRequest, request: Request,
 
 
 async def collect_final(services: Services, first: AnswerEvent,
-                   events: AsyncIterator[AnswerEvent], request: Request,
-                   include: Sequence[str]) -> QueryResponse:
+                        events: AsyncIterator[AnswerEvent], request: Request,
+                        include: Sequence[str]) -> QueryResponse:
     async def drain() -> FinalEvent:
         event = first
         while not isinstance(event, FinalEvent):

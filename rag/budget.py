@@ -194,7 +194,7 @@ class Packed:
 async def pack(hits: Sequence[Hit], budget: Budget, *,
                render: Callable[[Sequence[Source]], Messages],
                label_tokens: Callable[[Hit], int], count: ChatCounter,
-               question_tokens: int) -> Packed:
+               question_tokens: int, base: int | None = None) -> Packed:
     """Choose sources for ``budget`` and prove the invariant with an exact count.
 
     ``render`` builds the chat messages for a list of sources (the prompt module's job);
@@ -202,9 +202,10 @@ async def pack(hits: Sequence[Hit], budget: Budget, *,
     sources; the exact count of the rendered prompt decides. When the server's tokenizer
     counts more than the estimate, its ratio is learnt and the sources repacked (at most six
     rounds). Raises ``BudgetError`` (with the numbers) when the question alone cannot fit.
+    ``base``: the exact count of ``render([])`` when the caller has it already.
     """
-    base_messages = render([])
-    base = await count(base_messages)
+    if base is None:
+        base = await count(render([]))
     numbers = {"question_tokens": question_tokens, "prompt_tokens_without_sources": base,
                "max_tokens": budget.max_tokens, "margin_tokens": budget.margin,
                "context_window": budget.window, "prompt_limit": budget.prompt_limit}

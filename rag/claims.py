@@ -15,6 +15,7 @@ import uuid
 
 from qdrant_client import models as qm
 
+from rag.settings import Settings
 from rag.store import QdrantStore
 
 
@@ -54,7 +55,7 @@ class FileClaims:
                     wait=True)
 
 
-def claims_for(settings: object, store: QdrantStore) -> FileClaims | None:
+def claims_for(settings: Settings, store: QdrantStore) -> FileClaims | None:
     """Leases when several processes share the store (a Qdrant server); none embedded, where
     one process owns the store."""
-    return FileClaims(store) if getattr(settings, "qdrant_url", None) else None
+    return FileClaims(store) if settings.qdrant_url else None

@@ -157,7 +157,7 @@ class RagPipeline:
         budget = self.budget(max_tokens, max_context_tokens)
         specials = self.special_tokens
         count = counter or self.count_prompt
-        fit = HistoryFit((), 0, 0)
+        fit, base = HistoryFit((), 0, 0), None
         if history:
             alone = await count(build_messages(question, [], specials,
                                                instructions=instructions))
@@ -169,6 +169,7 @@ class RagPipeline:
                                                   instructions)) - alone
 
             fit = await fit_history(history, max(allowance, 0), history_tokens)
+            base = alone + fit.tokens  # exact: the prompt without sources, counted above
         earlier = flatten(fit.kept)
         packed = await pack(
             hits, budget, count=count,
@@ -176,7 +177,7 @@ class RagPipeline:
                                                   instructions),
             label_tokens=lambda hit: count_tokens(format_source(
                 0, hit.title, hit.source, hit.pages, "", specials)) + 2,
-            question_tokens=count_tokens(question))
+            question_tokens=count_tokens(question), base=base)
         return Prepared(question, packed.sources, packed.messages, budget,
                         packed.prompt_tokens, packed.context_tokens, fit)
 

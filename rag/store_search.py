@@ -101,9 +101,8 @@ class PassageSearch:
                         **kwargs,
                     ).groups
                 parents = self._parents([str(g.id) for g in groups])
-            committed = self.committed_hashes(p.document_id for p in parents.values())
-            valid = [g for g in groups if (p := parents.get(str(g.id))) is not None
-                     and committed.get(p.document_id) == p.content_hash]
+            current = self._committed(parents)
+            valid = [g for g in groups if str(g.id) in current]
             hidden = len(groups) - len(valid)
             # Done unless uncommitted versions took places that committed ones could fill.
             if not hidden or len(valid) >= limit or len(groups) < want:
@@ -166,11 +165,14 @@ class PassageSearch:
     def parent(self, parent_id: str) -> ParentPayload | None:
         """One parent of a committed version, or None."""
         with self._lock:
-            found = self._parents([parent_id]).get(parent_id)
-        if found is None or self.committed_hashes([found.document_id]).get(
-                found.document_id) != found.content_hash:
-            return None
-        return found
+            found = self._parents([parent_id])
+        return self._committed(found).get(parent_id)
+
+    def _committed(self, parents: dict[str, ParentPayload]) -> dict[str, ParentPayload]:
+        """The parents that belong to their document's committed version."""
+        committed = self.committed_hashes(p.document_id for p in parents.values())
+        return {i: p for i, p in parents.items()
+                if committed.get(p.document_id) == p.content_hash}
 
     def _parents(self, ids: list[str]) -> dict[str, ParentPayload]:
         """Parent payloads by id, from the cache or one batched read."""

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, File, Query, UploadFile
 
 from api.deps import ServicesDep
-from api.errors import APIError
+from api.errors import APIError, valid_uuid
 from api.protocol import DocumentList, DocumentOut, ErrorResponse, UploadResponse
 from api.uploads import save_uploads
 from rag.payloads import DocumentRecord
@@ -41,7 +41,7 @@ async def upload_documents(services: ServicesDep, files: list[UploadFile] = File
 @router.get("/{document_id}", response_model=DocumentOut,
             responses={404: {"model": ErrorResponse}})
 async def get_document(document_id: str, services: ServicesDep) -> DocumentOut:
-    record = await run_sync(services.store.get_document, _valid_id(document_id))
+    record = await run_sync(services.store.get_document, valid_uuid(document_id, "document"))
     if record is None:
         raise APIError(404, "not_found", f"no document with id {document_id}")
     return document_out(record)
@@ -53,17 +53,7 @@ def document_out(record: DocumentRecord) -> DocumentOut:
 
 @router.delete("/{document_id}", responses={404: {"model": ErrorResponse}})
 async def delete_document(document_id: str, services: ServicesDep) -> dict[str, Any]:
-    removed = await run_sync(services.store.delete_document, _valid_id(document_id))
+    removed = await run_sync(services.store.delete_document, valid_uuid(document_id, "document"))
     if not removed:
         raise APIError(404, "not_found", f"no document with id {document_id}")
     return {"deleted": document_id}
-
-
-def _valid_id(document_id: str) -> str:
-    import uuid
-
-    try:
-        return str(uuid.UUID(document_id))
-    except ValueError as exc:
-        raise APIError(422, "invalid_request",
-                       f"document id must be a UUID, got {document_id[:80]!r}") from exc
