@@ -21,6 +21,14 @@ def main() -> int:
     except UnsafeBind as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if settings.ocr:
+        from ingest.ocr import OcrUnavailable, check_languages
+
+        try:
+            check_languages(settings.ocr_languages)
+        except OcrUnavailable as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     # uvicorn finishes in-flight requests on SIGTERM (up to the graceful timeout); the
     # lifespan then stops the ingest worker after its current file.
     uvicorn.Server(server_config(create_app(settings), settings.api_host, settings.api_port,

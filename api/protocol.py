@@ -225,6 +225,10 @@ class DocumentOut(BaseModel):
     tokens: int = 0
     chars: int = 0
     ingested_at: float | None = None
+    ocr_confidence: dict[str, float] = Field(
+        default_factory=dict, description="pages read by OCR -> mean word confidence (0-100)")
+    warnings: list[str] = Field(default_factory=list,
+                                description="pages left out (blank, low OCR confidence)")
 
 
 class DocumentList(BaseModel):

@@ -1,4 +1,4 @@
-"""`python -m bench NAME [args]`: ingest, retrieval, latency, budget, peer."""
+"""`python -m bench NAME [args]`: ingest, retrieval, latency, budget, peer, conversation."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import importlib
 import logging
 import sys
 
-NAMES = ["ingest", "retrieval", "latency", "budget", "peer"]
+NAMES = ["ingest", "retrieval", "latency", "budget", "peer", "conversation"]
 
 
 def main() -> int:

@@ -1,6 +1,12 @@
 """Ingestion throughput and its ceiling: end-to-end vs bare embedding of the same passages.
 
-Usage: python -m bench ingest [--corpus squad|mixed|both] [--limit N]
+Usage: python -m bench ingest [--corpus squad|mixed|both|scanned] [--limit N] [--scan-pages N]
+
+``scanned``: the first ``--scan-pages`` pages of each R manual in mixed-docs rendered at 200
+dpi into image-only PDFs (JPEG pages, as scanners write them), ingested with OCR: pages/s,
+character error rate against the manuals' own text layer, the stage split with ``ocr``, and
+the same pages with their text layer ingested in the same run (what OCR costs). Also
+unstructured's ``ocr_only`` strategy on the same scans, for the choice of OCR path.
 """
 
 from __future__ import annotations
@@ -70,11 +76,147 @@ def run_corpus(name: str, folder: Path, limit: int | None) -> dict[str, Any]:
             / max(s["stages"]["embed"], 1e-9)}
 
 
+def _cer(truth: str, seen: str) -> float:
+    from rapidfuzz.distance import Levenshtein
+
+    truth, seen = " ".join(truth.split()), " ".join(seen.split())
+    return Levenshtein.distance(truth, seen) / max(1, len(truth))
+
+
+def run_scanned(pages: int, first: int = 1) -> dict[str, Any]:
+    import io
+    import statistics
+
+    import pypdfium2 as pdfium
+
+    from ingest.parsing import content_hash, parse_file
+    from ingest.pdf_text import pdf_pages
+    from ingest.worker import IngestWorker
+    from rag.embedding import SentenceTransformerEmbedder
+    from rag.settings import Settings
+    from rag.store import QdrantStore
+
+    work = Path(tempfile.mkdtemp())
+    (work / "scanned").mkdir()
+    (work / "text").mkdir()
+    truth: dict[str, dict[int, str]] = {}
+    for manual in sorted((MIXED / "pdf").glob("R-*.pdf")):
+        source = pdfium.PdfDocument(str(manual))
+        chosen = list(range(first - 1, min(first - 1 + pages, len(source))))
+        images = [source[i].render(scale=200 / 72, grayscale=True).to_pil() for i in chosen]
+        out = io.BytesIO()
+        images[0].convert("RGB").save(out, "PDF", resolution=200.0, save_all=True,
+                                      append_images=[i.convert("RGB") for i in images[1:]])
+        (work / "scanned" / manual.name).write_bytes(out.getvalue())
+        text = pdfium.PdfDocument.new()
+        text.import_pages(source, chosen)
+        text.save(str(work / "text" / manual.name))
+        text.close()
+        source.close()
+        truth[manual.name] = dict(pdf_pages((work / "text" / manual.name).read_bytes()))
+    runs = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=Path(tmp))
+        embedder = SentenceTransformerEmbedder(settings)
+        embedder.embed_passages(["warm up"] * 4)
+        store = QdrantStore(settings, embedder.name, embedder.dimension)
+        worker = IngestWorker(settings, embedder, store)
+        worker.sandbox.parse(work / "w.txt", b"warm up", "w", worker.limits)
+        for kind in ("text", "scanned"):
+            runs[kind] = worker.run([work / kind]).as_dict()
+        rates, confidences, per_page = [], [], []
+        for name, pages_truth in truth.items():
+            path = work / "scanned" / name
+            data = path.read_bytes()
+            doc = parse_file(path, data, content_hash(data, "b"), worker.limits)
+            seen: dict[int, list[str]] = {}
+            for e in doc.elements:
+                seen.setdefault(e.page, []).append(e.text)
+            for number, text in pages_truth.items():
+                rates.append(_cer(text, "\n\n".join(seen.get(number, []))))
+                per_page.append({"file": name, "page": number, "cer": rates[-1],
+                                 "confidence": doc.ocr_confidence.get(number),
+                                 "dot_leaders": text.count(". . .") + text.count("...")})
+            confidences += list(doc.ocr_confidence.values())
+        store.close()
+    scanned_pages = sum(len(t) for t in truth.values())  # pages with a text layer to compare
+    ocr_only = _unstructured_ocr_only(work / "scanned", truth)
+    s, t = runs["scanned"], runs["text"]
+    return {"pages": scanned_pages, "ocr_s": s["stages"]["ocr"], "seconds": s["seconds"],
+            "pages_per_s_ocr": scanned_pages / max(s["stages"]["ocr"], 1e-9),
+            "pages_per_s_end_to_end": scanned_pages / s["seconds"],
+            "text_layer_seconds": t["seconds"], "stages": s["stages"],
+            "text_stages": t["stages"], "warnings": s["warnings"], "failed": s["failed"],
+            "cer_median": statistics.median(rates), "cer_mean": statistics.fmean(rates),
+            "cer_pages_under_3pct": sum(r < 0.03 for r in rates) / len(rates),
+            "confidence_median": statistics.median(confidences) if confidences else None,
+            "per_page": per_page,
+            "cer_median_without_leaders": statistics.median(
+                [p["cer"] for p in per_page if not p["dot_leaders"]] or [float("nan")]),
+            "unstructured_ocr_only": ocr_only}
+
+
+def _unstructured_ocr_only(folder: Path, truth: dict[str, dict[int, str]]) -> dict[str, Any]:
+    """unstructured's own OCR path (pdf2image + poppler + Tesseract) on the same scans."""
+    import statistics
+
+    try:
+        from unstructured.partition.pdf import partition_pdf
+
+        started = time.perf_counter()
+        rates = []
+        for name, pages_truth in truth.items():
+            elements = partition_pdf(filename=str(folder / name), strategy="ocr_only",
+                                     languages=["eng"])
+            seen: dict[int, list[str]] = {}
+            for e in elements:
+                seen.setdefault(e.metadata.page_number, []).append(e.text)
+            for number, text in pages_truth.items():
+                rates.append(_cer(text, "\n\n".join(seen.get(number, []))))
+        return {"seconds": time.perf_counter() - started, "cer_median": statistics.median(rates),
+                "cer_mean": statistics.fmean(rates)}
+    except Exception as exc:  # poppler-utils missing, say
+        return {"error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}"}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench ingest")
-    parser.add_argument("--corpus", choices=["squad", "mixed", "both"], default="both")
+    parser.add_argument("--corpus", choices=["squad", "mixed", "both", "scanned"],
+                        default="both")
     parser.add_argument("--limit", type=int, default=None, help="first N files only")
+    parser.add_argument("--scan-pages", type=int, default=10,
+                        help="scanned: N pages of each R manual (default 10)")
+    parser.add_argument("--scan-from", type=int, default=1,
+                        help="scanned: the first of those pages (default 1)")
     args = parser.parse_args(argv)
+    if args.corpus == "scanned":
+        r = run_scanned(args.scan_pages, args.scan_from)
+        u = r["unstructured_ocr_only"]
+        print(table(["path", "pages", "OCR s", "pages/s (OCR)", "end-to-end s",
+                     "same pages, text layer s", "CER median", "CER mean",
+                     "pages CER < 3%"],
+                    [["PDFium render + Tesseract (ours)", r["pages"], r["ocr_s"],
+                      r["pages_per_s_ocr"], r["seconds"], r["text_layer_seconds"],
+                      r["cer_median"], r["cer_mean"], r["cer_pages_under_3pct"]]]))
+        if "error" in u:
+            print(f"\nunstructured ocr_only: could not run ({u['error']})")
+        else:
+            print(f"\nunstructured ocr_only on the same scans: {u['seconds']:.1f} s, CER median "
+                  f"{u['cer_median']:.4f}, mean {u['cer_mean']:.4f}")
+        print("\nstages with OCR: " + ", ".join(f"{k} {v:.2f} s" for k, v in r["stages"].items()))
+        print("stages, text layer: " + ", ".join(f"{k} {v:.2f} s"
+                                                 for k, v in r["text_stages"].items()))
+        worst = sorted(r["per_page"], key=lambda p: -p["cer"])[:8]
+        print("\nworst pages: " + "; ".join(
+            f"{p['file']} p{p['page']} CER {p['cer']:.2f} (conf {p['confidence']}"
+            f"{', table of contents' if p['dot_leaders'] > 3 else ''})" for p in worst))
+        print(f"CER median over pages without dot leaders: "
+              f"{r['cer_median_without_leaders']:.4f}")
+        for w in r["warnings"]:
+            print(f"  left out: {w['path'].rsplit('/', 1)[-1]}: {w['warning']}")
+        path = write_result("ingest_scanned", r)
+        print(f"\nwrote {path}")
+        return r
     corpora = {"squad": SQUAD / "articles", "mixed": MIXED}
     chosen = ["squad", "mixed"] if args.corpus == "both" else [args.corpus]
     results = [run_corpus(c, corpora[c], args.limit) for c in chosen]

@@ -62,9 +62,15 @@ def main(argv: list[str] | None = None) -> int:
         except (StoreError, SchemaMismatch) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        from ingest.ocr import OcrUnavailable
         from rag.claims import claims_for
 
-        worker = IngestWorker(settings, embedder, store, claims=claims_for(settings, store))
+        try:
+            worker = IngestWorker(settings, embedder, store, claims=claims_for(settings, store))
+        except OcrUnavailable as exc:
+            store.close()
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         if args.watch:
             return _watch(worker, args)
         with TerminalProgress(enabled=not args.json and sys.stderr.isatty()) as progress:
@@ -104,6 +110,8 @@ def _print_summary(s: dict) -> None:
     stages = s.get("stages") or {}
     if stages:
         print("stages: " + ", ".join(f"{k} {v:.2f} s" for k, v in stages.items()))
+    for warning in s.get("warnings") or []:
+        print(f"WARNING {warning['path']}: {warning['warning']}")
     for failure in s["failed"]:
         print(f"FAILED {failure['path']}: {failure['error']}")
 

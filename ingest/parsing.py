@@ -15,8 +15,12 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from collections.abc import Callable
 
 from ingest.confine import FileTooLarge, NotRegular, OutsideRoots, Roots, read_confined
+from ingest.ocr import (IMAGE_SUFFIXES, OcrConfig, OcrPageTimeout, OcrReport, has_text_layer,
+                        image_frames, ocr_pages, render_pdf_pages, usable)
+from ingest.tables import html_table_markdown
 from rag.documents import Element, ParsedDocument
 
 #: unstructured reads these when its modules are first imported (all imports of it here are
@@ -40,13 +44,15 @@ SUPPORTED: dict[str, tuple[str, str]] = {
     ".eml": ("eml", "unstructured.partition.email:partition_email"),
     ".csv": ("csv", "unstructured.partition.csv:partition_csv"),
     ".xlsx": ("xlsx", "unstructured.partition.xlsx:partition_xlsx"),
+    **{suffix: (kind, "ocr") for suffix, kind in IMAGE_SUFFIXES.items()},
 }
+_IMAGES = set(IMAGE_SUFFIXES.values())
 _TEXT_TYPES = {"html", "md", "txt"}
 _ARCHIVES = {"docx", "pptx", "xlsx"}
 _SKIPPED_CATEGORIES = {"PageBreak", "PageNumber", "Image"}
 _RUNNING = {"Header", "Footer"}
 #: Bumped whenever parsing or chunking output changes, so unchanged files re-ingest once.
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"  # 2: tables as Markdown, OCR
 
 
 class ParseFailure(Exception):
@@ -76,6 +82,7 @@ class Limits:
     max_elements: int = 200_000
     timeout_s: float = 120.0
     max_memory_mb: int = 2048
+    ocr: OcrConfig = OcrConfig()
 
     @classmethod
     def from_settings(cls, settings: Any) -> Limits:
@@ -87,7 +94,13 @@ class Limits:
                    max_pages=settings.parse_max_pages, max_chars=settings.parse_max_chars,
                    max_elements=settings.parse_max_elements,
                    timeout_s=settings.parse_timeout_s,
-                   max_memory_mb=settings.parse_max_memory_mb)
+                   max_memory_mb=settings.parse_max_memory_mb,
+                   ocr=OcrConfig(enabled=settings.ocr, languages=settings.ocr_languages,
+                                 dpi=settings.ocr_dpi, workers=settings.ocr_workers,
+                                 min_confidence=settings.ocr_min_confidence,
+                                 max_pages=settings.ocr_max_pages,
+                                 page_timeout_s=settings.ocr_page_timeout_s,
+                                 layout=settings.ocr_layout))
 
 
 _installed: bool | None = None
@@ -109,7 +122,8 @@ def warm_up(use_spacy: bool = False) -> None:
     parse time includes module loading."""
     _install_heuristics(use_spacy)
     for _, spec in SUPPORTED.values():
-        _partitioner(spec)
+        if spec != "ocr":
+            _partitioner(spec)
     from unstructured.partition.text import partition_text
 
     partition_text(text="Warm up. This is a sentence.", languages=["eng"])
@@ -199,19 +213,29 @@ def check_archive(data: bytes, file_type: str, limits: Limits) -> None:
                     "limit (a zip bomb?)")
 
 
-def parse_file(path: Path, data: bytes, digest: str, limits: Limits) -> ParsedDocument:
+Progress = Callable[[], None]
+
+
+def parse_file(path: Path, data: bytes, digest: str, limits: Limits,
+               progress: Progress | None = None) -> ParsedDocument:
     """Partition one file's bytes (as read and hashed) with unstructured into our elements.
 
     Runs unbounded in time: callers that must survive a runaway parse use
-    ``ingest.sandbox.ParseSandbox``, which calls this in a child process."""
+    ``ingest.sandbox.ParseSandbox``, which calls this in a child process (``progress`` is
+    called after each OCRed page, which extends the sandbox's deadline)."""
     _install_heuristics(limits.use_spacy)
     file_type, spec = SUPPORTED[path.suffix.lower()]
     if file_type in _ARCHIVES:
         check_archive(data, file_type, limits)
+    report = OcrReport()
+    if file_type in _IMAGES:
+        raw = _image_elements(data, file_type, limits, report, progress)
+        return _document(path, data, digest, file_type, raw, limits, report=report)
     if file_type == "pdf":
         _check_pdf(data, limits)
         if limits.pdf_text == "pdfium":
-            return _document(path, data, digest, file_type, _pdfium_elements(data), limits)
+            raw = _pdfium_elements(data, limits, report, progress)
+            return _document(path, data, digest, file_type, raw, limits, report=report)
     partition = _partitioner(spec)
     kwargs: dict[str, Any] = {"languages": ["eng"]}
     encoding = "binary"
@@ -235,13 +259,78 @@ def parse_file(path: Path, data: bytes, digest: str, limits: Limits) -> ParsedDo
     return _document(path, data, digest, file_type, raw, limits, encoding)
 
 
-def _pdfium_elements(data: bytes) -> list[Any]:
-    """PDFium text layer per page, classified by unstructured's text partitioner."""
+def _pdfium_elements(data: bytes, limits: Limits, report: OcrReport,
+                     progress: Progress | None = None) -> list[Any]:
+    """PDFium text layer per page; pages without one are OCRed (when enabled). Both are
+    classified by unstructured's text partitioner, in page order."""
     from ingest.pdf_text import pdf_pages
+
+    texts = dict(pdf_pages(data, keep_empty=True))
+    scanned = [n for n, text in texts.items() if not has_text_layer(text)]
+    if scanned and limits.ocr.enabled:
+        if len(scanned) > limits.ocr.max_pages:
+            raise ParseFailure(f"{len(scanned):,} pages without a text layer, over the "
+                               f"{limits.ocr.max_pages:,}-page OCR limit (RAG_OCR_MAX_PAGES)")
+        pages = _ocr(render_pdf_pages(data, scanned, limits.ocr.dpi), limits, report, progress)
+        for number in scanned:
+            texts[number] = pages.get(number, "")
+    elif scanned and any(has_text_layer(t) for t in texts.values()):
+        report.skipped.extend((n, "no text layer (OCR is off: RAG_OCR=false)") for n in scanned)
+    return _classified(sorted(texts.items()))
+
+
+def _image_elements(data: bytes, file_type: str, limits: Limits, report: OcrReport,
+                    progress: Progress | None = None) -> list[Any]:
+    """An image file (every frame of a multi-page TIFF) read by OCR."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not limits.ocr.enabled:
+        raise ParseFailure(f"{file_type.upper()} images need OCR, which is off (RAG_OCR=false)")
+    Image.MAX_IMAGE_PIXELS = 200_000_000  # a decompression bomb fails, not the worker
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            frames = getattr(probe, "n_frames", 1)
+            probe.verify()
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError,
+            ValueError) as exc:
+        raise ParseFailure(f"damaged or unreadable {file_type.upper()} image: "
+                           f"{' '.join(str(exc).split())[:160]}") from exc
+    if frames > limits.ocr.max_pages:
+        raise ParseFailure(f"image has {frames:,} pages, over the {limits.ocr.max_pages:,}-page "
+                           "OCR limit (RAG_OCR_MAX_PAGES)")
+    try:
+        pages = _ocr(image_frames(data, frames), limits, report, progress)
+    except (Image.DecompressionBombError, OSError) as exc:
+        raise ParseFailure(f"damaged or unreadable {file_type.upper()} image: "
+                           f"{' '.join(str(exc).split())[:160]}") from exc
+    return _classified(sorted(pages.items()))
+
+
+def _ocr(images: Any, limits: Limits, report: OcrReport,
+         progress: Progress | None) -> dict[int, str]:
+    """Page number -> OCR text for the pages worth indexing (the rest go to the report)."""
+    out: dict[int, str] = {}
+    try:
+        for page in ocr_pages(images, limits.ocr, report):
+            if progress is not None:
+                progress()
+            if usable(page, limits.ocr, report):
+                out[page.page] = page.text
+    except OcrPageTimeout as exc:
+        raise ParseFailure(f"{exc} (RAG_OCR_PAGE_TIMEOUT_S)") from exc
+    except Exception as exc:  # Tesseract failed (missing language, crash): the file fails
+        name = type(exc).__name__
+        raise ParseFailure(f"OCR failed: {name}: {' '.join(str(exc).split())[:200]}") from exc
+    return out
+
+
+def _classified(pages: list[tuple[int, str]]) -> list[Any]:
     from unstructured.partition.text import partition_text
 
     raw: list[Any] = []
-    for number, text in pdf_pages(data):
+    for number, text in pages:
+        if not text.strip():
+            continue
         for element in partition_text(text=text, languages=["eng"]):
             element.metadata.page_number = number
             raw.append(element)
@@ -249,8 +338,11 @@ def _pdfium_elements(data: bytes) -> list[Any]:
 
 
 def _document(path: Path, data: bytes, digest: str, file_type: str, raw: list[Any],
-              limits: Limits, encoding: str = "binary") -> ParsedDocument:
+              limits: Limits, encoding: str = "binary",
+              report: OcrReport | None = None) -> ParsedDocument:
     elements = _elements(raw)
+    warnings = [f"page {page}: {why}" for page, why in sorted((report.skipped if report
+                                                                 else []))]
     if len(elements) > limits.max_elements:
         raise ParseFailure(f"{len(elements):,} elements, over the {limits.max_elements:,} "
                            "limit")
@@ -259,17 +351,26 @@ def _document(path: Path, data: bytes, digest: str, file_type: str, raw: list[An
         raise ParseFailure(f"{chars:,} characters of text, over the {limits.max_chars:,} "
                            "limit")
     if not elements:
+        if warnings:  # every page was scanned and left out: say which and why
+            raise ParseFailure("no page could be indexed: " + "; ".join(warnings[:5]) +
+                               ("; ..." if len(warnings) > 5 else ""))
         # unstructured returns [] for many broken PDFs with only an INFO log.
         if file_type == "pdf":
-            raise ParseFailure("no text could be extracted from the PDF (scanned, empty or "
+            raise ParseFailure("no text could be extracted from the PDF (no text layer and "
+                               "OCR is off, empty, or damaged)" if not limits.ocr.enabled
+                               else "no text could be extracted from the PDF (empty or "
                                "damaged)")
+        if file_type in _IMAGES:
+            raise ParseFailure("no text found in the image by OCR")
         raise ParseFailure("no text found in the file")
     title = next((e.text[:200] for e in elements if e.is_heading), "") or path.stem
     if file_type == "eml":
         title = _email_subject(raw) or title
     doc = ParsedDocument(
         source=display_path(path), file_type=file_type, title=title, elements=elements,
-        content_hash=digest, size_bytes=len(data),
+        content_hash=digest, size_bytes=len(data), warnings=warnings,
+        ocr_confidence={p.page: p.confidence for p in report.pages} if report else {},
+        ocr_seconds=report.seconds if report else 0.0,
     )
     if encoding not in ("utf-8", "binary"):
         log.info("%s decoded as %s", doc.source, encoding)
@@ -289,6 +390,10 @@ def _elements(raw: list[Any]) -> list[Element]:
             continue
         if e.category in _RUNNING and len(pages_of.get(text, ())) > 1:
             continue
+        if e.category == "Table":
+            # One element, as a Markdown table with its header row (chunking keeps it whole
+            # or splits it by rows, repeating the header).
+            text = html_table_markdown(getattr(e.metadata, "text_as_html", None) or "") or text
         out.append(Element(text=text, category=e.category,
                            page=getattr(e.metadata, "page_number", None)))
     return out

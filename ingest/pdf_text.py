@@ -83,8 +83,9 @@ def _paragraphs(lines: list[_Line]) -> list[str]:
     return out
 
 
-def pdf_pages(source: bytes | Path) -> list[tuple[int, str]]:
-    """(page number, text with blank lines between paragraphs) for pages that have text."""
+def pdf_pages(source: bytes | Path, keep_empty: bool = False) -> list[tuple[int, str]]:
+    """(page number, text with blank lines between paragraphs) for pages that have text
+    (every page with ``keep_empty``: a scanned page's text is then '')."""
     import pypdfium2 as pdfium
 
     document = pdfium.PdfDocument(source if isinstance(source, bytes) else str(source))
@@ -98,7 +99,7 @@ def pdf_pages(source: bytes | Path) -> list[tuple[int, str]]:
             finally:
                 textpage.close()
                 page.close()
-            if text.strip():
+            if text.strip() or keep_empty:
                 pages.append((index + 1, text))
     finally:
         document.close()

@@ -34,6 +34,7 @@ _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 def _child(conn: Connection, use_spacy: bool) -> None:
     """The child's loop: (path, data, digest, limits) in, ("ok", doc) or ("fail", why) out."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the child ends
+    os.setpgrp()  # its own process group: a kill also stops the Tesseract processes it runs
     from ingest.parsing import warm_up
 
     warm_up(use_spacy)  # module loading is not a file's parse time
@@ -43,8 +44,12 @@ def _child(conn: Connection, use_spacy: bool) -> None:
             path, data, digest, limits = conn.recv()
         except (EOFError, OSError):
             return
+        def alive() -> None:  # a page was OCRed: the parent extends the deadline
+            conn.send(("progress", None))
+
         try:
-            reply: tuple[str, Any] = ("ok", parse_file(Path(path), data, digest, limits))
+            reply: tuple[str, Any] = ("ok", parse_file(Path(path), data, digest, limits,
+                                                       progress=alive))
         except ParseFailure as exc:
             reply = ("fail", str(exc))
         except MemoryError:
@@ -94,7 +99,19 @@ class ParseSandbox:
                 self._kill()
                 raise ParseFailure("parser process is gone; retry the file") from exc
             started = time.monotonic()
-            while not conn.poll(0.05):
+            while True:
+                if conn.poll(0.05):
+                    try:
+                        kind, value = conn.recv()
+                    except (EOFError, OSError) as exc:
+                        self._kill()
+                        raise ParseFailure("parser crashed while answering") from exc
+                    if kind != "progress":
+                        break
+                    # Each OCRed page is progress (a page has its own Tesseract limit): a
+                    # long scan goes on, a stalled parse is still stopped after timeout_s.
+                    started = time.monotonic()
+                    continue
                 elapsed = time.monotonic() - started
                 if not proc.is_alive():
                     code = proc.exitcode
@@ -108,11 +125,6 @@ class ParseSandbox:
                     self._kill()
                     raise ParseFailure(f"parsing used more than {limits.max_memory_mb} MB of "
                                        "memory; stopped (RAG_PARSE_MAX_MEMORY_MB)")
-            try:
-                kind, value = conn.recv()
-            except (EOFError, OSError) as exc:
-                self._kill()
-                raise ParseFailure("parser crashed while answering") from exc
             if kind == "ok":
                 return value
             raise ParseFailure(value)
@@ -155,5 +167,9 @@ class ParseSandbox:
             conn.close()
         if proc is not None:
             if proc.is_alive():
+                try:  # the child and its Tesseract processes (one process group)
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
                 proc.kill()
             proc.join(timeout=10)

@@ -24,6 +24,7 @@ from ingest.parsing import (
     display_path,
     read_checked,
 )
+from ingest.ocr import check_languages
 from ingest.sandbox import ParseSandbox
 from ingest.walk import WalkProblem, iter_files
 from rag.chunking import Chunker
@@ -58,13 +59,15 @@ class Summary:
     removed: int = 0
     claimed_elsewhere: int = 0
     failed: list[dict[str, str]] = field(default_factory=list)
+    #: ingested files with parts left out: {"path", "warning"} (blank or unreadable scans)
+    warnings: list[dict[str, str]] = field(default_factory=list)
     parents: int = 0
     passages: int = 0
     tokens: int = 0
     seconds: float = 0.0
     stages: dict[str, float] = field(
-        default_factory=lambda: {"read": 0.0, "parse": 0.0, "chunk": 0.0, "embed": 0.0,
-                                 "store": 0.0})
+        default_factory=lambda: {"read": 0.0, "parse": 0.0, "ocr": 0.0, "chunk": 0.0,
+                                 "embed": 0.0, "store": 0.0})
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -104,9 +107,14 @@ class IngestWorker:
             passage_tokens=settings.passage_tokens, passage_max=embedder.max_tokens,
         )
         self.limits = Limits.from_settings(settings)
+        if settings.ocr:
+            check_languages(settings.ocr_languages)  # a missing language fails at start
         # Everything that shapes stored points: changing any of it re-ingests on next run.
         self.signature = (f"{embedder.name}|{embedder.dimension}|{settings.parent_tokens}|"
                           f"{settings.passage_tokens}|{embedder.max_tokens}|{settings.pdf_text}")
+        if settings.ocr:
+            self.signature += (f"|ocr:{settings.ocr_languages}:{settings.ocr_dpi}:"
+                               f"{settings.ocr_min_confidence:g}:{settings.ocr_layout}")
 
     # --- public ----------------------------------------------------------------------------
     def confinement(self, roots: Iterable[Path]) -> Roots:
@@ -177,8 +185,10 @@ class IngestWorker:
             t2 = time.perf_counter()
             parents = self.chunker.parents(doc)
             t3 = time.perf_counter()
-            summary.stages["parse"] += t2 - t1
+            summary.stages["parse"] += max(0.0, t2 - t1 - doc.ocr_seconds)
+            summary.stages["ocr"] += doc.ocr_seconds  # inside the parse, reported apart
             summary.stages["chunk"] += t3 - t2
+            summary.warnings.extend({"path": source, "warning": w} for w in doc.warnings)
             return _Pending(doc, parents)
         except ParseFailure as exc:
             summary.failed.append({"path": source, "error": str(exc)})
@@ -261,7 +271,9 @@ class IngestWorker:
             document_id=doc_id, content_hash=digest, source=doc.source,
             file_type=doc.file_type, title=doc.title, size_bytes=doc.size_bytes,
             pages=doc.pages, parents=len(parents), passages=len(passages),
-            tokens=sum(p.tokens for p in item.parents), chars=len(doc.text))
+            tokens=sum(p.tokens for p in item.parents), chars=len(doc.text),
+            ocr_confidence={str(k): v for k, v in doc.ocr_confidence.items()},
+            warnings=list(doc.warnings))
         self.store.replace_document(record, parents, passages)
 
     def _prune(self, roots: list[Path], present: set[str]) -> int:

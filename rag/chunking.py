@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from rag.documents import Parent, ParsedDocument, Passage
+from rag.documents import Element, Parent, ParsedDocument, Passage
 from rag.tokens import count_tokens, encode, llama3_encoding
 
 #: Maps a text to the (start, end) character offsets of its embedding-model tokens.
@@ -82,12 +82,67 @@ class Chunker:
         self.passage_tokens = passage_tokens
         self.passage_max = passage_max
 
+    # --- tables ----------------------------------------------------------------------------
+    def _embed_tokens(self, text: str) -> int:
+        return len(self.passage_offsets(text))
+
+    def table_pieces(self, table: str) -> list[str]:
+        """A Markdown table as passage-sized pieces, split between rows, each starting with
+        the header row (and its separator), so every piece reads as a table."""
+        if self._embed_tokens(table) <= self.passage_max:
+            return [table]
+        lines = table.split("\n")
+        if len(lines) < 4 or not lines[1].startswith("|---"):
+            return [table]
+        header = lines[:2]
+        head_tokens = self._embed_tokens("\n".join(header))
+        pieces, rows, used = [], [], head_tokens
+        for row in lines[2:]:
+            n = self._embed_tokens(row)
+            if rows and used + n > self.passage_tokens:
+                pieces.append("\n".join(header + rows))
+                rows, used = [], head_tokens
+            rows.append(row)
+            used += n
+        if rows:
+            pieces.append("\n".join(header + rows))
+        return pieces
+
+    def split_tables(self, doc: ParsedDocument) -> None:
+        """Tables larger than a passage become row pieces sharing a ``group`` (in place: the
+        document's text and spans are rebuilt, so parents' offsets refer to them)."""
+        if not any(e.is_table for e in doc.elements):
+            return
+        elements: list[Element] = []
+        for number, element in enumerate(doc.elements):
+            if not element.is_table:
+                elements.append(element)
+                continue
+            for piece in self.table_pieces(element.text):
+                elements.append(Element(piece, element.category, element.page, group=number))
+        doc.elements, doc.text, doc.spans = elements, "", []
+        doc.__post_init__()
+
     # --- parents ---------------------------------------------------------------------------
     def _units(self, doc: ParsedDocument) -> Iterator[tuple[_Unit, int]]:
         heading = doc.title
-        for element, (start, end) in zip(doc.elements, doc.spans):
+        table_end: int | None = None  # inside a table kept whole: its pieces are one unit
+        for i, (element, (start, end)) in enumerate(zip(doc.elements, doc.spans)):
+            if table_end is not None and i < table_end:
+                continue
             if element.is_heading:
                 heading = element.text.strip()[:200]
+            if element.group is not None:
+                last = i
+                while (last + 1 < len(doc.elements)
+                       and doc.elements[last + 1].group == element.group):
+                    last += 1
+                whole_end = doc.spans[last][1]
+                tokens = count_tokens(doc.text[start:whole_end])
+                if last > i and tokens <= self.parent_tokens:
+                    table_end = last + 1  # the whole table in one parent
+                    yield _Unit(start, whole_end, element.page, heading, False), tokens
+                    continue
             tokens = count_tokens(doc.text[start:end])
             if tokens <= self.parent_tokens:
                 yield _Unit(start, end, element.page, heading, element.is_heading), tokens
@@ -105,6 +160,7 @@ class Chunker:
                     first = False
 
     def parents(self, doc: ParsedDocument) -> list[Parent]:
+        self.split_tables(doc)
         parents: list[Parent] = []
         group: list[tuple[_Unit, int]] = []
 
@@ -136,13 +192,17 @@ class Chunker:
             group.append((unit, tokens))
         while group:
             close()
+        tables = [span for e, span in zip(doc.elements, doc.spans) if e.is_table]
         for parent in parents:
-            parent.passages = self.passages(doc.text, parent)
+            inside = [(a, b) for a, b in tables if parent.start <= a and b <= parent.end]
+            parent.passages = self.passages(doc.text, parent, inside)
         return parents
 
     # --- passages --------------------------------------------------------------------------
-    def passages(self, text: str, parent: Parent) -> list[Passage]:
-        """Cover ``parent`` with passages of at most ``passage_max`` embedder tokens."""
+    def passages(self, text: str, parent: Parent,
+                 whole: list[tuple[int, int]] = ()) -> list[Passage]:
+        """Cover ``parent`` with passages of at most ``passage_max`` embedder tokens; the
+        ``whole`` spans (document offsets of table pieces) are never cut when they fit."""
         body = text[parent.start:parent.end]
         offsets = self.passage_offsets(body)
         starts = [s for s, _ in offsets]
@@ -150,8 +210,14 @@ class Chunker:
         def tokens_in(s: int, e: int) -> int:
             return _count_between(starts, s, e)
 
+        sentences = sentence_spans(body)
+        for a, b in whole:
+            a, b = a - parent.start, b - parent.start
+            if tokens_in(a, b) <= self.passage_max:  # one span instead of its row "sentences"
+                sentences = ([sp for sp in sentences if sp[1] <= a] + [(a, b)]
+                             + [sp for sp in sentences if sp[0] >= b])
         spans: list[tuple[int, int, int]] = []  # (start, end, tokens) relative to body
-        for s, e in sentence_spans(body):
+        for s, e in sentences:
             n = tokens_in(s, e)
             if n <= self.passage_max:
                 spans.append((s, e, n))

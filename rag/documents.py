@@ -35,6 +35,12 @@ class Element:
     text: str
     category: str = "NarrativeText"
     page: int | None = None
+    #: pieces of one table share a group (a table split by rows, its header row repeated)
+    group: int | None = None
+
+    @property
+    def is_table(self) -> bool:
+        return self.category == "Table"
 
     @property
     def is_heading(self) -> bool:
@@ -53,6 +59,11 @@ class ParsedDocument:
     size_bytes: int = 0
     text: str = ""
     spans: list[tuple[int, int]] = field(default_factory=list)
+    #: pages read by OCR -> their mean word confidence (0-100); empty for text documents
+    ocr_confidence: dict[int, float] = field(default_factory=dict)
+    #: what parsing left out and why ("page 3: blank page ..."), shown per file
+    warnings: list[str] = field(default_factory=list)
+    ocr_seconds: float = 0.0  # part of the parse time spent in OCR
 
     def __post_init__(self) -> None:
         if not self.text:

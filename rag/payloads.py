@@ -75,6 +75,9 @@ class DocumentRecord(_Payload):
     chars: int = 0
     ingested_at: float | None = None
     state: str = "committed"  # or "replacing" while a replace is under way
+    #: pages read by OCR (page number as text) -> mean word confidence, 0-100
+    ocr_confidence: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # pages left out, and why
     replacing_since: float | None = None
 
     @property

@@ -74,7 +74,8 @@ def build_messages(question: str, sources: Sequence[Source], specials: Sequence[
     """System prompt (ours, then the client's ``instructions`` if any), the earlier turns as
     conversation, then the sources and the question.
 
-    Earlier turns are escaped like sources: a client's history cannot start a turn either."""
+    Earlier turns are escaped like sources: a client's history cannot start a turn either;
+    earlier answers lose their [n] markers (those sources are not in this prompt)."""
     blocks = "\n\n".join(
         format_source(s.n, s.hit.title, s.hit.source, s.hit.pages, s.text, specials)
         for s in sources
@@ -84,7 +85,7 @@ def build_messages(question: str, sources: Sequence[Source], specials: Sequence[
         "Answer from the sources above. End each sentence with the number of the source "
         "that states it, in square brackets."
     )
-    turns = [{"role": m.role, "content": escape_source_text(m.content, specials)}
+    turns = [{"role": m.role, "content": escape_source_text(_history_text(m), specials)}
              for m in history]
     system = SYSTEM_PROMPT
     if instructions and instructions.strip():
@@ -94,6 +95,14 @@ def build_messages(question: str, sources: Sequence[Source], specials: Sequence[
 
 
 _CITATION = re.compile(r"\[(\s*\d+(?:\s*[,;]\s*\d+)*\s*)\]")
+
+
+def _history_text(message: Message) -> str:
+    """An earlier answer without its [n] markers: they named that turn's sources, which are
+    not resent, and the model would read them as this turn's."""
+    if message.role != "assistant":
+        return message.content
+    return re.sub(r"[ \t]+([.,;:!?])", r"\1", _CITATION.sub("", message.content)).strip()
 # A sentence ends at . ! ? or a newline, and also keeps the [n] markers that follow its stop.
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*(?:\s*\[[\d,;\s]+\])*")
 _WORDS = re.compile(r"\w+")

@@ -25,8 +25,8 @@ REWRITE_PROMPT = (
     "in the conversation. Reply with the search query only, on one line, without quotes, "
     "labels or explanations."
 )
-_LABEL = re.compile(r"^\s*(?:standalone\s+)?(?:search\s+)?(?:query|question)\s*:\s*",
-                    re.IGNORECASE)
+_LABEL = re.compile(r"^\s*(?:standalone\s+|last\s+|rewritten\s+)?(?:search\s+)?"
+                    r"(?:query|question)\s*:\s*", re.IGNORECASE)
 _FALLBACK_CHARS = 600
 
 
@@ -47,6 +47,7 @@ def fallback_query(question: str, turns: Sequence[Turn], recent: int = 2) -> str
 
 
 _WORD = re.compile(r"[^\W_]+")
+_PRONOUNS = frozenset("it its they them their theirs he him his she her hers".split())
 _PLAIN = frozenset("""what when where which while whom whose with would could should about after
 again also another because been before being between both does doing down during each from
 further have having here into just more most other over same some such than that then there
@@ -63,17 +64,23 @@ def _content(text: str) -> set[str]:
 
 def clean_rewrite(text: str, question: str) -> str | None:
     """The rewrite if it looks like a search query for this question, else None: empty,
-    markup, an essay, or no longer about the question (a small model often answers, or
-    repeats the previous answer, instead of rewriting; that must not drive retrieval)."""
+    markup, an essay, no longer about the question (a small model often answers, or repeats
+    the previous answer, instead of rewriting; that must not drive retrieval), or adding
+    nothing to it (the question back, pronouns unresolved)."""
     line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
     line = _LABEL.sub("", line).strip().strip("\"'`“”‘’").strip()
     if not (3 <= len(line) <= max(300, 3 * len(question))):
         return None
     if "<" in line or not any(c.isalnum() for c in line):
         return None
-    asked = _content(question)
-    if asked and len(asked & _content(line)) * 2 < len(asked):
+    asked, said = _content(question), _content(line)
+    if asked and len(asked & said) * 2 < len(asked):
         return None  # lost at least half of what the question asks about
+    if not said - asked:
+        return None  # names nothing from the conversation: the fallback searches better
+    left = _PRONOUNS & {w.lower() for w in _WORD.findall(question)}
+    if left & {w.lower() for w in _WORD.findall(line)}:
+        return None  # a pronoun of the follow-up is still unresolved
     return line
 
 

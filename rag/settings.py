@@ -89,6 +89,21 @@ class Settings(BaseSettings):
     parse_max_pages: int = Field(5_000, ge=1)
     parse_max_chars: int = Field(20_000_000, ge=1)
     parse_max_elements: int = Field(200_000, ge=1)
+    # --- OCR (Tesseract) for scanned PDF pages and images --------------------------------
+    ocr: bool = Field(True, description="OCR PDF pages without a text layer and image files")
+    ocr_languages: str = Field("eng", pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$",
+                               description="Tesseract languages, e.g. 'eng' or 'eng+deu' "
+                               "(installed traineddata only: checked at start)")
+    ocr_dpi: int = Field(200, ge=72, le=600, description="rendering resolution of PDF pages")
+    ocr_workers: int = Field(2, ge=1, le=64, description="Tesseract processes at once")
+    ocr_min_confidence: float = Field(40.0, ge=0, le=100, description="pages whose mean "
+                                      "word confidence is lower are reported, not indexed")
+    ocr_max_pages: int = Field(500, ge=1, description="most pages OCRed in one file")
+    ocr_page_timeout_s: float = Field(60.0, gt=0, description="Tesseract's limit per page; "
+                                      "each page read also extends RAG_PARSE_TIMEOUT_S")
+    ocr_layout: Literal["single_column", "auto"] = Field(
+        "single_column", description="'single_column' reads lines top to bottom (robust on "
+        "compressed scans); 'auto' lets Tesseract find columns (multi-column pages)")
     stale_replace_seconds: float = Field(
         600.0, ge=0, description="Qdrant server: a replace unfinished this long is rolled "
         "back or finished by the next process that opens the store")

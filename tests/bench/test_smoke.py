@@ -10,11 +10,12 @@ import shutil
 import pytest
 
 import bench.budget
+import bench.conversation
 import bench.ingest
 import bench.latency
 import bench.peer
 import bench.retrieval
-from tests.conftest import DOCS
+from tests.conftest import DOCS, ROOT
 
 
 @pytest.fixture
@@ -31,7 +32,10 @@ def tiny(tmp_path, monkeypatch):
     (squad / "questions.jsonl").write_text("\n".join(json.dumps(q) for q in questions))
     mixed = tmp_path / "mixed"
     shutil.copytree(DOCS, mixed)
-    for module in (bench.ingest, bench.retrieval, bench.peer, bench.latency, bench.budget):
+    (mixed / "pdf").mkdir()
+    shutil.copy(ROOT / "samples" / "docs" / "manuals" / "R-FAQ.pdf", mixed / "pdf")
+    for module in (bench.ingest, bench.retrieval, bench.peer, bench.latency, bench.budget,
+                   bench.conversation):
         if hasattr(module, "SQUAD"):
             monkeypatch.setattr(module, "SQUAD", squad)
         if hasattr(module, "MIXED"):
@@ -42,6 +46,7 @@ def tiny(tmp_path, monkeypatch):
 
 
 def test_ingest_bench(tiny):
+    shutil.rmtree(tiny / "mixed" / "pdf")  # the scanned bench's source, not a mixed file here
     out = bench.ingest.main(["--corpus", "both"])
     assert {r["corpus"] for r in out["results"]} == {"squad", "mixed"}
     assert all(r["ceiling_ratio"] > 0 for r in out["results"])
@@ -73,3 +78,26 @@ def test_peer_bench(tiny):
     pytest.importorskip("llama_index.core", reason="bench extra not installed")
     out = bench.peer.main(["--questions", "3"])
     assert out["llamaindex"]["tokens_per_s"] > 0 and out["ours"]["tokens_per_s"] > 0
+
+
+def test_scanned_ingest_bench(tiny):
+    out = bench.ingest.main(["--corpus", "scanned", "--scan-from", "7", "--scan-pages", "2"])
+    assert out["pages"] == 2 and out["stages"]["ocr"] > 0 and not out["failed"]
+    assert out["cer_median"] < 0.03  # two pages of the R FAQ's prose, read by Tesseract
+
+
+def test_conversation_bench(tiny, vllm, monkeypatch):
+    # two questions naming an article's subject: one two-turn conversation
+    questions = tiny / "squad2-dev" / "questions.jsonl"
+    questions.write_text(questions.read_text() + "\n" + "\n".join(json.dumps(q) for q in [
+        {"question": "When were the Normans in Normandy?", "answers": ["10th and 11th"],
+         "document": "articles/Normans.md"},
+        {"question": "Who was the leader of the Normans in 911?", "answers": ["Rollo"],
+         "document": "articles/Normans.md"}]))
+    monkeypatch.setenv("RAG_LLM_BASE_URL", vllm)
+    out = bench.conversation.main(["--concurrency", "1"])
+    assert out["conversations"] == 1
+    recall = out["recall"]
+    # the follow-up names its subject only through the first turn; the fallback restores it
+    assert recall["fallback (recent questions joined)"]["4K"] == 1.0
+    assert recall["standalone (subject named; ceiling)"]["4K"] == 1.0

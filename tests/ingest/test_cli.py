@@ -37,6 +37,34 @@ def test_json_summary_and_exit_codes(tmp_path):
     assert out["failed"][0]["path"].endswith("broken.pdf")
 
 
+def test_a_missing_ocr_language_stops_the_cli_and_the_api_at_start(tmp_path):
+    env = {"RAG_DATA_DIR": str(tmp_path / "data"), "RAG_OCR_LANGUAGES": "eng+xyz"}
+    out = run_cli([str(DOCS)], env)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1].startswith(
+        "error: OCR language(s) xyz not installed for Tesseract")
+    api = subprocess.run([sys.executable, "-m", "api"], cwd=ROOT, env={**os.environ, **env},
+                         capture_output=True, text=True, timeout=120)
+    assert api.returncode == 2 and "xyz not installed" in api.stderr
+
+
+def test_warnings_name_the_pages_left_out(tmp_path):
+    from tests.helpers.pdf import write_pdf
+    from tests.helpers.scans import blank_page, render_pages, save_tiff
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    text = write_pdf(tmp_path / "memo.pdf", [["Site memo.", "", "The loading dock closes at 6 pm."]])
+    save_tiff([render_pages(text.read_bytes(), [1])[0], blank_page()], folder / "memo.tiff")
+    blank_page().save(folder / "blank-scan.png")
+    out = run_cli([str(folder)], {"RAG_DATA_DIR": str(tmp_path / "data")})
+    assert out.returncode == 1  # the blank scan has nothing to index: a failure line
+    assert "blank-scan.png: no page could be indexed: page 1: blank page" in out.stdout
+    # the TIFF is ingested; its blank second page is named
+    assert "ingested 1" in out.stdout
+    assert "WARNING " in out.stdout and "memo.tiff: page 2: blank page" in out.stdout
+
+
 def test_second_process_is_told_to_use_the_api(tmp_path):
     from tests.helpers.api_process import ApiProcess
 

@@ -37,8 +37,16 @@ def test_encrypted_pdf(tmp_path):
 
 
 def test_pdf_without_text_is_a_failure_not_an_empty_document(tmp_path):
+    """A blank page has no text layer; OCR finds nothing on it either, and says so."""
     assert reason(write_pdf(tmp_path / "blank.pdf", [[]])) == (
-        "no text could be extracted from the PDF (scanned, empty or damaged)")
+        "no page could be indexed: page 1: blank page (no text found by OCR)")
+    from dataclasses import replace
+
+    from ingest.ocr import OcrConfig
+
+    no_ocr = replace(LIMITS, ocr=OcrConfig(enabled=False))
+    assert reason(tmp_path / "blank.pdf", no_ocr).startswith(
+        "no text could be extracted from the PDF (no text layer and OCR is off")
 
 
 def test_empty_file(tmp_path):
@@ -138,10 +146,12 @@ def test_csv_and_xlsx_tables(tmp_path):
     import openpyxl
 
     (tmp_path / "people.csv").write_text("name,city\nAda,London\nGrace,Arlington\n")
-    assert "Grace Arlington" in parse(tmp_path / "people.csv").text
+    assert parse(tmp_path / "people.csv").text == (
+        "| name | city |\n|---|---|\n| Ada | London |\n| Grace | Arlington |")  # Markdown
     book = openpyxl.Workbook()
     book.active.append(["product", "price"])
     book.active.append(["Quillon valve", 42])
     book.save(tmp_path / "prices.xlsx")
     doc = parse(tmp_path / "prices.xlsx")
-    assert "Quillon valve 42" in doc.text and doc.pages == 1
+    assert "| product | price |\n|---|---|\n| Quillon valve | 42 |" in doc.text
+    assert doc.pages == 1

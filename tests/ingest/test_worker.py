@@ -158,7 +158,8 @@ def test_interrupted_run_then_rerun_leaves_one_copy(setup):
 def test_stage_split_is_reported(setup):
     worker, _, _, docs, _ = setup
     summary = worker.run([docs]).as_dict()
-    assert set(summary["stages"]) == {"read", "parse", "chunk", "embed", "store"}
+    assert set(summary["stages"]) == {"read", "parse", "ocr", "chunk", "embed", "store"}
+    assert summary["stages"]["ocr"] == 0  # no scans among the fixtures
     assert summary["stages"]["embed"] > 0 and summary["tokens"] > 0
     shutil.rmtree(docs)
 

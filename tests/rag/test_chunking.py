@@ -81,3 +81,56 @@ def test_property_random_documents(embedder, pieces, parent_tokens, passage_toke
     chunker = Chunker(embedder.token_offsets, parent_tokens=parent_tokens,
                       passage_tokens=passage_tokens, passage_max=embedder.max_tokens)
     check(chunker, embedder, doc_from(paragraphs))
+
+
+def _table(rows: int) -> str:
+    lines = ["| Depot | Widgets | Gadgets | Manager |", "|---|---|---|---|"]
+    lines += [f"| Depot {i:03d} Northfield | {1000 + 7 * i} | {50 + i} | Manager {i} |"
+              for i in range(rows)]
+    return "\n".join(lines)
+
+
+def _table_doc(rows: int) -> ParsedDocument:
+    return ParsedDocument("/t.docx", "docx", "T", [
+        Element("Inventory", "Title", page=1),
+        Element("The table lists the stock of every depot.", page=1),
+        Element(_table(rows), "Table", page=1),
+        Element("Totals are audited in January.", page=2)], content_hash="h")
+
+
+def test_a_table_larger_than_a_passage_is_split_by_rows_with_its_header(chunker, embedder):
+    doc = _table_doc(120)  # ~3,000 BGE tokens: many passages, more than one 1,024-token parent
+    parents = chunker.parents(doc)
+    check(chunker, embedder, doc)
+    header = "| Depot | Widgets | Gadgets | Manager |\n|---|---|---|---|\n"
+    rows_seen = []
+    for parent in parents:
+        for passage in parent.passages:
+            rows = [ln for ln in passage.text.splitlines() if ln.startswith("| Depot 0")
+                    or ln.startswith("| Depot 1")]
+            if rows:
+                assert header in passage.text, passage.text[:120]  # reads as a table
+                rows_seen += rows
+            for line in passage.text.splitlines():
+                if line.startswith("|"):
+                    assert line.endswith("|")  # never cut inside a row
+    assert len(set(rows_seen)) == 120  # every row, in some passage
+
+
+def test_a_table_that_fits_a_parent_stays_in_one(chunker, embedder):
+    doc = _table_doc(40)
+    assert embedder.count_tokens(_table(40)) > chunker.passage_max  # several passages
+    assert count_tokens(_table(40)) < chunker.parent_tokens  # one parent
+    parents = chunker.parents(doc)
+    check(chunker, embedder, doc)
+    holding = [p for p in parents if "| Depot 000" in p.text or "| Depot 039" in p.text]
+    assert len(holding) == 1 and "| Depot 039" in holding[0].text and "| Depot 000" in holding[0].text
+    # the table was split into passages by rows, each with the header
+    assert sum("| Depot |" in ps.text for ps in holding[0].passages) >= 2
+
+
+def test_a_small_table_is_one_passage(chunker):
+    doc = _table_doc(5)
+    parents = chunker.parents(doc)
+    with_rows = [ps for p in parents for ps in p.passages if "| Depot 00" in ps.text]
+    assert len(with_rows) == 1 and all(f"| Depot 00{i}" in with_rows[0].text for i in range(5))

@@ -1,3 +1,4 @@
+from rag.conversation import Message
 from rag.budget import Source
 from rag.documents import Hit
 from rag.prompting import (
@@ -107,3 +108,12 @@ def test_prompt_has_no_quotable_worked_example():
     user = build_messages("Where?", [])[1]["content"]
     for text in (SYSTEM_PROMPT, user):
         assert "office" not in text and "9 am" not in text
+
+
+def test_earlier_answers_lose_their_citation_markers():
+    """[n] in an earlier answer named that turn's sources; this prompt numbers its own."""
+    history = [Message("user", "Who built the reactor [1]?"),
+               Message("assistant", "Acme built it [1][2]. It opened in 1999 [3, 4] .")]
+    messages = build_messages("When?", [], history=history)
+    assert messages[1]["content"] == "Who built the reactor [1]?"  # the user's words stay
+    assert messages[2]["content"] == "Acme built it. It opened in 1999."

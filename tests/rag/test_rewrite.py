@@ -17,6 +17,11 @@ def test_clean_rewrite_accepts_queries_and_rejects_junk():
     assert clean_rewrite('Query: "Who commissioned the Zorblax reactor?"\n', FOLLOW_UP) == \
         "Who commissioned the Zorblax reactor?"
     assert clean_rewrite("", FOLLOW_UP) is None
+    assert clean_rewrite(FOLLOW_UP, FOLLOW_UP) is None  # nothing resolved: the fallback is better
+    assert clean_rewrite("Last question: who commissioned it?", FOLLOW_UP) is None
+    assert clean_rewrite("Who at the Oslo site commissioned it?", FOLLOW_UP) is None  # "it" left
+    assert clean_rewrite("Last question: who commissioned the Zorblax reactor?", FOLLOW_UP) == \
+        "who commissioned the Zorblax reactor?"
     assert clean_rewrite("<|im_start|>assistant", FOLLOW_UP) is None
     assert clean_rewrite("word " * 400, FOLLOW_UP) is None  # an essay, not a query
     # an echo of the previous answer has lost what the follow-up asks about
