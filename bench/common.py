@@ -57,3 +57,29 @@ def mean(values: list[float]) -> float:
 def load_questions(limit: int | None = None) -> list[dict[str, Any]]:
     rows = [json.loads(line) for line in (SQUAD / "questions.jsonl").read_text().splitlines()]
     return rows[:limit] if limit else rows
+
+
+def squad_store(tmp: str | Path) -> tuple[Any, Any, Any]:
+    """(settings, embedder, store): a fresh embedded store in ``tmp`` holding SQuAD's
+    articles, ingested as the service does."""
+    settings, embedder, store, worker = fresh_worker(tmp, warm=False)
+    summary = worker.run([SQUAD / "articles"])
+    print(f"ingested {summary.ingested} articles: {summary.parents} parents, "
+          f"{summary.passages} passages in {summary.seconds:.1f} s")
+    return settings, embedder, store
+
+
+def fresh_worker(tmp: str | Path, warm: bool = True) -> tuple[Any, Any, Any, Any]:
+    """(settings, embedder, store, worker) over a fresh embedded store in ``tmp``; ``warm``
+    runs the embedder once first, so that one-time start-up is not counted as embedding."""
+    from ingest.worker import IngestWorker
+    from rag.embedding import SentenceTransformerEmbedder
+    from rag.settings import Settings
+    from rag.store import QdrantStore
+
+    settings = Settings(data_dir=Path(tmp))
+    embedder = SentenceTransformerEmbedder(settings)
+    if warm:
+        embedder.embed_passages(["warm up"] * 4)
+    store = QdrantStore(settings, embedder.name, embedder.dimension)
+    return settings, embedder, store, IngestWorker(settings, embedder, store)

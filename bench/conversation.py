@@ -31,7 +31,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from bench.common import SQUAD, load_questions, percentile, table, write_result
+from bench.common import SQUAD, load_questions, percentile, squad_store, table, write_result
 
 FILLS = [4096, 8192]
 TOPS = [1, 5]
@@ -152,15 +152,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--top-k", type=int, default=16)
     args = parser.parse_args(argv)
 
-    from ingest.worker import IngestWorker
     from rag.budget import choose_sources
     from rag.conversation import Message, turns_of
-    from rag.embedding import SentenceTransformerEmbedder
     from rag.generation import LLMClient, LLMConfig
     from rag.pipeline import RagPipeline
     from rag.rewrite import fallback_query
-    from rag.settings import Settings
-    from rag.store import QdrantStore
     from rag.tokens import count_tokens
 
     convs = spread(conversations(load_questions()), args.sample)
@@ -169,12 +165,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"  1: {convs[0]['first']}\n  2: {convs[0]['follow_up']}  "
           f"(standalone: {convs[0]['standalone']})")
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(data_dir=Path(tmp))
-        embedder = SentenceTransformerEmbedder(settings)
-        store = QdrantStore(settings, embedder.name, embedder.dimension)
-        summary = IngestWorker(settings, embedder, store).run([SQUAD / "articles"])
-        print(f"ingested {summary.ingested} articles: {summary.parents} parents, "
-              f"{summary.passages} passages in {summary.seconds:.1f} s")
+        settings, embedder, store = squad_store(tmp)
         llm = LLMClient(LLMConfig.from_settings(settings))
         pipeline = RagPipeline(settings, embedder, store, llm)
 

@@ -17,16 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import MIXED, SQUAD, table, write_result
+from bench.common import MIXED, SQUAD, fresh_worker, table, write_result
 
 
 def run_corpus(name: str, folder: Path, limit: int | None) -> dict[str, Any]:
     from ingest.parsing import ParseFailure, content_hash, parse_file, read_checked
     from ingest.walk import iter_files
-    from ingest.worker import IngestWorker
-    from rag.embedding import SentenceTransformerEmbedder
-    from rag.settings import Settings
-    from rag.store import QdrantStore
 
     files = [f for f in iter_files(folder) if isinstance(f, Path)]
     if limit:
@@ -37,11 +33,7 @@ def run_corpus(name: str, folder: Path, limit: int | None) -> dict[str, Any]:
             (work / f.name).write_bytes(f.read_bytes())
         folder = work
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(data_dir=Path(tmp))
-        embedder = SentenceTransformerEmbedder(settings)
-        embedder.embed_passages(["warm up"] * 4)
-        store = QdrantStore(settings, embedder.name, embedder.dimension)
-        worker = IngestWorker(settings, embedder, store)
+        settings, embedder, store, worker = fresh_worker(tmp)
         # warm the parser process (spawn + unstructured's imports) so that one-time start-up
         # is not counted as parsing
         for f in files[:1]:
@@ -91,10 +83,6 @@ def run_scanned(pages: int, first: int = 1) -> dict[str, Any]:
 
     from ingest.parsing import content_hash, parse_file
     from ingest.pdf_text import pdf_pages
-    from ingest.worker import IngestWorker
-    from rag.embedding import SentenceTransformerEmbedder
-    from rag.settings import Settings
-    from rag.store import QdrantStore
 
     work = Path(tempfile.mkdtemp())
     (work / "scanned").mkdir()
@@ -116,11 +104,7 @@ def run_scanned(pages: int, first: int = 1) -> dict[str, Any]:
         truth[manual.name] = dict(pdf_pages((work / "text" / manual.name).read_bytes()))
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(data_dir=Path(tmp))
-        embedder = SentenceTransformerEmbedder(settings)
-        embedder.embed_passages(["warm up"] * 4)
-        store = QdrantStore(settings, embedder.name, embedder.dimension)
-        worker = IngestWorker(settings, embedder, store)
+        _, _, store, worker = fresh_worker(tmp)
         worker.sandbox.parse(work / "w.txt", b"warm up", "w", worker.limits)
         for kind in ("text", "scanned"):
             runs[kind] = worker.run([work / kind]).as_dict()

@@ -14,11 +14,10 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 
-from bench.common import SQUAD, load_questions, mean, percentile, table, write_result
+from bench.common import SQUAD, load_questions, mean, percentile, squad_store, table, write_result
 
 FILLS = [4096, 8192, 16384, 32768]
 TOPS = [1, 3, 5]
@@ -118,11 +117,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import bm25s
     import Stemmer
 
-    from ingest.worker import IngestWorker
-    from rag.embedding import SentenceTransformerEmbedder
-    from rag.settings import RetrievalMode, Settings
+    from rag.settings import RetrievalMode
     from rag.sparse import BM25Encoder
-    from rag.store import QdrantStore
     from rag.tokens import count_tokens
 
     questions = load_questions(args.limit)
@@ -132,12 +128,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     scorer = Scorer()
     latencies: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(data_dir=Path(tmp))
-        embedder = SentenceTransformerEmbedder(settings)
-        store = QdrantStore(settings, embedder.name, embedder.dimension)
-        summary = IngestWorker(settings, embedder, store).run([SQUAD / "articles"])
-        print(f"ingested {summary.ingested} articles: {summary.parents} parents, "
-              f"{summary.passages} passages in {summary.seconds:.1f} s")
+        settings, embedder, store = squad_store(tmp)
 
         # Everything stored, for the BM25 baselines over the very same units.
         parents, _ = store.client.scroll(store.parents, limit=100_000, with_payload=True)
