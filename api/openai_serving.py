@@ -112,6 +112,7 @@ async def _chunks(services: Services, first: AnswerEvent, events: AsyncIterator[
                     "sources": [source_out(s, _INCLUDE).model_dump() for s in event.sources],
                     "search_query": event.search.text,
                     "search_query_source": event.search.source,
+                    "search_query_note": event.search.note,
                     "usage": usage_out(event.usage).model_dump()})
             elif isinstance(event, DeltaEvent):
                 yield _chunk(completion_id, created, model, {"content": event.text})

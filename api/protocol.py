@@ -199,6 +199,9 @@ class QueryResponse(BaseModel):
         description="'question' (no history), 'rewritten' by the LLM from the conversation, "
         "or 'fallback' (recent user questions joined: rewriting off, the LLM failed or "
         "answered junk)")
+    search_query_note: str | None = Field(
+        None, description="why the fallback was searched: 'rewriting is off', 'unusable "
+        "rewrite', or the LLM's error code (e.g. 'llm_timeout')")
     reason: str | None = Field(None, description="why no answer was generated: "
                                "'no_matching_documents' (nothing matched; the LLM was not "
                                "called)")

@@ -116,6 +116,7 @@ def final_out(services: Services, final: FinalEvent, include: Sequence[str]) -> 
         usage=usage_out(final.usage), timings=final.timings,
         model=services.settings.llm_model, finish_reason=final.finish_reason,
         search_query=final.search.text, search_query_source=final.search.source,
+        search_query_note=final.search.note,
         reason=final.reason)
 
 
@@ -203,7 +204,8 @@ async def _stream(services: Services, first: AnswerEvent,
                     "sources": [source_out(s, include).model_dump() for s in event.sources],
                     "usage": usage_out(event.usage).model_dump(), "timings": event.timings,
                     "model": services.settings.llm_model, "search_query": event.search.text,
-                    "search_query_source": event.search.source})
+                    "search_query_source": event.search.source,
+                    "search_query_note": event.search.note})
             elif isinstance(event, DeltaEvent):
                 yield _sse("delta", {"text": event.text})
             elif isinstance(event, ErrorEvent):

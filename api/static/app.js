@@ -317,9 +317,12 @@ const part = (t, sel) => t.node.querySelector(sel);
 function paintSearched(t) {
   const p = part(t, ".searched");
   p.hidden = !t.search_query || t.search_query_source === "question";
+  const why = t.search_query_note === "rewriting is off" ? "rewriting is off"
+    : t.search_query_note === "unusable rewrite" ? "the model's rewrite was not usable"
+    : `the model could not rewrite it: ${t.search_query_note || "unknown"}`;
   p.textContent = t.search_query_source === "rewritten"
     ? `Searched for “${t.search_query}” (rewritten from the conversation)`
-    : `Searched for “${t.search_query}” (the recent questions joined: the model gave no usable rewrite)`;
+    : `Searched for “${t.search_query}” (the recent questions joined; ${why})`;
 }
 function paintSources(t) {
   const box = part(t, ".turn-sources");
@@ -411,7 +414,8 @@ async function ask(q) {
     for await (const [event, data] of sseEvents(response.body)) {
       if (event === "sources") {
         Object.assign(t, { sources: data.sources, usage: data.usage, timings: data.timings, model: data.model,
-          search_query: data.search_query, search_query_source: data.search_query_source });
+          search_query: data.search_query, search_query_source: data.search_query_source,
+          search_query_note: data.search_query_note });
         paintSearched(t);
         paintSources(t);
         renderGauge(part(t, ".gauge"), t.usage, t.timings, t.model);
@@ -425,7 +429,7 @@ async function ask(q) {
         Object.assign(t, { answer: data.answer, citations: data.citations, sources: data.sources, usage: data.usage,
           model: data.model, reason: data.reason, invalid_citations: data.invalid_citations,
           unsupported_citations: data.unsupported_citations, search_query: data.search_query,
-          search_query_source: data.search_query_source,
+          search_query_source: data.search_query_source, search_query_note: data.search_query_note,
           timings: { ...data.timings, client_first_token: firstToken, client_total: (performance.now() - state.started) / 1000 } });
         const modelCited = data.citations.filter((c) => c.kind === "model").length;
         endTurn(t, "answered", "");

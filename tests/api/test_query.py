@@ -124,6 +124,20 @@ def test_a_pronoun_follow_up_finds_the_document_of_the_first_turn(llm_api):
     assert body["usage"]["prompt_tokens"] == body["usage"]["prompt_tokens_server"]
 
 
+def test_the_fallback_says_why_it_was_searched(ingested, embedder, vllm):
+    """Rewriting off (the local profile): the recent questions are searched, the response
+    says so, and the document of the first turn is still found."""
+    history = [{"role": "user", "content": QUESTION},
+               {"role": "assistant", "content": "In Oslo [1]."}]
+    with api_for(ingested, embedder, vllm, rewrite_queries=False) as url:
+        body = httpx.post(f"{url}/v1/query", timeout=120, json={
+            "question": "And who commissioned it?", "history": history,
+            "max_tokens": 16}).json()
+    assert body["search_query_source"] == "fallback"
+    assert body["search_query_note"] == "rewriting is off"
+    assert body["sources"][0]["source"].endswith("reactor-update.eml")
+
+
 @pytest.mark.timeout(1800)
 def test_fifty_turns_with_long_answers_never_overflow_the_window(ingested, embedder, vllm):
     """The real vLLM (8K window) through a 50-turn conversation: every request fits, and the
