@@ -356,10 +356,10 @@ def _document(path: Path, data: bytes, digest: str, file_type: str, raw: list[An
                                ("; ..." if len(warnings) > 5 else ""))
         # unstructured returns [] for many broken PDFs with only an INFO log.
         if file_type == "pdf":
-            raise ParseFailure("no text could be extracted from the PDF (no text layer and "
-                               "OCR is off, empty, or damaged)" if not limits.ocr.enabled
-                               else "no text could be extracted from the PDF (empty or "
-                               "damaged)")
+            why = ("no text layer and OCR is off" if not limits.ocr.enabled
+                   else "no text layer: OCR needs RAG_PDF_TEXT=pdfium"
+                   if limits.pdf_text != "pdfium" else "empty")
+            raise ParseFailure(f"no text could be extracted from the PDF ({why}, or damaged)")
         if file_type in _IMAGES:
             raise ParseFailure("no text found in the image by OCR")
         raise ParseFailure("no text found in the file")

@@ -47,9 +47,11 @@ def tiny(tmp_path, monkeypatch):
 
 def test_ingest_bench(tiny):
     shutil.rmtree(tiny / "mixed" / "pdf")  # the scanned bench's source, not a mixed file here
-    out = bench.ingest.main(["--corpus", "both"])
+    out = bench.ingest.main(["--corpus", "both", "--repeat", "2"])
     assert {r["corpus"] for r in out["results"]} == {"squad", "mixed"}
-    assert all(r["ceiling_ratio"] > 0 for r in out["results"])
+    assert all(r["ceiling_ratio"] > 0 and len(r["ratios"]) == 2 for r in out["results"])
+    assert all(r["ratio_spread"][0] <= r["ceiling_ratio"] <= r["ratio_spread"][1]
+               for r in out["results"])
     squad = next(r for r in out["results"] if r["corpus"] == "squad")
     assert squad["failed"] == 0 and squad["passages"] >= squad["parents"] >= 2
 

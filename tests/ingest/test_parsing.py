@@ -47,6 +47,9 @@ def test_pdf_without_text_is_a_failure_not_an_empty_document(tmp_path):
     no_ocr = replace(LIMITS, ocr=OcrConfig(enabled=False))
     assert reason(tmp_path / "blank.pdf", no_ocr).startswith(
         "no text could be extracted from the PDF (no text layer and OCR is off")
+    pdfminer = replace(LIMITS, pdf_text="unstructured")  # OCR works on the PDFium path only
+    assert reason(tmp_path / "blank.pdf", pdfminer).startswith(
+        "no text could be extracted from the PDF (no text layer: OCR needs RAG_PDF_TEXT=pdfium")
 
 
 def test_empty_file(tmp_path):

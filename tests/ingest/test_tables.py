@@ -84,7 +84,8 @@ def test_a_table_value_is_found_by_column_and_row_label(settings_factory, embedd
     folder = tmp_path / "docs"
     folder.mkdir()
     write_inventory_docx(folder / "inventory.docx")
-    (folder / "notes.txt").write_text("Kestrel release notes. The Kestrel app stores widgets "
+    # another document sharing the row label's first word (not the column name)
+    (folder / "notes.txt").write_text("Kestrel release notes. The Kestrel app stores its "
                                       "settings offline and syncs them when online.")
     settings = settings_factory()
     store = QdrantStore(settings, embedder.name, embedder.dimension)
