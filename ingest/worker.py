@@ -10,8 +10,10 @@ at any point leaves the previous version intact and a re-run converges.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,8 @@ log = logging.getLogger(__name__)
 
 #: Embed once this many passages are waiting (several files' worth).
 _FLUSH_PASSAGES = 256
+#: Files parsed and chunked ahead of the embedding (bounded memory: their passages' text).
+_PREFETCH_FILES = 8
 
 
 @dataclass
@@ -146,10 +150,11 @@ class IngestWorker:
             progress("start", {"files": len(files)})
         pending: list[_Pending] = []
         waiting = 0
-        for path in files:
+        for path, item in self._prepared(files, summary, confinement, should_stop):
             if should_stop and should_stop():
-                break
-            item = self._prepare(path, summary, confinement)
+                if item is not None:
+                    self._release(item.doc.source)
+                break  # what is already prepared is flushed below; the rest is not started
             if item is not None:
                 pending.append(item)
                 waiting += sum(len(p.passages) for p in item.parents)
@@ -165,6 +170,54 @@ class IngestWorker:
         return summary
 
     # --- steps -----------------------------------------------------------------------------
+    def _prepared(self, files: list[Path], summary: Summary, confinement: Roots,
+                  should_stop: Callable[[], bool] | None
+                  ) -> Iterator[tuple[Path, _Pending | None]]:
+        """Files read, parsed and chunked by a second thread, up to ``_PREFETCH_FILES`` ahead,
+        so the parser process (and OCR) works on the next files while this thread embeds
+        and stores: the pipeline is as fast as its slowest stage, not their sum."""
+        ready: queue.Queue[tuple[Path, _Pending | None] | None] = queue.Queue(_PREFETCH_FILES)
+        halt = threading.Event()
+        errors: list[BaseException] = []
+
+        def produce() -> None:
+            try:
+                for path in files:
+                    if halt.is_set() or (should_stop and should_stop()):
+                        break
+                    item = self._prepare(path, summary, confinement)
+                    while not halt.is_set():
+                        try:
+                            ready.put((path, item), timeout=0.5)
+                            break
+                        except queue.Full:
+                            continue
+                    else:
+                        if item is not None:
+                            self._release(item.doc.source)
+            except BaseException as exc:  # a bug: the consumer re-raises it, never hangs
+                errors.append(exc)
+            finally:
+                ready.put(None)  # the end, also after an unexpected error
+
+        producer = threading.Thread(target=produce, name="ingest-prepare", daemon=True)
+        producer.start()
+        try:
+            while (entry := ready.get()) is not None:
+                yield entry
+            if errors:
+                raise errors[0]
+        finally:
+            halt.set()  # the consumer stopped early: let the producer finish its file
+            while producer.is_alive():
+                try:
+                    entry = ready.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                if entry is not None and entry[1] is not None:
+                    self._release(entry[1].doc.source)
+            producer.join()
+
     def _prepare(self, path: Path, summary: Summary, confinement: Roots) -> _Pending | None:
         source = display_path(path)
         if self.claims is not None and not self.claims.acquire(document_id(source)):

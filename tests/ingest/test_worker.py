@@ -195,3 +195,63 @@ def test_two_workers_share_a_folder_without_double_work(setup, embedder):
     assert counters[0].embedded + counters[1].embedded == len(passages)
     keys = [(p["document_id"], p["parent_index"], p["passage_index"]) for p in passages]
     assert len(keys) == len(set(keys))
+
+
+def test_the_next_files_are_parsed_while_a_batch_embeds(setup, monkeypatch):
+    """Pipelined: reading, parsing and chunking run ahead in a second thread, so the parser
+    works while passages embed (before, each file waited for the previous batch)."""
+    import threading
+    import time
+
+    import ingest.worker as worker_module
+
+    worker, _, counting, docs, _ = setup
+    monkeypatch.setattr(worker_module, "_FLUSH_PASSAGES", 1)  # embed after every file
+    embedding = threading.Event()
+    overlapped: list[str] = []
+    inner_embed, inner_prepare = counting.embed_passages, worker._prepare
+
+    def slow_embed(texts):
+        embedding.set()
+        try:
+            time.sleep(0.3)
+            return inner_embed(texts)
+        finally:
+            embedding.clear()
+
+    def watched_prepare(path, summary, confinement):
+        if embedding.is_set():
+            overlapped.append(path.name)
+        return inner_prepare(path, summary, confinement)
+
+    monkeypatch.setattr(counting, "embed_passages", slow_embed)
+    monkeypatch.setattr(worker, "_prepare", watched_prepare)
+    summary = worker.run([docs])
+    assert summary.ingested == summary.files_seen == 5 and not summary.failed
+    assert overlapped, "no file was prepared while a batch was embedding"
+
+
+def test_a_bug_in_preparing_stops_the_run_instead_of_hanging(setup, monkeypatch):
+    worker, store, _, docs, _ = setup
+    calls = []
+
+    def broken(path, summary, confinement):
+        calls.append(path)
+        if len(calls) == 2:
+            raise RuntimeError("bug in preparing")
+        return IngestWorker._prepare(worker, path, summary, confinement)
+
+    monkeypatch.setattr(worker, "_prepare", broken)
+    with pytest.raises(RuntimeError, match="bug in preparing"):
+        worker.run([docs])
+    assert len(store.list_documents()) <= 1  # what was prepared before the bug, at most
+
+
+def test_a_stop_request_leaves_prefetched_files_for_the_next_run(setup):
+    worker, store, _, docs, _ = setup
+    seen = []
+    summary = worker.run([docs], progress=lambda event, detail: seen.append(event),
+                         should_stop=lambda: seen.count("file") >= 1)
+    assert summary.ingested == 1  # the file being worked on is finished, nothing after it
+    again = worker.run([docs])
+    assert again.ingested == 4 and again.unchanged == 1  # nothing lost, nothing twice
