@@ -91,6 +91,15 @@ def _cer(truth: str, seen: str) -> float:
     return Levenshtein.distance(truth, seen) / max(1, len(truth))
 
 
+def _page_cers(pages_truth: dict[int, str],
+               pieces: list[tuple[int | None, str]]) -> dict[int, float]:
+    """Each page's CER: its true text against the (page, text) pieces read for it."""
+    seen: dict[int | None, list[str]] = {}
+    for page, text in pieces:
+        seen.setdefault(page, []).append(text)
+    return {n: _cer(text, "\n\n".join(seen.get(n, []))) for n, text in pages_truth.items()}
+
+
 def run_scanned(pages: int, first: int = 1) -> dict[str, Any]:
     import io
     import statistics
@@ -124,21 +133,19 @@ def run_scanned(pages: int, first: int = 1) -> dict[str, Any]:
         worker.sandbox.parse(work / "w.txt", b"warm up", "w", worker.limits)
         for kind in ("text", "scanned"):
             runs[kind] = worker.run([work / kind]).as_dict()
-        rates, confidences, per_page = [], [], []
+        confidences, per_page = [], []
         for name, pages_truth in truth.items():
             path = work / "scanned" / name
             data = path.read_bytes()
             doc = parse_file(path, data, content_hash(data, "b"), worker.limits)
-            seen: dict[int, list[str]] = {}
-            for e in doc.elements:
-                seen.setdefault(e.page, []).append(e.text)
+            cers = _page_cers(pages_truth, [(e.page, e.text) for e in doc.elements])
             for number, text in pages_truth.items():
-                rates.append(_cer(text, "\n\n".join(seen.get(number, []))))
-                per_page.append({"file": name, "page": number, "cer": rates[-1],
+                per_page.append({"file": name, "page": number, "cer": cers[number],
                                  "confidence": doc.ocr_confidence.get(number),
                                  "dot_leaders": text.count(". . .") + text.count("...")})
             confidences += list(doc.ocr_confidence.values())
         store.close()
+    rates = [p["cer"] for p in per_page]
     scanned_pages = sum(len(t) for t in truth.values())  # pages with a text layer to compare
     ocr_only = _unstructured_ocr_only(work / "scanned", truth)
     s, t = runs["scanned"], runs["text"]
@@ -168,11 +175,8 @@ def _unstructured_ocr_only(folder: Path, truth: dict[str, dict[int, str]]) -> di
         for name, pages_truth in truth.items():
             elements = partition_pdf(filename=str(folder / name), strategy="ocr_only",
                                      languages=["eng"])
-            seen: dict[int, list[str]] = {}
-            for e in elements:
-                seen.setdefault(e.metadata.page_number, []).append(e.text)
-            for number, text in pages_truth.items():
-                rates.append(_cer(text, "\n\n".join(seen.get(number, []))))
+            rates += _page_cers(pages_truth, [(e.metadata.page_number, e.text)
+                                              for e in elements]).values()
         return {"seconds": time.perf_counter() - started, "cer_median": statistics.median(rates),
                 "cer_mean": statistics.fmean(rates)}
     except Exception as exc:  # poppler-utils missing, say

@@ -126,23 +126,26 @@ class Chunker:
     # --- parents ---------------------------------------------------------------------------
     def _units(self, doc: ParsedDocument) -> Iterator[tuple[_Unit, int]]:
         heading = doc.title
-        table_end: int | None = None  # inside a table kept whole: its pieces are one unit
+        skip_to = 0  # past a table yielded whole: its pieces were one unit
+        split: int | None = None  # the group of a table too large for one parent
         for i, (element, (start, end)) in enumerate(zip(doc.elements, doc.spans)):
-            if table_end is not None and i < table_end:
+            if i < skip_to:
                 continue
             if element.is_heading:
                 heading = element.text.strip()[:200]
-            if element.group is not None:
+            if element.group is not None and element.group != split:
                 last = i
                 while (last + 1 < len(doc.elements)
                        and doc.elements[last + 1].group == element.group):
                     last += 1
-                whole_end = doc.spans[last][1]
-                tokens = count_tokens(doc.text[start:whole_end])
-                if last > i and tokens <= self.parent_tokens:
-                    table_end = last + 1  # the whole table in one parent
-                    yield _Unit(start, whole_end, element.page, heading, False), tokens
-                    continue
+                if last > i:  # a table in several pieces: whole in one parent if it fits
+                    whole_end = doc.spans[last][1]
+                    tokens = count_tokens(doc.text[start:whole_end])
+                    if tokens <= self.parent_tokens:
+                        skip_to = last + 1
+                        yield _Unit(start, whole_end, element.page, heading, False), tokens
+                        continue
+                    split = element.group  # counted once; its pieces go one by one
             tokens = count_tokens(doc.text[start:end])
             if tokens <= self.parent_tokens:
                 yield _Unit(start, end, element.page, heading, element.is_heading), tokens
