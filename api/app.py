@@ -16,6 +16,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from api.deps import Services
 from api.errors import install_error_handlers
+from api.queue_jobs import QueueJobs
 from api.observability import BodyLimitMiddleware, Metrics, RequestContextMiddleware
 from api.routes import documents, health, ingest, openai, parents, query, search
 from api.security import AuthMiddleware
@@ -30,18 +31,27 @@ STATIC = Path(__file__).parent / "static"
 def build_services(settings: Settings) -> Services:
     from api.jobs import JobManager
     from ingest.worker import IngestWorker
-    from rag.embedding import SentenceTransformerEmbedder
-    from rag.claims import claims_for
+    from rag.embedders import passage_embedder, query_embedder
+    from rag.embedding_probe import verify_embedder
     from rag.pipeline import RagPipeline
     from rag.store import QdrantStore
 
-    embedder = SentenceTransformerEmbedder(settings)
+    embedder = passage_embedder(settings)
     store = QdrantStore(settings, embedder.name, embedder.dimension)
+    questions = embedder
+    if settings.embedding_url and not settings.embedding_server_queries:
+        questions = query_embedder(settings)  # in-process: one short text, no round trip
+    for checked in {id(embedder): embedder, id(questions): questions}.values():
+        verify_embedder(store, checked, settings.embedding_min_cosine)
     llm = LLMClient(LLMConfig.from_settings(settings))
-    pipeline = RagPipeline(settings, embedder, store, llm)
-    worker = IngestWorker(settings, embedder, store, claims=claims_for(settings, store),
-                          allowed_roots=settings.api_ingest_roots)
-    jobs = JobManager(worker, settings.data_dir / "jobs", inbox=settings.inbox)
+    pipeline = RagPipeline(settings, questions, store, llm)
+    jobs: JobManager | QueueJobs
+    if settings.broker_url:
+        # The queue's producer; also its consumer when this process owns the embedded store.
+        jobs = QueueJobs(settings, *((embedder, store) if not settings.qdrant_url else ()))
+    else:
+        worker = IngestWorker(settings, embedder, store, allowed_roots=settings.api_ingest_roots)
+        jobs = JobManager(worker, settings.data_dir / "jobs", inbox=settings.inbox)
     return Services(settings=settings, pipeline=pipeline, store=store, llm=llm, jobs=jobs)
 
 
@@ -55,6 +65,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         if svc.jobs is not None:
             svc.jobs.on_finish = metrics.record_ingest
             metrics.queue.set_function(svc.jobs.queue_depth)
+            if isinstance(svc.jobs, QueueJobs):
+                metrics.watch_queue(svc.jobs.outcomes)
             remove_stale_temporaries(settings.inbox)
             svc.jobs.start()  # what a crashed or stopped process left unfinished
         window = await svc.pipeline.refresh_window()

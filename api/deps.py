@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from api.jobs import JobManager
+from api.queue_jobs import QueueJobs
 from rag.generation import LLMClient
 from rag.pipeline import RagPipeline
 from rag.settings import Settings
@@ -23,7 +24,7 @@ class Services:
     pipeline: RagPipeline
     store: QdrantStore
     llm: LLMClient
-    jobs: JobManager | None
+    jobs: JobManager | QueueJobs | None
     started_at: float = field(default_factory=time.time)
 
 

@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ingest.job_board import QueueUnavailable
 from rag.answer import InvalidRequest
 from rag.budget import BudgetError
 from rag.generation import LLMError
@@ -137,6 +138,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _store(request: Request, exc: StoreError) -> JSONResponse:
         log.error("store failure: %s", exc)
         return respond(request, 503, "store_unavailable", "the document store is not available")
+
+    @app.exception_handler(QueueUnavailable)
+    async def _queue(request: Request, exc: QueueUnavailable) -> JSONResponse:
+        log.warning("ingestion queue unavailable: %s", exc)
+        return respond(request, 503, "queue_unavailable",
+                       "the ingestion queue (Redis) is not reachable; nothing was enqueued "
+                       "(uploaded files stay in the inbox and are enqueued at the next start)")
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:

@@ -11,9 +11,12 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -38,8 +41,13 @@ class Metrics:
                              ["outcome"], registry=r)
         self.passages = Counter("rag_ingest_passages_total", "Passages embedded and stored",
                                 registry=r)
-        self.queue = Gauge("rag_ingest_queue_depth", "Ingest jobs queued or running",
-                           registry=r)
+        self.queue = Gauge("rag_ingest_queue_depth", "Ingest jobs queued or running (with "
+                           "RAG_BROKER_URL: tasks waiting in the queue)", registry=r)
+
+    def watch_queue(self, outcomes: Callable[[], dict[str, int]]) -> None:
+        """Task outcomes of every worker, as counted in Redis (done, unchanged, failed,
+        retried): one scrape of the API covers the whole fleet."""
+        self.registry.register(_QueueOutcomes(outcomes))
 
     def record_ingest(self, summary: dict[str, Any]) -> None:
         self.files.labels("ingested").inc(summary.get("ingested", 0))
@@ -47,6 +55,26 @@ class Metrics:
         self.files.labels("failed").inc(len(summary.get("failed", [])))
         self.files.labels("removed").inc(summary.get("removed", 0))
         self.passages.inc(summary.get("passages", 0))
+
+
+class _QueueOutcomes(Collector):
+    def __init__(self, outcomes: Callable[[], dict[str, int]]) -> None:
+        self.outcomes = outcomes
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily("rag_ingest_queue_files",
+                                     "Files finished by queue workers, and task retries",
+                                     labels=["outcome"])
+        try:
+            counts = self.outcomes()
+        except Exception:  # Redis down: leave the series out rather than fail the scrape
+            counts = {}
+        for outcome in ("done", "unchanged", "failed", "retried"):
+            family.add_metric([outcome], counts.get(outcome, 0))
+        yield family
+
+    def describe(self) -> list[Any]:
+        return []
 
 
 class JSONFormatter(logging.Formatter):

@@ -1,7 +1,10 @@
 """`python -m ingest PATH...`: bulk-ingest files and folders, print a summary.
 
-With RAG_API_URL set, the paths are handed to that running API (which owns an embedded
-store) instead of opening the store here.
+With RAG_BROKER_URL set, the paths become a job on the ingestion queue (files under the
+shared roots only) and a progress bar follows it until done (`--no-wait`: print the job id
+and return); `python -m ingest --worker` consumes that queue. With RAG_API_URL set, the
+paths are handed to that running API (which owns an embedded store). Otherwise (or with
+`--local`) the store is opened here.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from rag.settings import load_settings
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ingest", description=__doc__)
-    parser.add_argument("paths", nargs="+", type=Path, help="files or folders (recursive)")
+    parser.add_argument("paths", nargs="*", type=Path, help="files or folders (recursive)")
     parser.add_argument("--prune", action="store_true",
                         help="remove stored documents under PATH whose files are gone")
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
@@ -29,6 +32,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--watch", action="store_true",
                         help="keep running: re-scan PATH every --interval seconds (a worker)")
     parser.add_argument("--interval", type=float, default=10.0)
+    queue = parser.add_argument_group("ingestion queue (RAG_BROKER_URL)")
+    queue.add_argument("--worker", action="store_true",
+                       help="consume the queue (owns the store and the embedder)")
+    queue.add_argument("--concurrency", type=int, default=None,
+                       help="tasks at once (default RAG_QUEUE_CONCURRENCY)")
+    queue.add_argument("--no-wait", action="store_true",
+                       help="enqueue, print the job id and return")
+    queue.add_argument("--job", metavar="ID", help="show a queued job's counts and failures")
+    queue.add_argument("--dead-letters", action="store_true",
+                       help="list the most recent dead letters (files given up, with reasons)")
     return parser
 
 
@@ -36,6 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     settings = load_settings()
+    queue_mode = bool(settings.broker_url) and not args.local
+    if args.worker or args.job or args.dead_letters or (queue_mode and not args.watch):
+        from ingest.queue_cli import queue_main
+
+        return queue_main(settings, args)
+    if not args.paths:
+        print("error: name at least one file or folder", file=sys.stderr)
+        return 2
     if settings.api_url and not args.local:
         from ingest.remote import RemoteError, ingest_via_api
 
@@ -49,24 +70,30 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     else:
         from ingest.worker import IngestWorker
-        from rag.embedding import SentenceTransformerEmbedder
+        from rag.embedders import passage_embedder
+        from rag.embedding_probe import EmbeddingMismatch, verify_embedder
+        from rag.embedding_server import EmbeddingServerError
         from rag.store import QdrantStore, SchemaMismatch, StoreError
 
-        embedder = SentenceTransformerEmbedder(settings)
         try:
+            embedder = passage_embedder(settings)
             if args.recreate:
                 store = QdrantStore.unchecked(settings, embedder.name, embedder.dimension)
                 store.recreate()
             else:
                 store = QdrantStore(settings, embedder.name, embedder.dimension)
-        except (StoreError, SchemaMismatch) as exc:
+        except (StoreError, SchemaMismatch, EmbeddingServerError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        try:
+            verify_embedder(store, embedder, settings.embedding_min_cosine)
+        except (EmbeddingMismatch, EmbeddingServerError) as exc:
+            store.close()
             print(f"error: {exc}", file=sys.stderr)
             return 2
         from ingest.ocr import OcrUnavailable
-        from rag.claims import claims_for
-
         try:
-            worker = IngestWorker(settings, embedder, store, claims=claims_for(settings, store))
+            worker = IngestWorker(settings, embedder, store)
         except OcrUnavailable as exc:
             store.close()
             print(f"error: {exc}", file=sys.stderr)

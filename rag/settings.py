@@ -66,6 +66,25 @@ class Settings(BaseSettings):
     embedding_backend: str = "onnx"
     embedding_batch_size: int = Field(32, ge=1, le=1024)
     query_instruction: str = "Represent this sentence for searching relevant passages: "
+    # --- embedding server (optional): OpenAI-compatible POST /v1/embeddings ---------------
+    embedding_url: str | None = Field(
+        None, description="Base URL of an embedding server (vLLM pooling runner, TEI, "
+        "infinity), e.g. http://embeddings:8000/v1; ingestion embeds there instead of "
+        "in-process. Same model as RAG_EMBEDDING_MODEL (checked at start)")
+    embedding_server_model: str = Field("bge-small-en-v1.5",
+                                        description="the model name the server serves")
+    embedding_api_key: SecretStr | None = None
+    embedding_server_queries: bool = Field(
+        False, description="embed questions on the server too (default: in-process, lower "
+        "latency for one short text)")
+    embedding_request_size: int = Field(64, ge=1, le=2048, description="texts per request")
+    embedding_requests_in_flight: int = Field(4, ge=1, le=64)
+    embedding_timeout_s: float = Field(60.0, gt=0)
+    embedding_retries: int = Field(4, ge=0, le=20, description="retries of a failed request "
+                                   "(5xx, 429, timeouts, refused connections), with backoff")
+    embedding_min_cosine: float = Field(
+        0.995, gt=0, le=1, description="the server's vectors for fixed probe texts must "
+        "match those the collection was built with at least this closely")
 
     # --- chunking ------------------------------------------------------------------------
     parent_tokens: int = Field(4096, ge=64, description="Target parent size, Llama 3.1 tokens")
@@ -107,6 +126,27 @@ class Settings(BaseSettings):
     stale_replace_seconds: float = Field(
         600.0, ge=0, description="Qdrant server: a replace unfinished this long is rolled "
         "back or finished by the next process that opens the store")
+
+    # --- ingestion queue (Celery on Redis) ------------------------------------------------
+    broker_url: str | None = Field(
+        None, description="Redis URL of the ingestion queue, e.g. redis://redis:6379/0; "
+        "when set, ingestion is enqueued and run by `python -m ingest --worker` processes")
+    queue_sentinel_master: str | None = Field(
+        None, description="with a Sentinel broker URL (sentinel://h1:26379;sentinel://h2:26379"
+        "/0): the monitored master's name (Redis highly available)")
+    queue_name: str = "rag-ingest"
+    queue_concurrency: int = Field(2, ge=1, le=64, description="tasks a worker runs at once")
+    queue_visibility_timeout_s: float = Field(
+        3600.0, ge=1, description="a task not acknowledged this long after delivery (its "
+        "worker died) is delivered again; keep it above the longest task")
+    queue_restore_interval_s: float = Field(10.0, gt=0, description="how often workers look "
+                                            "for such tasks")
+    queue_max_retries: int = Field(5, ge=0, le=50, description="retries of a task that hit "
+                                   "a transient fault (store, embedding server) before its "
+                                   "files go to the dead letters")
+    queue_retry_backoff_s: float = Field(5.0, ge=0, description="first retry delay; doubles")
+    queue_batch_files: int = Field(16, ge=1, le=1000, description="small files per task")
+    queue_batch_mb: float = Field(4.0, gt=0, description="bytes of small files per task")
 
     # --- retrieval -----------------------------------------------------------------------
     retrieval_mode: RetrievalMode = RetrievalMode.hybrid

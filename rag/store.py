@@ -60,7 +60,7 @@ class QdrantStore:
 
     @contextmanager
     def session(self) -> Iterator[QdrantAPI]:
-        """The client, held exclusively: for other collections of this store (file claims)."""
+        """The client, held exclusively: for other collections of this store (probe vectors)."""
         with self._lock:
             yield self.client
 

@@ -33,10 +33,13 @@ class Collections:
     passages: str
     parents: str
     documents: str
+    #: vectors of fixed texts by the embedder that built the store (rag.embedding_probe)
+    probes: str = ""
 
     @classmethod
     def of(cls, prefix: str) -> Collections:
-        return cls(f"{prefix}_passages", f"{prefix}_parents", f"{prefix}_documents")
+        return cls(f"{prefix}_passages", f"{prefix}_parents", f"{prefix}_documents",
+                   f"{prefix}_probes")
 
     def all(self) -> tuple[str, str, str]:
         return self.passages, self.parents, self.documents
@@ -108,7 +111,7 @@ class Schema:
 
     def recreate(self) -> None:
         """Drop every collection of this prefix and build the schema again."""
-        for name in self.names.all():
+        for name in (*self.names.all(), self.names.probes):
             if self.client.collection_exists(name):
                 self.client.delete_collection(name)
         self.ensure()

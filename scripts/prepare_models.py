@@ -5,12 +5,18 @@ Usage: .venv/bin/python scripts/prepare_models.py   (honours RAG_MODEL_DIR)
 
 from __future__ import annotations
 
-from rag.assets import prepare_embedding_models, prepare_llama_tokenizer
+from rag.assets import (
+    prepare_bge_server_model,
+    prepare_embedding_models,
+    prepare_llama_tokenizer,
+)
 from rag.settings import load_settings
 
 if __name__ == "__main__":
     settings = load_settings()
     bge, reranker = prepare_embedding_models(settings.model_dir, settings.query_instruction)
     tokenizer = prepare_llama_tokenizer(settings.model_dir)
-    for path in (bge, reranker, tokenizer):
+    # PyTorch weights of the same BGE, for an embedding server (RAG_EMBEDDING_URL)
+    server_bge = prepare_bge_server_model(settings.model_dir)
+    for path in (bge, reranker, tokenizer, server_bge):
         print(f"ready: {path}")

@@ -125,3 +125,43 @@ def vllm(tmp_path_factory) -> Iterator[str]:
             os.killpg(pid, 15)
         except ProcessLookupError:
             pass
+
+
+@pytest.fixture(scope="session")
+def embedding_server(tmp_path_factory) -> Iterator[str]:
+    """Base URL of a real embedding server: vLLM's pooling runner on the CPU serving the
+    dequantized BGE; reuses RAG_TEST_EMBEDDING_URL or one on :8001."""
+    model = "bge-small-en-v1.5"
+    for url in filter(None, [os.environ.get("RAG_TEST_EMBEDDING_URL"),
+                             "http://127.0.0.1:8001/v1"]):
+        if _serving(url, model):
+            yield url
+            return
+    port = free_port()
+    data = tmp_path_factory.mktemp("embeddings")
+    env = {**os.environ, "RAG_DATA_DIR": str(data)}
+    started = time.monotonic()
+    subprocess.run(["bash", str(ROOT / "scripts" / "start_embeddings.sh"), str(port)], env=env,
+                   check=True, timeout=400)
+    print(f"embedding server started in {time.monotonic() - started:.0f} s")
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        pid = int((data / "embeddings.pid").read_text())
+        try:
+            os.killpg(pid, 15)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path):
+    """A real redis-server of this test (AOF on: a restart keeps what was queued)."""
+    from tests.helpers.queue import RedisServer
+
+    server = RedisServer(tmp_path / "redis", free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -28,7 +28,7 @@ def test_compose_matches_the_compose_spec_schema():
 
 def test_compose_production_properties():
     services = compose()["services"]
-    assert set(services) == {"qdrant", "vllm", "api", "worker"}
+    assert set(services) == {"qdrant", "vllm", "embeddings", "redis", "api", "worker"}
     for name, svc in services.items():
         image = svc["image"]
         assert ":" in image and not image.endswith(":latest"), f"{name} image must be pinned"
@@ -47,7 +47,20 @@ def test_compose_production_properties():
     assert api["depends_on"]["qdrant"]["condition"] == "service_healthy"
     assert api["depends_on"]["vllm"]["condition"] == "service_healthy"
     assert worker["depends_on"]["qdrant"]["condition"] == "service_healthy"
-    assert "--watch" in worker["command"]
+    assert worker["command"][-1] == "--worker"
+    r = services["redis"]
+    assert "--appendonly" in r["command"] and "noeviction" in r["command"]
+    assert "healthcheck" in r and any(v.endswith(":/data") for v in r["volumes"])
+    e = services["embeddings"]
+    assert "--runner=pooling" in e["command"] and "--max-model-len=512" in e["command"]
+    shares = [float(c.split("=")[1]) for svc in (v, e) for c in svc["command"]
+              if c.startswith("--gpu-memory-utilization")]
+    assert len(shares) == 2 and sum(shares) <= 0.95  # one GPU, a stated split
+    for svc in (api, worker):
+        assert svc["environment"]["RAG_BROKER_URL"].startswith("redis://redis")
+        assert svc["environment"]["RAG_EMBEDDING_URL"].startswith("http://embeddings")
+    assert worker["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert worker["depends_on"]["embeddings"]["condition"] == "service_healthy"
     env = api["environment"]
     assert env["RAG_QDRANT_URL"].startswith("http://qdrant") and "vllm" in env["RAG_LLM_BASE_URL"]
     assert env["RAG_CONFIG_FILE"].endswith("production.toml")

@@ -24,7 +24,7 @@ async def list_documents(services: ServicesDep) -> DocumentList:
 
 @router.post("", status_code=202, response_model=UploadResponse,
              responses={409: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
-                        422: {"model": ErrorResponse}})
+                        422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
 async def upload_documents(services: ServicesDep, files: list[UploadFile] = File(...),
                            replace: bool = Query(False, description="overwrite a stored file "
                                                  "of the same name instead of keeping both")
@@ -34,7 +34,7 @@ async def upload_documents(services: ServicesDep, files: list[UploadFile] = File
     limit = int(settings.max_upload_mb * 1_000_000)
     stored = await save_uploads(files, settings.inbox, limit, replace=replace)
     paths = [f.path for f in stored]
-    job = services.jobs.submit(paths, prune=False) if services.jobs else None
+    job = await run_sync(services.jobs.submit, paths, False) if services.jobs else None
     return {"saved": paths, "files": stored, "job": job}
 
 

@@ -164,39 +164,6 @@ def test_stage_split_is_reported(setup):
     shutil.rmtree(docs)
 
 
-def test_two_workers_share_a_folder_without_double_work(setup, embedder):
-    """Two workers at once on one store both reach (threads here: embedded mode is one
-    process; against a Qdrant server they would be processes, with the same claims)."""
-    import threading
-
-    from rag.claims import FileClaims
-
-    _, store, _, docs, settings = setup
-    for i in range(6):
-        (docs / f"extra-{i}.txt").write_text(f"Extra note number {i} about valves. " * 30)
-    counters = [CountingEmbedder(embedder), CountingEmbedder(embedder)]
-    workers = [IngestWorker(settings, c, store, claims=FileClaims(store, worker_id=f"w{i}"))
-               for i, c in enumerate(counters)]
-    results = [None, None]
-
-    def go(i):
-        results[i] = workers[i].run([docs])
-
-    threads = [threading.Thread(target=go, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    files = results[0].files_seen
-    assert results[0].ingested + results[1].ingested == files == 11
-    assert not results[0].failed and not results[1].failed
-    # every file embedded once in all: the two embedding counts add up to one full ingest
-    passages = all_payloads(store, store.passages)
-    assert counters[0].embedded + counters[1].embedded == len(passages)
-    keys = [(p["document_id"], p["parent_index"], p["passage_index"]) for p in passages]
-    assert len(keys) == len(set(keys))
-
-
 def test_the_next_files_are_parsed_while_a_batch_embeds(setup, monkeypatch):
     """Pipelined: reading, parsing and chunking run ahead in a second thread, so the parser
     works while passages embed (before, each file waited for the previous batch)."""

@@ -1,0 +1,83 @@
+"""The API on the ingestion queue (RAG_BROKER_URL): POST /v1/ingest and uploads enqueue,
+GET /v1/ingest/{job} reads the counts from Redis, /metrics shows the queue. With the
+embedded store the API process is also the consumer (it owns the store)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import httpx
+
+from tests.conftest import DOCS
+from tests.helpers.api_process import ApiProcess
+
+KEY = "queue-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+def _done(api: ApiProcess, job_id: str, timeout: float = 180) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{api.url}/v1/ingest/{job_id}", headers=AUTH, timeout=10).json()
+        if job["status"] == "done":
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} did not finish: {job}")
+
+
+def test_api_enqueues_reports_counts_and_answers_503_without_redis(tmp_path, redis_server):
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    for name in ("release-notes.txt", "reactor-update.eml", "Normans.md"):
+        shutil.copy(DOCS / name, folder)
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.7 not really")
+    env = {"RAG_DATA_DIR": str(tmp_path / "data"), "RAG_API_KEYS": KEY,
+           "RAG_INGEST_ROOTS": str(folder), "RAG_LLM_BASE_URL": "http://127.0.0.1:9/v1",
+           "RAG_BROKER_URL": redis_server.url, "RAG_QUEUE_RESTORE_INTERVAL_S": "1"}
+    api = ApiProcess(env, tmp_path / "api.log").start()
+    try:
+        answer = httpx.post(f"{api.url}/v1/ingest", headers=AUTH, timeout=30,
+                            json={"paths": [str(folder)]})
+        assert answer.status_code == 202, answer.text
+        job = _done(api, answer.json()["job_id"])
+        assert job["files_total"] == 4 and job["counts"]["done"] == 3
+        assert job["counts"]["failed"] == 1
+        assert job["failures"][0]["path"].endswith("broken.pdf")
+        listed = httpx.get(f"{api.url}/v1/ingest",
+                           headers=AUTH, timeout=10).json()
+        assert listed["queue"] and listed["jobs"][0]["job_id"] == job["job_id"]
+        docs = httpx.get(f"{api.url}/v1/documents", headers=AUTH, timeout=10).json()
+        assert docs["total"] == 3
+        metrics = httpx.get(f"{api.url}/metrics", headers=AUTH, timeout=10).text
+        assert 'rag_ingest_queue_files_total{outcome="done"} 3.0' in metrics
+        assert "rag_ingest_queue_depth 0.0" in metrics
+
+        redis_server.stop()
+        refused = httpx.post(f"{api.url}/v1/ingest", headers=AUTH, timeout=30,
+                             json={"paths": [str(folder)]})
+        assert refused.status_code == 503
+        assert refused.json()["error"]["code"] == "queue_unavailable"
+        upload = httpx.post(f"{api.url}/v1/documents", headers=AUTH, timeout=30,
+                            files={"files": ("late.txt", b"The late memo names Svalbard.")})
+        assert upload.status_code == 503
+        assert (tmp_path / "data" / "inbox" / "late.txt").is_file()  # kept for later
+        assert httpx.get(f"{api.url}/v1/ingest/{job['job_id']}", headers=AUTH,
+                         timeout=30).status_code == 503
+        assert "rag_ingest_queue_depth NaN" in httpx.get(f"{api.url}/metrics", headers=AUTH,
+                                                           timeout=10).text
+    finally:
+        api.stop()
+    # Redis back, the API restarted: the inbox file left by the refused upload is ingested.
+    redis_server.start()
+    api = ApiProcess(env, tmp_path / "api2.log").start()
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            docs = httpx.get(f"{api.url}/v1/documents", headers=AUTH, timeout=10).json()
+            if docs["total"] == 4:
+                break
+            time.sleep(0.5)
+        assert any(d["source"].endswith("late.txt") for d in docs["documents"])
+    finally:
+        api.stop()

@@ -1,0 +1,126 @@
+"""Real Redis (Debian's redis-server) and real queue workers (`python -m ingest --worker`)
+for the queue tests, plus a switchable proxy in front of the real embedding server (the
+only fake: it injects the outage)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def wait_for(check: Callable[[], object], timeout: float, what: str, every: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+class RedisServer:
+    """redis-server on a fixed port with AOF (fsync always), so a restart keeps the queue."""
+
+    def __init__(self, folder: Path, port: int) -> None:
+        self.folder, self.port = folder, port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.process: subprocess.Popen | None = None
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+             "--dir", str(self.folder), "--appendonly", "yes", "--appendfsync", "always",
+             "--save", "", "--protected-mode", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        import redis
+
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+
+        def up() -> bool:
+            try:
+                return bool(client.ping())
+            except redis.RedisError:
+                return False
+
+        wait_for(up, 20, "redis-server")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # SIGTERM: flushes the AOF, like a container stop
+            self.process.wait(timeout=20)
+        self.process = None
+
+
+class WorkerProcess:
+    """`python -m ingest --worker` with the given environment; its log is kept."""
+
+    def __init__(self, env: dict[str, str], log: Path, concurrency: int = 1) -> None:
+        self.env, self.log, self.concurrency = env, log, concurrency
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        out = self.log.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ingest", "--worker", "--concurrency",
+             str(self.concurrency)], cwd=ROOT, env=self.env, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(lambda: b" ready." in self.log.read_bytes() or self.process.poll() is not None,
+                 180, "the worker to connect")
+        assert self.process.poll() is None, self.log.read_text()[-3000:]
+
+    def kill9(self) -> None:
+        """The whole process group (the worker and its parser process), no warning."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=20)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)  # warm shutdown: running tasks finish
+        try:
+            self.process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=20)
+
+
+def queue_env(settings_env: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update(settings_env)
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("DO_NOT_TRACK", "1")
+    return env
+
+
+class EmbeddingProxy:
+    """Forwards POST /v1/embeddings to the real server; while ``down``, answers 503."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target.rstrip("/")
+        self.down = False
+        self.refused = 0
+        self.app = FastAPI()
+        client = httpx.AsyncClient(timeout=120)
+
+        @self.app.post("/v1/embeddings")
+        async def embeddings(request: Request):
+            if self.down:
+                self.refused += 1
+                return JSONResponse({"error": {"message": "injected outage"}}, status_code=503)
+            answer = await client.post(f"{self.target}/embeddings",
+                                       content=await request.body(),
+                                       headers={"content-type": "application/json"})
+            return JSONResponse(answer.json(), status_code=answer.status_code)
