@@ -1,4 +1,4 @@
-"""`python -m bench NAME [args]`: ingest, retrieval, latency, budget, peer, conversation."""
+"""`python -m bench NAME [args]`: ingest, queue, retrieval, latency, budget, peer, conversation."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import importlib
 import logging
 import sys
 
-NAMES = ["ingest", "retrieval", "latency", "budget", "peer", "conversation"]
+NAMES = ["ingest", "queue", "retrieval", "latency", "budget", "peer", "conversation"]
 
 
 def main() -> int:

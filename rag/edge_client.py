@@ -196,6 +196,11 @@ class EdgeClient:
             ScoredPoint(str(p.id), p.version, p.score, p.payload, _vectors_out(p.vector))
             for p in points])
 
+    def optimize(self, collection_name: str) -> None:
+        """Build the collection's indexes (HNSW) now; blocking. A server does this itself
+        in the background; Edge only when asked."""
+        self._shard(collection_name).optimize()
+
     def close(self) -> None:
         for shard in self._shards.values():
             shard.close()

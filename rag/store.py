@@ -87,6 +87,16 @@ class QdrantStore:
     def count_passages(self) -> int:
         return self.docs.count_passages()
 
+    def optimize(self) -> bool:
+        """Index the passages now (the embedded Edge engine builds HNSW only when asked; a
+        server optimizes in the background). True when something was done."""
+        optimize = getattr(self.client, "optimize", None)
+        if optimize is None:
+            return False
+        with self._lock:
+            optimize(self.passages)
+        return True
+
     def replace_document(self, record: DocumentRecord, parents: list[ParentPoint],
                          passages: list[PassagePoint]) -> None:
         self.docs.replace_document(record, parents, passages)

@@ -533,7 +533,41 @@ async function loadDocuments() {
   select.value = keep || "";
   return body.documents;
 }
+async function renderJobs() {
+  const response = await api("/v1/ingest");
+  const section = $("jobs-section");
+  if (!response.ok) {
+    section.hidden = false;
+    $("jobs-note").textContent = `(${await errorText(response)})`;
+    return;
+  }
+  const body = await response.json();
+  section.hidden = !body.queue;
+  if (!body.queue) return;
+  $("jobs-note").textContent = body.jobs.length ? `(latest ${body.jobs.length})` : "(none yet)";
+  const tbody = document.querySelector("#jobs-table tbody");
+  tbody.textContent = "";
+  for (const j of body.jobs) {
+    const c = j.counts;
+    const failed = el("td", {}, String(c.failed));
+    if (j.failures.length) {
+      const list = el("ul", { class: "job-failures" });
+      for (const f of j.failures) list.append(el("li", {}, `${f.path.split("/").pop()}: ${f.error}`));
+      failed.append(el("details", {}, el("summary", {}, "why"), list));
+    }
+    const when = new Date(j.created_at * 1000).toLocaleString();
+    tbody.append(el("tr", { "data-job": j.job_id },
+      el("td", { title: `${j.job_id} · ${j.paths.join(", ")}` }, `${j.job_id.slice(0, 8)} · ${when}`),
+      el("td", {}, j.status), el("td", {}, String(j.files_total)), el("td", {}, String(c.done)),
+      el("td", {}, String(c.unchanged)), el("td", {}, `${c.queued} / ${c.running} / ${c.retrying}`),
+      failed));
+  }
+  if (body.jobs.some((j) => j.status !== "done") && !$("view-docs").hidden) {
+    setTimeout(() => { if (!$("view-docs").hidden) renderJobs(); }, 2000);
+  }
+}
 async function renderDocuments() {
+  renderJobs();
   const docs = await loadDocuments();
   $("docs-count").textContent = `(${docs.length})`;
   const tbody = document.querySelector("#docs-table tbody");

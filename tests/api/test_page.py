@@ -246,3 +246,38 @@ def test_conversation_follow_up_reload_and_new_conversation(page, llm_api):
     page.reload()
     page.wait_for_function("document.readyState === 'complete'")
     assert page.locator("#thread .turn").count() == 0
+
+
+def test_documents_view_shows_the_queue_jobs(page, redis_server, tmp_path):
+    """With RAG_BROKER_URL the Documents view lists recent jobs and their counts, failures
+    with their reasons (the API here is the queue's consumer: embedded store)."""
+    import httpx
+
+    from tests.helpers.api_process import ApiProcess
+
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    for name in ("release-notes.txt", "Normans.md"):
+        shutil.copy(DOCS / name, folder)
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.7 not really")
+    api = ApiProcess({"RAG_DATA_DIR": str(tmp_path / "data"), "RAG_INGEST_ROOTS": str(folder),
+                      "RAG_LLM_BASE_URL": f"http://127.0.0.1:{free_port()}/v1",
+                      "RAG_BROKER_URL": redis_server.url}, tmp_path / "api.log").start()
+    try:
+        job = httpx.post(f"{api.url}/v1/ingest", json={"paths": [str(folder)]},
+                         timeout=30).json()
+        page.goto(api.url + "/")
+        page.click("#tab-docs")
+        row = page.locator(f"#jobs-table tr[data-job='{job['job_id']}']")
+        row.wait_for()
+        page.wait_for_function(
+            f"document.querySelector(\"#jobs-table tr[data-job='{job['job_id']}'] td:nth-child(2)\")"
+            ".textContent === 'done'", timeout=120_000)
+        cells = row.locator("td").all_text_contents()
+        assert cells[1:5] == ["done", "3", "2", "0"] and cells[5] == "0 / 0 / 0"
+        row.locator("summary").click()
+        assert "broken.pdf" in row.locator(".job-failures").text_content()
+        page.wait_for_function("document.querySelectorAll('#docs-table tbody tr').length === 2")
+        shot(page, "jobs")
+    finally:
+        api.stop()

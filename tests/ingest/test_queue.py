@@ -56,7 +56,8 @@ def as_settings(env: dict) -> Settings:
 
 def board_for(env: dict) -> JobBoard:
     settings = as_settings(env)
-    return JobBoard.connect(settings.broker_url, redis_prefix(settings))
+    return JobBoard.connect(settings.broker_url, redis_prefix(settings),
+                            sentinel_master=settings.queue_sentinel_master)
 
 
 def wait_done(board: JobBoard, job_id: str, timeout: float = 240):
@@ -280,3 +281,44 @@ def test_embedding_server_outage_retries_then_dead_letters_and_recovers(
     assert retrying and "503" in retrying[0]["error"]
     assert recovered.counts["done"] == 2 and recovered.counts["failed"] == 0
     assert outcomes["retried"] >= 5 and proxy.refused >= 5
+
+
+def test_a_sentinel_broker_url_finds_the_master(redis_server, tmp_path):
+    """Redis highly available through Sentinel is configuration: the job board and Celery's
+    producer find the master from a real redis-sentinel."""
+    from tests.helpers.servers import free_port
+
+    port = free_port()
+    conf = tmp_path / "sentinel.conf"
+    conf.write_text(f"port {port}\nbind 127.0.0.1\nsentinel monitor rag 127.0.0.1 "
+                    f"{redis_server.port} 1\n")
+    sentinel = subprocess.Popen(["redis-server", str(conf), "--sentinel"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    shared = tmp_path / "shared"
+    write_corpus(shared, 2)
+    try:
+        env = queue_settings(tmp_path, redis_server, shared,
+                             RAG_BROKER_URL=f"sentinel://127.0.0.1:{port}/0",
+                             RAG_QUEUE_SENTINEL_MASTER="rag")
+
+        def master_known() -> bool:
+            try:
+                board_for(env).ping()
+                return True
+            except Exception:
+                return False
+
+        wait_for(master_known, 30, "the sentinel to know the master")
+        producer = Producer(as_settings(env))
+        try:
+            job = producer.submit([shared], origin="test")
+        finally:
+            producer.close()
+        import redis
+
+        direct = redis.Redis(port=redis_server.port)
+        assert direct.llen("rag-ingest") == 1  # the task reached the master's queue
+        assert JobBoard.connect(redis_server.url, "rag:rag").get(job.job_id).files_total == 2
+    finally:
+        sentinel.terminate()
+        sentinel.wait(timeout=20)
