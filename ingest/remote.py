@@ -59,10 +59,20 @@ def ingest_via_api(settings: Settings, paths: list[Path], prune: bool = False,
                     f"GET /v1/ingest/{job_id}") from exc
             status = job.get("status")
             if status == "done":
-                return job["summary"]
+                return job["summary"] if "summary" in job else _queue_summary(job)
             if status == "failed":
                 raise RemoteError(f"ingest job {job_id} failed: {job.get('error')}")
             if status == "interrupted":
                 raise RemoteError(f"the API stopped before job {job_id} finished; it resumes "
                                   "when the API starts again")
             time.sleep(poll_seconds)
+
+
+def _queue_summary(job: dict[str, Any]) -> dict[str, Any]:
+    """A job the API put on the queue (RAG_BROKER_URL there), in the CLI's summary shape."""
+    counts = job.get("counts") or {}
+    return {"files_seen": job.get("files_total", 0), "ingested": counts.get("done", 0),
+            "unchanged": counts.get("unchanged", 0), "removed": job.get("removed", 0),
+            "failed": list(job.get("failures") or []), "warnings": [], "parents": 0,
+            "passages": 0, "tokens": 0, "stages": {},
+            "seconds": (job.get("finished_at") or 0) - (job.get("created_at") or 0)}

@@ -562,12 +562,19 @@ async function renderJobs() {
       el("td", {}, String(c.unchanged)), el("td", {}, `${c.queued} / ${c.running} / ${c.retrying}`),
       failed));
   }
-  if (body.jobs.some((j) => j.status !== "done") && !$("view-docs").hidden) {
+  const open = body.jobs.filter((j) => j.status !== "done").length;
+  if (open < (state.openJobs || 0)) renderDocList();  // a job finished: new documents
+  state.openJobs = open;
+  if (open && !$("view-docs").hidden) {
     setTimeout(() => { if (!$("view-docs").hidden) renderJobs(); }, 2000);
   }
 }
 async function renderDocuments() {
+  state.openJobs = 0;
   renderJobs();
+  await renderDocList();
+}
+async function renderDocList() {
   const docs = await loadDocuments();
   $("docs-count").textContent = `(${docs.length})`;
   const tbody = document.querySelector("#docs-table tbody");
