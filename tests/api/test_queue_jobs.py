@@ -4,12 +4,16 @@ embedded store the API process is also the consumer (it owns the store)."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 import time
 
 import httpx
 
-from tests.conftest import DOCS
+from tests.conftest import DOCS, ROOT
 from tests.helpers.api_process import ApiProcess
 
 KEY = "queue-key"
@@ -52,6 +56,16 @@ def test_api_enqueues_reports_counts_and_answers_503_without_redis(tmp_path, red
         metrics = httpx.get(f"{api.url}/metrics", headers=AUTH, timeout=10).text
         assert 'rag_ingest_queue_files_total{outcome="done"} 3.0' in metrics
         assert "rag_ingest_queue_depth 0.0" in metrics
+
+        # The CLI pointed at this API (RAG_API_URL, no broker of its own) follows the job.
+        cli_env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+        cli_env.update(RAG_API_URL=api.url, RAG_API_CLIENT_KEY=KEY)
+        cli = subprocess.run([sys.executable, "-m", "ingest", str(folder), "--json"],
+                             cwd=ROOT, env=cli_env, capture_output=True, text=True,
+                             timeout=120)
+        assert cli.returncode == 1, cli.stderr  # the broken PDF
+        summary = json.loads(cli.stdout)
+        assert summary["unchanged"] == 3 and summary["failed"][0]["path"].endswith("broken.pdf")
 
         redis_server.stop()
         refused = httpx.post(f"{api.url}/v1/ingest", headers=AUTH, timeout=30,
