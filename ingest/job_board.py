@@ -150,6 +150,7 @@ class JobBoard:
 
     def mark_enqueued(self, job_id: str) -> None:
         self.redis.hset(self._key(job_id, "meta"), "enqueued", 1)
+        self._maybe_finish(job_id)  # a job with nothing to do is finished at once
 
     def move(self, job_id: str, paths: list[str], state: FileState,
              error: str = "") -> list[str]:

@@ -111,6 +111,10 @@ def test_job_counts_move_once_per_file(redis_server):
     job = board.get("j")
     assert (job.counts["done"], job.counts["failed"], job.failures) == (2, 0, [])
     assert sum(job.counts.values()) == job.files_total
+    board.create("empty", origin="test", paths=["/y"], prune=False, files=[], tasks=0)
+    board.mark_enqueued("empty")
+    empty = board.get("empty")
+    assert empty.status == "done" and empty.finished_at is not None
 
 
 def test_a_path_outside_the_shared_roots_is_refused(redis_server, tmp_path):
