@@ -2,6 +2,8 @@
 
 Usage: python -m bench ingest [--corpus squad|mixed|both|scanned] [--limit N] [--repeat N]
        [--scan-pages N] [--scan-from N]
+       python -m bench ingest --queue [--corpus squad|mixed] [--limit N] [--embedding-url URL]
+       (server mode through the queue: see bench/queue.py)
 
 End-to-end and bare passes alternate ``--repeat`` times (default 3); the ceiling ratio is the
 median pair's, with the spread of all pairs (one pair moves by +-10% on a shared machine).
@@ -184,6 +186,12 @@ def _unstructured_ocr_only(folder: Path, truth: dict[str, dict[int, str]]) -> di
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    argv = list(argv or [])
+    if "--queue" in argv:  # server mode: the queue's workers against the embedding server
+        from bench.queue import main as queue_main
+
+        argv.remove("--queue")
+        return queue_main(argv)
     parser = argparse.ArgumentParser(prog="python -m bench ingest")
     parser.add_argument("--corpus", choices=["squad", "mixed", "both", "scanned"],
                         default="both")
