@@ -37,7 +37,8 @@ from bench.common import SQUAD, load_questions, percentile, table, write_result
 def grow(store: Any, target: int, seed: int = 0) -> int:
     """Copy stored passages (and their parents) under new document ids up to ``target``.
     Copies get their dense vector moved by a little noise (cosine ~0.99 to the original), so
-    a large store holds distinct vectors, as real corpora do, not a million duplicates."""
+    a large store holds distinct vectors, as real corpora do, not a million duplicates; each
+    copied document gets its record, so it is a committed version like an ingested one."""
     import numpy as np
     from qdrant_client import models as qm
 
@@ -47,6 +48,8 @@ def grow(store: Any, target: int, seed: int = 0) -> int:
                                       with_vectors=True)
     parents, _ = store.client.scroll(store.parents, limit=100_000, with_payload=True)
     by_parent = {str(p.id): p for p in parents}
+    records, _ = store.client.scroll(store.documents, limit=100_000, with_payload=True)
+    by_document = {str(r.id): r.payload for r in records}
     count = store.count_passages()
     copy = 0
     while count < target:
@@ -71,6 +74,15 @@ def grow(store: Any, target: int, seed: int = 0) -> int:
             vector = {**p.vector, "dense": (dense / np.linalg.norm(dense)).tolist()}
             new_points.append(qm.PointStruct(id=str(uuid.uuid4()), vector=vector,
                                              payload=payload))
+        # Each copy is a committed document (its record names its content hash), as after a
+        # real ingest; without records every copy would be an uncommitted version, hidden
+        # from search, and the search would widen its window looking for committed ones.
+        new_records = [qm.PointStruct(id=new, vector={}, payload={
+            **by_document[old], "document_id": new,
+            "source": f"{by_document[old]['source']}#copy{copy}"})
+            for old, new in doc_map.items()]
+        for i in range(0, len(new_records), 256):
+            store.client.upsert(store.documents, new_records[i:i + 256])
         for i in range(0, len(new_parents), 256):
             store.client.upsert(store.parents, new_parents[i:i + 256])
         for i in range(0, len(new_points), 512):
