@@ -80,7 +80,7 @@ def grow(store: Any, target: int, seed: int = 0) -> int:
         new_records = [qm.PointStruct(id=new, vector={}, payload={
             **by_document[old], "document_id": new,
             "source": f"{by_document[old]['source']}#copy{copy}"})
-            for old, new in doc_map.items()]
+            for old, new in doc_map.items() if old in by_document]
         for i in range(0, len(new_records), 256):
             store.client.upsert(store.documents, new_records[i:i + 256])
         for i in range(0, len(new_parents), 256):
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                           for m, v in per_mode.items()]
             if size == sizes[0] and "python" in args.engines:
                 seed_store = QdrantStore(py, embedder.name, embedder.dimension)
-                for collection in (store.parents, store.passages):
+                for collection in (store.parents, store.passages, store.documents):
                     copy_points(store.client, collection, seed_store.client)
                 seed_store.close()
             store.close()  # one process per embedded store: hand it to the API
