@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from api.uploads import inbox_has_files
 from ingest.worker import IngestWorker
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ class JobManager:
             queued.append(job["job_id"])
         if queued:
             log.warning("resumed %d unfinished ingest job(s): %s", len(queued), ", ".join(queued))
-        if self.inbox is not None and self._waiting_in_inbox():
+        if self.inbox is not None and inbox_has_files(self.inbox):
             queued.append(self.submit([str(self.inbox.absolute())], prune=False,
                                       origin="inbox")["job_id"])
         return queued
@@ -116,12 +117,6 @@ class JobManager:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     # --- internals -------------------------------------------------------------------------
-    def _waiting_in_inbox(self) -> bool:
-        try:
-            return any(not p.name.startswith(".") for p in self.inbox.iterdir())
-        except OSError:
-            return False
-
     def _save(self, job: dict[str, Any]) -> None:
         tmp = self.folder / f".{job['job_id']}.tmp"
         tmp.write_text(json.dumps(job, indent=2))

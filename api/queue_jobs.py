@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from api.uploads import inbox_has_files
 from ingest.enqueue import Producer
 from ingest.job_board import QueueUnavailable
 from ingest.queue_worker import Consumer, queue_ingest_worker, start_consumer
@@ -41,13 +42,14 @@ class QueueJobs:
             self.consumer = start_consumer(self.settings, worker,
                                            self.settings.queue_concurrency)
             log.warning("this API consumes the ingestion queue (embedded store)")
+        if not inbox_has_files(self.settings.inbox):
+            return []
         try:
-            if any(not p.name.startswith(".") for p in self.settings.inbox.iterdir()):
-                return [self.submit([str(self.settings.inbox.absolute())], prune=False,
-                                    origin="inbox")["job_id"]]
+            return [self.submit([str(self.settings.inbox.absolute())], prune=False,
+                                origin="inbox")["job_id"]]
         except (OSError, QueueUnavailable) as exc:
             log.warning("inbox not enqueued at start: %s", exc)
-        return []
+            return []
 
     def submit(self, paths: list[str], prune: bool, origin: str = "request") -> dict[str, Any]:
         job = self.producer.submit([Path(p) for p in paths], prune=prune, origin=origin)

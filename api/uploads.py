@@ -128,6 +128,15 @@ def _place(tmp: Path, digest: str, inbox: Path, name: str, replace: bool) -> Sto
     raise APIError(409, "name_taken", f"{name[:100]}: no free name left in the inbox")
 
 
+def inbox_has_files(inbox: Path) -> bool:
+    """Something waits in the inbox (an upload saved just before a stop): hidden files
+    (our temporaries) aside; an unreadable inbox counts as empty."""
+    try:
+        return any(not p.name.startswith(".") for p in inbox.iterdir())
+    except OSError:
+        return False
+
+
 def remove_stale_temporaries(inbox: Path, older_than_s: float = 3600.0) -> int:
     """Temporary files of uploads cut short by a crash (at start-up)."""
     removed = 0

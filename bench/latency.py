@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from typing import Any
 import httpx
 
 from bench.common import SQUAD, load_questions, percentile, table, write_result
+from bench.services import free_port
 
 
 def grow(store: Any, target: int, seed: int = 0) -> int:
@@ -112,12 +112,6 @@ def stats(values: list[float]) -> list[float]:
     return [percentile(values, p) * 1000 for p in (50, 95, 99)]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def rss_mb(pid: int) -> dict[str, float]:
     """Resident memory now and at its peak (VmRSS, VmHWM) of a process, MB."""
     fields = {}
@@ -131,7 +125,7 @@ def rss_mb(pid: int) -> dict[str, float]:
 @contextmanager
 def api_process(data_dir: Path, llm: str, pids: list[int] | None = None) -> Iterator[str]:
     """``python -m api`` on the benchmark's store, as an operator would run it."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "RAG_DATA_DIR": str(data_dir), "RAG_API_PORT": str(port),
            "RAG_API_HOST": "127.0.0.1", "RAG_LLM_BASE_URL": llm, "RAG_LLM_TOKENIZER": "server",
            "RAG_TARGET_FILL_TOKENS": "1500", "RAG_LOG_JSON": "false"}

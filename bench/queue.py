@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,49 +30,15 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import MIXED, SQUAD, percentile, table, write_result
+from bench.services import RedisServer, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(check, timeout: float, what: str, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise RuntimeError(f"timed out waiting for {what}")
-
-
-def _redis(folder: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--dir", str(folder),
-                             "--appendonly", "yes", "--save", ""],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    import redis
-
-    client = redis.Redis(port=port)
-
-    def up() -> bool:
-        try:
-            return bool(client.ping())
-        except redis.RedisError:
-            return False
-
-    _wait(up, 20, "redis-server")
-    return proc, f"redis://127.0.0.1:{port}/0"
 
 
 def _embedding_server(url: str | None, folder: Path) -> tuple[str, int | None]:
     if url:
         return url, None
-    port = _free_port()
+    port = free_port()
     subprocess.run(["bash", str(ROOT / "scripts" / "start_embeddings.sh"), str(port)],
                    env={**os.environ, "RAG_DATA_DIR": str(folder)}, check=True, timeout=600)
     return f"http://127.0.0.1:{port}/v1", int((folder / "embeddings.pid").read_text())
@@ -100,7 +65,7 @@ def _worker(env: dict, log: Path, concurrency: int) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-m", "ingest", "--worker", "--concurrency",
                              str(concurrency)], cwd=ROOT, env=env, stdout=log.open("ab"),
                             stderr=subprocess.STDOUT)
-    _wait(lambda: b" ready." in log.read_bytes() or proc.poll() is not None, 300, "worker")
+    wait_for(lambda: b" ready." in log.read_bytes() or proc.poll() is not None, 300, "worker")
     if proc.poll() is not None:
         raise RuntimeError(log.read_text()[-2000:])
     return proc
@@ -113,7 +78,7 @@ def _job(env: dict, shared: Path) -> tuple[float, Any]:
     try:
         started = time.perf_counter()
         job = producer.submit([shared])
-        done = _wait(lambda: (j := producer.get(job.job_id)) and j.status == "done" and j,
+        done = wait_for(lambda: (j := producer.get(job.job_id)) and j.status == "done" and j,
                      7200, "the job", every=0.01)
         return time.perf_counter() - started, done
     finally:
@@ -159,7 +124,9 @@ def run(corpus: str, limit: int | None, embedding_url: str | None) -> dict[str, 
         target = shared / f.relative_to(source)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(f, target)
-    redis_proc, broker = _redis(work)
+    redis_server = RedisServer(work / "redis", fsync_always=False)  # as compose runs it
+    redis_server.start()
+    broker = redis_server.url
     url, server_pid = _embedding_server(embedding_url, work)
     result: dict[str, Any] = {"corpus": corpus, "files": len(files), "embedding_url": url}
     try:
@@ -227,7 +194,7 @@ def run(corpus: str, limit: int | None, embedding_url: str | None) -> dict[str, 
             k: {"p50": percentile(v, 50), "p95": percentile(v, 95)} for k, v in timings.items()}
         server.close()
     finally:
-        redis_proc.terminate()
+        redis_server.stop()
         if server_pid:
             try:
                 os.killpg(server_pid, 15)

@@ -97,9 +97,8 @@ class Producer:
         self.board.ping()  # before any work: a clear error, nothing half-sent
         files: list[tuple[str, int]] = []
         problems: list[WalkProblem] = []
-        confinement = Roots.of(self.settings.api_ingest_roots)
         for root in roots:
-            for item in iter_files(root, confinement):
+            for item in iter_files(root, self.roots):
                 if isinstance(item, WalkProblem):
                     problems.append(item)
                     continue

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import redis
@@ -78,8 +78,6 @@ class JobStatus:
         return sum(self.counts.get(s, 0) for s in _FINAL)
 
     def as_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
         data = asdict(self)
         data["files_finished"] = self.finished
         return data

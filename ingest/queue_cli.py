@@ -8,6 +8,7 @@ import json
 import sys
 import time
 
+import redis
 from tqdm import tqdm
 
 from ingest.job_board import JobStatus, QueueUnavailable
@@ -82,16 +83,10 @@ def _follow(producer, job: JobStatus, show_bar: bool, poll_s: float = 0.5) -> Jo
             if current.status == "done":
                 return current
             time.sleep(poll_s)
-    except QueueUnavailable:
-        raise
-    except Exception as exc:
-        import redis
-
-        if isinstance(exc, redis.RedisError):
-            raise QueueUnavailable(
-                f"lost the queue (Redis) while following job {job.job_id}: {exc}; the job "
-                f"goes on when Redis is back: python -m ingest --job {job.job_id}") from exc
-        raise
+    except redis.RedisError as exc:
+        raise QueueUnavailable(
+            f"lost the queue (Redis) while following job {job.job_id}: {exc}; the job "
+            f"goes on when Redis is back: python -m ingest --job {job.job_id}") from exc
     finally:
         bar.close()
 

@@ -84,17 +84,16 @@ def _ingest_files(task: Task, job_id: str, paths: list[str]) -> dict[str, Any]:
         _fail(board, job_id, todo, f"internal error: {type(exc).__name__}: {exc}")
         return {"failed": len(todo)}
     errors = {f["path"]: f["error"] for f in summary.failed}
-    counts: dict[str, int] = {}
+    by_state: dict[str, list[str]] = {}
     for path in todo:
-        outcome = summary.outcomes.get(path)
-        state = _OUTCOME_STATE.get(outcome or "", "failed")
-        if state == "failed":
-            _fail(board, job_id, [path], errors.get(path) or
-                  "the worker found no such file under its shared roots")
-        else:
-            board.move(job_id, [path], state)
-        counts[state] = counts.get(state, 0) + 1
-    return counts
+        state = _OUTCOME_STATE.get(summary.outcomes.get(path) or "", "failed")
+        by_state.setdefault(state, []).append(path)
+    for path in by_state.get("failed", []):  # each with its own reason
+        _fail(board, job_id, [path], errors.get(path) or
+              "the worker found no such file under its shared roots")
+    for state in ("done", "unchanged"):
+        board.move(job_id, by_state.get(state, []), state)  # one round trip per state
+    return {state: len(paths) for state, paths in by_state.items()}
 
 
 def _fail(board: JobBoard, job_id: str, paths: list[str], reason: str) -> None:

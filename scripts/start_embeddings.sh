@@ -21,13 +21,5 @@ HF_HUB_OFFLINE=1 VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-1} VLLM_NO_USA
   --dtype float32 --enforce-eager --max-model-len 512 \
   > "$DATA_DIR/embeddings.log" 2>&1 &
 echo $! > "$DATA_DIR/embeddings.pid"
-for _ in $(seq 1 300); do
-  if curl -fsS "http://127.0.0.1:$PORT/v1/models" >/dev/null 2>&1; then
-    echo "[embeddings] ready"; exit 0
-  fi
-  if ! kill -0 "$(cat "$DATA_DIR/embeddings.pid")" 2>/dev/null; then
-    echo "[embeddings] exited; last log lines:"; tail -n 30 "$DATA_DIR/embeddings.log"; exit 1
-  fi
-  sleep 1
-done
-echo "[embeddings] not ready after 300 s"; tail -n 30 "$DATA_DIR/embeddings.log"; exit 1
+exec bash scripts/wait_ready.sh embeddings "http://127.0.0.1:$PORT/v1/models" "$DATA_DIR/embeddings.pid" \
+  "$DATA_DIR/embeddings.log"

@@ -18,13 +18,5 @@ HF_HUB_OFFLINE=1 VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-2} VLLM_NO_USA
   --dtype bfloat16 --enforce-eager --enable-tokenizer-info-endpoint \
   > "$DATA_DIR/vllm.log" 2>&1 &
 echo $! > "$DATA_DIR/vllm.pid"
-for _ in $(seq 1 300); do
-  if curl -fsS "http://127.0.0.1:$PORT/v1/models" >/dev/null 2>&1; then
-    echo "[vllm] ready"; exit 0
-  fi
-  if ! kill -0 "$(cat "$DATA_DIR/vllm.pid")" 2>/dev/null; then
-    echo "[vllm] exited; last log lines:"; tail -n 30 "$DATA_DIR/vllm.log"; exit 1
-  fi
-  sleep 1
-done
-echo "[vllm] not ready after 300 s"; tail -n 30 "$DATA_DIR/vllm.log"; exit 1
+exec bash scripts/wait_ready.sh vllm "http://127.0.0.1:$PORT/v1/models" "$DATA_DIR/vllm.pid" \
+  "$DATA_DIR/vllm.log"

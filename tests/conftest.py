@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,18 +16,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.services import free_port
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 DOCS = FIXTURES / "docs"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -101,63 +96,51 @@ def _serving(url: str, model: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def vllm(tmp_path_factory) -> Iterator[str]:
-    """Base URL of a real vLLM serving SmolLM2; reuses RAG_TEST_LLM_URL or one on :8000."""
-    model = "smollm2-135m-instruct"
-    for url in filter(None, [os.environ.get("RAG_TEST_LLM_URL"), "http://127.0.0.1:8000/v1"]):
+def _local_server(tmp_path_factory, script: str, name: str, model: str,
+                  reuse: list[str | None]) -> Iterator[str]:
+    """A real vLLM server for the session: one already serving ``model`` at one of the
+    ``reuse`` URLs, else ``scripts/<script>`` started on a free port (and stopped after)."""
+    for url in filter(None, reuse):
         if _serving(url, model):
             yield url
             return
     port = free_port()
-    data = tmp_path_factory.mktemp("vllm")
+    data = tmp_path_factory.mktemp(name)
     env = {**os.environ, "RAG_DATA_DIR": str(data)}
     started = time.monotonic()
-    subprocess.run(["bash", str(ROOT / "scripts" / "start_vllm.sh"), str(port)], env=env,
+    subprocess.run(["bash", str(ROOT / "scripts" / script), str(port)], env=env,
                    check=True, timeout=400)
-    print(f"vLLM started in {time.monotonic() - started:.0f} s")
-    url = f"http://127.0.0.1:{port}/v1"
+    print(f"{name} started in {time.monotonic() - started:.0f} s")
     try:
-        yield url
+        yield f"http://127.0.0.1:{port}/v1"
     finally:
-        pid = int((data / "vllm.pid").read_text())
+        pid = int((data / f"{name}.pid").read_text())
         try:
             os.killpg(pid, 15)
         except ProcessLookupError:
             pass
+
+
+@pytest.fixture(scope="session")
+def vllm(tmp_path_factory) -> Iterator[str]:
+    """Base URL of a real vLLM serving SmolLM2; reuses RAG_TEST_LLM_URL or one on :8000."""
+    yield from _local_server(tmp_path_factory, "start_vllm.sh", "vllm", "smollm2-135m-instruct",
+                             [os.environ.get("RAG_TEST_LLM_URL"), "http://127.0.0.1:8000/v1"])
 
 
 @pytest.fixture(scope="session")
 def embedding_server(tmp_path_factory) -> Iterator[str]:
     """Base URL of a real embedding server: vLLM's pooling runner on the CPU serving the
     dequantized BGE; reuses RAG_TEST_EMBEDDING_URL or one on :8001."""
-    model = "bge-small-en-v1.5"
-    for url in filter(None, [os.environ.get("RAG_TEST_EMBEDDING_URL"),
-                             "http://127.0.0.1:8001/v1"]):
-        if _serving(url, model):
-            yield url
-            return
-    port = free_port()
-    data = tmp_path_factory.mktemp("embeddings")
-    env = {**os.environ, "RAG_DATA_DIR": str(data)}
-    started = time.monotonic()
-    subprocess.run(["bash", str(ROOT / "scripts" / "start_embeddings.sh"), str(port)], env=env,
-                   check=True, timeout=400)
-    print(f"embedding server started in {time.monotonic() - started:.0f} s")
-    try:
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        pid = int((data / "embeddings.pid").read_text())
-        try:
-            os.killpg(pid, 15)
-        except ProcessLookupError:
-            pass
+    yield from _local_server(tmp_path_factory, "start_embeddings.sh", "embeddings",
+                             "bge-small-en-v1.5", [os.environ.get("RAG_TEST_EMBEDDING_URL"),
+                                                   "http://127.0.0.1:8001/v1"])
 
 
 @pytest.fixture
 def redis_server(tmp_path: Path):
     """A real redis-server of this test (AOF on: a restart keeps what was queued)."""
-    from tests.helpers.queue import RedisServer
+    from bench.services import RedisServer
 
     server = RedisServer(tmp_path / "redis", free_port())
     server.start()

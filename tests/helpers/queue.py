@@ -1,6 +1,6 @@
-"""Real Redis (Debian's redis-server) and real queue workers (`python -m ingest --worker`)
-for the queue tests, plus a switchable proxy in front of the real embedding server (the
-only fake: it injects the outage)."""
+"""Real queue workers (`python -m ingest --worker`) for the queue tests, and a switchable
+proxy in front of the real embedding server (the only fake: it injects the outage). Redis
+itself: ``bench.services.RedisServer``."""
 
 from __future__ import annotations
 
@@ -8,59 +8,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from bench.services import wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_for(check: Callable[[], object], timeout: float, what: str, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-class RedisServer:
-    """redis-server on a fixed port with AOF (fsync always), so a restart keeps the queue."""
-
-    def __init__(self, folder: Path, port: int) -> None:
-        self.folder, self.port = folder, port
-        self.url = f"redis://127.0.0.1:{port}/0"
-        self.process: subprocess.Popen | None = None
-        folder.mkdir(parents=True, exist_ok=True)
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--dir", str(self.folder), "--appendonly", "yes", "--appendfsync", "always",
-             "--save", "", "--protected-mode", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        import redis
-
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
-
-        def up() -> bool:
-            try:
-                return bool(client.ping())
-            except redis.RedisError:
-                return False
-
-        wait_for(up, 20, "redis-server")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()  # SIGTERM: flushes the AOF, like a container stop
-            self.process.wait(timeout=20)
-        self.process = None
 
 
 class WorkerProcess:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.services import RedisServer, wait_for
 from ingest.enqueue import OutsideSharedRoots, Producer, batches
 from ingest.job_board import JobBoard
 from ingest.queue_app import redis_prefix
@@ -23,7 +24,7 @@ from ingest.worker import IngestWorker
 from rag.settings import Settings
 from rag.store import QdrantStore
 from tests.conftest import FIXTURES, ROOT
-from tests.helpers.queue import RedisServer, WorkerProcess, queue_env, wait_for
+from tests.helpers.queue import WorkerProcess, queue_env
 
 _WORDS = ("harbor ledger quartz meadow signal copper falcon orchard basalt lantern ferry "
           "glacier timber saffron cobalt prairie beacon tundra violet ember canyon willow "
