@@ -7,9 +7,9 @@ import sys
 import uvicorn
 
 from api.app import create_app
-from api.server import server_config
 from api.observability import configure_logging
 from api.security import UnsafeBind, check_bind_safety
+from api.server import server_config
 from rag.settings import load_settings
 
 
@@ -22,7 +22,7 @@ def main() -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if settings.ocr:
-        from ingest.ocr import OcrUnavailable, check_languages
+        from ingest.parsing.ocr import OcrUnavailable, check_languages
 
         try:
             check_languages(settings.ocr_languages)
@@ -31,9 +31,16 @@ def main() -> int:
             return 2
     # uvicorn finishes in-flight requests on SIGTERM (up to the graceful timeout); the
     # lifespan then stops the ingest worker after its current file.
-    uvicorn.Server(server_config(create_app(settings), settings.api_host, settings.api_port,
-                                 log_level="info", log_config=None,
-                                 timeout_graceful_shutdown=30)).run()
+    uvicorn.Server(
+        server_config(
+            create_app(settings),
+            settings.api_host,
+            settings.api_port,
+            log_level="info",
+            log_config=None,
+            timeout_graceful_shutdown=30,
+        )
+    ).run()
     return 0
 
 

@@ -16,12 +16,12 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from api.deps import Services
 from api.errors import install_error_handlers
-from api.queue_jobs import QueueJobs
 from api.observability import BodyLimitMiddleware, Metrics, RequestContextMiddleware
 from api.routes import documents, health, ingest, openai, parents, query, search
 from api.security import AuthMiddleware
 from api.uploads import remove_stale_temporaries
-from rag.generation import LLMClient, LLMConfig
+from ingest.jobs.queued import QueueJobs
+from rag.answer.llm import LLMClient, LLMConfig
 from rag.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -29,12 +29,12 @@ STATIC = Path(__file__).parent / "static"
 
 
 def build_services(settings: Settings) -> Services:
-    from api.jobs import JobManager
-    from ingest.worker import IngestWorker
-    from rag.embedders import passage_embedder, query_embedder
-    from rag.embedding_probe import verify_embedder
-    from rag.pipeline import RagPipeline
-    from rag.store import QdrantStore
+    from ingest.indexer import Indexer
+    from ingest.jobs.inprocess import JobManager
+    from rag.answer.pipeline import RagPipeline
+    from rag.embedding.factory import passage_embedder, query_embedder
+    from rag.store.probes import verify_embedder
+    from rag.store.qdrant_store import QdrantStore
 
     embedder = passage_embedder(settings)
     store = QdrantStore(settings, embedder.name, embedder.dimension)
@@ -50,7 +50,7 @@ def build_services(settings: Settings) -> Services:
         # The queue's producer; also its consumer when this process owns the embedded store.
         jobs = QueueJobs(settings, *((embedder, store) if not settings.qdrant_url else ()))
     else:
-        worker = IngestWorker(settings, embedder, store, allowed_roots=settings.api_ingest_roots)
+        worker = Indexer(settings, embedder, store, allowed_roots=settings.api_ingest_roots)
         jobs = JobManager(worker, settings.data_dir / "jobs", inbox=settings.inbox)
     return Services(settings=settings, pipeline=pipeline, store=store, llm=llm, jobs=jobs)
 
@@ -70,8 +70,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             remove_stale_temporaries(settings.inbox)
             svc.jobs.start()  # what a crashed or stopped process left unfinished
         window = await svc.pipeline.refresh_window()
-        log.info("LLM %s at %s: max_model_len=%s", settings.llm_model, settings.llm_base_url,
-                 window)
+        log.info(
+            "LLM %s at %s: max_model_len=%s", settings.llm_model, settings.llm_base_url, window
+        )
         try:
             yield
         finally:
@@ -81,8 +82,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             if services is None:
                 svc.store.close()
 
-    app = FastAPI(title="RAG service", version="0.1.0", lifespan=lifespan,
-                  description="Grounded answers over your documents, with citations.")
+    app = FastAPI(
+        title="RAG service",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Grounded answers over your documents, with citations.",
+    )
     install_error_handlers(app)
     metrics = Metrics()
     app.state.metrics = metrics
@@ -96,13 +101,19 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     # Outermost last: request id + metrics, CORS (so 401s carry its headers and preflights
     # are answered), the key check (before any body is read), the body limit.
-    app.add_middleware(BodyLimitMiddleware, default_limit=settings.max_request_bytes,
-                       upload_limit=int(settings.max_upload_mb * 1_000_000) + 64_000)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        default_limit=settings.max_request_bytes,
+        upload_limit=int(settings.max_upload_mb * 1_000_000) + 64_000,
+    )
     app.add_middleware(AuthMiddleware, keys=app.state.api_keys)
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
-                           allow_methods=["GET", "POST", "DELETE"],
-                           allow_headers=["Authorization", "Content-Type", "X-Request-Id"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
+        )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -8,12 +8,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from api.jobs import JobManager
-from api.queue_jobs import QueueJobs
-from rag.generation import LLMClient
-from rag.pipeline import RagPipeline
+from ingest.jobs.inprocess import JobManager
+from ingest.jobs.queued import QueueJobs
+from rag.answer.llm import LLMClient
+from rag.answer.pipeline import RagPipeline
 from rag.settings import Settings
-from rag.store import QdrantStore
+from rag.store.qdrant_store import QdrantStore
 
 
 @dataclass

@@ -16,26 +16,32 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ingest.job_board import QueueUnavailable
-from rag.answer import InvalidRequest
-from rag.budget import BudgetError
-from rag.generation import LLMError
-from rag.store import StoreError
+from ingest.queue.job_board import QueueUnavailable
+from rag.answer.budget import BudgetError
+from rag.answer.events import InvalidRequest
+from rag.answer.llm import LLMError
+from rag.store.qdrant_store import StoreError
 
 log = logging.getLogger(__name__)
 
 
 class APIError(Exception):
-    def __init__(self, status: int, code: str, message: str,
-                 details: dict[str, Any] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.details = status, code, message, details
         self.headers = headers
 
 
-def error_body(status: int, code: str, message: str,
-               details: dict[str, Any] | None = None) -> dict[str, Any]:
+def error_body(
+    status: int, code: str, message: str, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
     from api.observability import request_id_var
 
     body: dict[str, Any] = {"code": code, "message": message}
@@ -46,10 +52,16 @@ def error_body(status: int, code: str, message: str,
     return {"error": body}
 
 
-def error_json(status: int, code: str, message: str, details: dict[str, Any] | None = None,
-               headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(error_body(status, code, message, details), status_code=status,
-                        headers=headers)
+def error_json(
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        error_body(status, code, message, details), status_code=status, headers=headers
+    )
 
 
 def valid_uuid(value: str, what: str) -> str:
@@ -57,8 +69,9 @@ def valid_uuid(value: str, what: str) -> str:
     try:
         return str(uuid.UUID(value))
     except ValueError as exc:
-        raise APIError(422, "invalid_request",
-                       f"{what} id must be a UUID, got {value[:80]!r}") from exc
+        raise APIError(
+            422, "invalid_request", f"{what} id must be a UUID, got {value[:80]!r}"
+        ) from exc
 
 
 def is_openai_path(path: str) -> bool:
@@ -66,29 +79,42 @@ def is_openai_path(path: str) -> bool:
     return path.startswith("/v1/chat/") or path == "/v1/models"
 
 
-_OPENAI_TYPES = {401: "invalid_request_error", 404: "invalid_request_error",
-                 413: "invalid_request_error"}
-_OPENAI_CODES = {"unauthorized": "invalid_api_key", "context_too_large":
-                 "context_length_exceeded"}
+_OPENAI_TYPES = {
+    401: "invalid_request_error",
+    404: "invalid_request_error",
+    413: "invalid_request_error",
+}
+_OPENAI_CODES = {"unauthorized": "invalid_api_key", "context_too_large": "context_length_exceeded"}
 
 
 def openai_error_body(status: int, code: str, message: str) -> dict[str, Any]:
     """OpenAI's shape (``error.message``, ``type``, ``param``, ``code``), as vLLM sends it."""
-    kind = "server_error" if status >= 500 else _OPENAI_TYPES.get(status,
-                                                                  "invalid_request_error")
-    return {"error": {"message": message, "type": kind, "param": None,
-                      "code": _OPENAI_CODES.get(code, code)}}
+    kind = "server_error" if status >= 500 else _OPENAI_TYPES.get(status, "invalid_request_error")
+    return {
+        "error": {
+            "message": message,
+            "type": kind,
+            "param": None,
+            "code": _OPENAI_CODES.get(code, code),
+        }
+    }
 
 
-def respond(request: Request, status: int, code: str, message: str,
-            details: dict[str, Any] | None = None,
-            headers: dict[str, str] | None = None) -> JSONResponse:
+def respond(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     """The error in the shape of the route: ours, or OpenAI's on its routes (where a
     validation error is a 400, as OpenAI and vLLM answer)."""
     if is_openai_path(request.url.path):
         status = 400 if status == 422 else status
-        return JSONResponse(openai_error_body(status, code, message), status_code=status,
-                            headers=headers)
+        return JSONResponse(
+            openai_error_body(status, code, message), status_code=status, headers=headers
+        )
     return error_json(status, code, message, details, headers)
 
 
@@ -117,8 +143,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large",
-                401: "unauthorized"}.get(exc.status_code, "http_error")
+        code = {
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "too_large",
+            401: "unauthorized",
+        }.get(exc.status_code, "http_error")
         return respond(request, exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(InvalidRequest)
@@ -142,9 +172,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(QueueUnavailable)
     async def _queue(request: Request, exc: QueueUnavailable) -> JSONResponse:
         log.warning("ingestion queue unavailable: %s", exc)
-        return respond(request, 503, "queue_unavailable",
-                       "the ingestion queue (Redis) is not reachable; nothing was enqueued "
-                       "(uploaded files stay in the inbox and are enqueued at the next start)")
+        return respond(
+            request,
+            503,
+            "queue_unavailable",
+            "the ingestion queue (Redis) is not reachable; nothing was enqueued "
+            "(uploaded files stay in the inbox and are enqueued at the next start)",
+        )
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:

@@ -26,23 +26,43 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
-        self.requests = Histogram("rag_http_request_seconds", "HTTP request latency",
-                                  ["route", "method", "status"], registry=r,
-                                  buckets=_LATENCY_BUCKETS)
-        self.stage = Histogram("rag_stage_seconds", "Query stage latency",
-                               ["stage"], registry=r, buckets=_LATENCY_BUCKETS)
-        self.tokens = Counter("rag_llm_tokens_total", "Tokens sent to / received from the LLM",
-                              ["direction"], registry=r)
-        self.context_fill = Histogram("rag_context_fill_ratio",
-                                      "Prompt tokens / context window per query", registry=r,
-                                      buckets=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8,
-                                               0.9, 1.0))
-        self.files = Counter("rag_ingest_files_total", "Files seen by ingestion, by outcome",
-                             ["outcome"], registry=r)
-        self.passages = Counter("rag_ingest_passages_total", "Passages embedded and stored",
-                                registry=r)
-        self.queue = Gauge("rag_ingest_queue_depth", "Ingest jobs queued or running (with "
-                           "RAG_BROKER_URL: tasks waiting in the queue)", registry=r)
+        self.requests = Histogram(
+            "rag_http_request_seconds",
+            "HTTP request latency",
+            ["route", "method", "status"],
+            registry=r,
+            buckets=_LATENCY_BUCKETS,
+        )
+        self.stage = Histogram(
+            "rag_stage_seconds",
+            "Query stage latency",
+            ["stage"],
+            registry=r,
+            buckets=_LATENCY_BUCKETS,
+        )
+        self.tokens = Counter(
+            "rag_llm_tokens_total",
+            "Tokens sent to / received from the LLM",
+            ["direction"],
+            registry=r,
+        )
+        self.context_fill = Histogram(
+            "rag_context_fill_ratio",
+            "Prompt tokens / context window per query",
+            registry=r,
+            buckets=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+        )
+        self.files = Counter(
+            "rag_ingest_files_total", "Files seen by ingestion, by outcome", ["outcome"], registry=r
+        )
+        self.passages = Counter(
+            "rag_ingest_passages_total", "Passages embedded and stored", registry=r
+        )
+        self.queue = Gauge(
+            "rag_ingest_queue_depth",
+            "Ingest jobs queued or running (with RAG_BROKER_URL: tasks waiting in the queue)",
+            registry=r,
+        )
 
     def watch_queue(self, outcomes: Callable[[], dict[str, int]]) -> None:
         """Task outcomes of every worker, as counted in Redis (done, unchanged, failed,
@@ -62,9 +82,11 @@ class _QueueOutcomes(Collector):
         self.outcomes = outcomes
 
     def collect(self) -> Iterator[CounterMetricFamily]:
-        family = CounterMetricFamily("rag_ingest_queue_files",
-                                     "Files finished by queue workers, and task retries",
-                                     labels=["outcome"])
+        family = CounterMetricFamily(
+            "rag_ingest_queue_files",
+            "Files finished by queue workers, and task retries",
+            labels=["outcome"],
+        )
         try:
             counts = self.outcomes()
         except Exception:  # Redis down: leave the series out rather than fail the scrape
@@ -79,9 +101,13 @@ class _QueueOutcomes(Collector):
 
 class JSONFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        data = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), "level": record.levelname,
-                "logger": record.name, "message": record.getMessage(),
-                "request_id": request_id_var.get()}
+        data = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": request_id_var.get(),
+        }
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
         return json.dumps(data)
@@ -89,8 +115,11 @@ class JSONFormatter(logging.Formatter):
 
 def configure_logging(json_logs: bool) -> None:
     handler = logging.StreamHandler()
-    handler.setFormatter(JSONFormatter() if json_logs else logging.Formatter(
-        "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        JSONFormatter()
+        if json_logs
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
@@ -130,18 +159,25 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             route = _route_of(scope)
             self.metrics.requests.labels(route, scope["method"], str(status["code"])).observe(
-                elapsed)
+                elapsed
+            )
             if route not in ("/healthz", "/metrics"):
-                self.log.info("%s %s %s %.1f ms", scope["method"], route, status["code"],
-                              elapsed * 1000)
+                self.log.info(
+                    "%s %s %s %.1f ms", scope["method"], route, status["code"], elapsed * 1000
+                )
             request_id_var.reset(token)
 
 
 class BodyLimitMiddleware:
     """413 for bodies over the limit, by Content-Length or while streaming in."""
 
-    def __init__(self, app: Any, default_limit: int, upload_limit: int,
-                 upload_paths: tuple[str, ...] = ("/v1/documents",)) -> None:
+    def __init__(
+        self,
+        app: Any,
+        default_limit: int,
+        upload_limit: int,
+        upload_paths: tuple[str, ...] = ("/v1/documents",),
+    ) -> None:
         self.app, self.default_limit, self.upload_limit = app, default_limit, upload_limit
         self.upload_paths = upload_paths
 
@@ -149,8 +185,11 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = (self.upload_limit if scope["method"] == "POST" and scope["path"]
-                 in self.upload_paths else self.default_limit)
+        limit = (
+            self.upload_limit
+            if scope["method"] == "POST" and scope["path"] in self.upload_paths
+            else self.default_limit
+        )
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             await _reject(send, limit)
@@ -178,8 +217,14 @@ class _TooLarge(BaseException):
 
 
 async def _reject(send: Any, limit: int) -> None:
-    body = json.dumps({"error": {"code": "too_large",
-                                 "message": f"request body over the {limit:,}-byte limit"}})
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json")]})
+    body = json.dumps(
+        {"error": {"code": "too_large", "message": f"request body over the {limit:,}-byte limit"}}
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
     await send({"type": "http.response.body", "body": body.encode()})

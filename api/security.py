@@ -51,8 +51,12 @@ class AuthMiddleware:
         self.app, self.keys = app, keys
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if (scope["type"] != "http" or not self.keys or scope["method"] == "OPTIONS"
-                or not needs_key(scope["path"])):
+        if (
+            scope["type"] != "http"
+            or not self.keys
+            or scope["method"] == "OPTIONS"
+            or not needs_key(scope["path"])
+        ):
             await self.app(scope, receive, send)
             return
         header = dict(scope["headers"]).get(b"authorization")
@@ -60,12 +64,23 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         message = "missing or invalid API key"
-        error = (openai_error_body(401, "unauthorized", message) if is_openai_path(scope["path"])
-                 else {"error": {"code": "unauthorized", "message": message}})
+        error = (
+            openai_error_body(401, "unauthorized", message)
+            if is_openai_path(scope["path"])
+            else {"error": {"code": "unauthorized", "message": message}}
+        )
         body = json.dumps(error).encode()
-        await send({"type": "http.response.start", "status": 401, "headers": [
-            (b"content-type", b"application/json"), (b"www-authenticate", b"Bearer"),
-            (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"www-authenticate", b"Bearer"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -84,4 +99,5 @@ def check_bind_safety(settings: Settings) -> None:
         return
     raise UnsafeBind(
         f"refusing to listen on {settings.api_host} without API keys: set RAG_API_KEYS or "
-        "RAG_API_KEYS_FILE, or RAG_ALLOW_NO_AUTH=true if a proxy in front authenticates")
+        "RAG_API_KEYS_FILE, or RAG_ALLOW_NO_AUTH=true if a proxy in front authenticates"
+    )

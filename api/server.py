@@ -14,17 +14,26 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-_BAD_REQUEST = json.dumps({"error": {
-    "code": "bad_request",
-    "message": "malformed HTTP request, or headers over the 16 KB limit"}}).encode()
+_BAD_REQUEST = json.dumps(
+    {
+        "error": {
+            "code": "bad_request",
+            "message": "malformed HTTP request, or headers over the 16 KB limit",
+        }
+    }
+).encode()
 
 
 class JSONErrorH11Protocol(H11Protocol):
     def send_400_response(self, msg: str) -> None:  # noqa: ARG002 (uvicorn's fixed text)
-        headers = [(b"content-type", b"application/json"), (b"connection", b"close"),
-                   (b"content-length", str(len(_BAD_REQUEST)).encode())]
-        self.transport.write(self.conn.send(h11.Response(status_code=400, headers=headers,
-                                                         reason=b"Bad Request")))
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"connection", b"close"),
+            (b"content-length", str(len(_BAD_REQUEST)).encode()),
+        ]
+        self.transport.write(
+            self.conn.send(h11.Response(status_code=400, headers=headers, reason=b"Bad Request"))
+        )
         self.transport.write(self.conn.send(h11.Data(data=_BAD_REQUEST)))
         self.transport.write(self.conn.send(h11.EndOfMessage()))
         self.transport.close()

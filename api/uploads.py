@@ -22,7 +22,7 @@ from fastapi import UploadFile
 from pydantic import BaseModel
 
 from api.errors import APIError
-from ingest.parsing import SUPPORTED
+from ingest.parsing.dispatch import SUPPORTED
 
 _CHUNK = 1 << 20
 _TEMP_PREFIX = ".upload-"
@@ -38,43 +38,51 @@ def safe_name(filename: str | None) -> str:
     """The client's name if it is a plain, visible file name with a supported extension."""
     name = unicodedata.normalize("NFC", filename or "")
     if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
-        raise APIError(422, "invalid_filename",
-                       f"file name {name[:100]!r} must be a plain name without folders")
+        raise APIError(
+            422,
+            "invalid_filename",
+            f"file name {name[:100]!r} must be a plain name without folders",
+        )
     if name.startswith(".") or any(unicodedata.category(c).startswith("C") for c in name):
-        raise APIError(422, "invalid_filename",
-                       "file name must not be hidden or contain control characters")
+        raise APIError(
+            422, "invalid_filename", "file name must not be hidden or contain control characters"
+        )
     if len(name.encode()) > 255:
         raise APIError(422, "invalid_filename", "file name is longer than 255 bytes")
     if Path(name).suffix.lower() not in SUPPORTED:
         allowed = ", ".join(sorted(SUPPORTED))
-        raise APIError(422, "unsupported_type",
-                       f"file type {Path(name).suffix or '(none)'!r} is not accepted; allowed: "
-                       f"{allowed}")
+        raise APIError(
+            422,
+            "unsupported_type",
+            f"file type {Path(name).suffix or '(none)'!r} is not accepted; allowed: {allowed}",
+        )
     return name
 
 
-async def save_uploads(files: list[UploadFile], inbox: Path, max_bytes: int,
-                       replace: bool = False) -> list[StoredFile]:
+async def save_uploads(
+    files: list[UploadFile], inbox: Path, max_bytes: int, replace: bool = False
+) -> list[StoredFile]:
     """All files of one request, or none of them (see the module notes)."""
     names = [safe_name(f.filename) for f in files]
     twice = sorted(n for n, k in Counter(n.casefold() for n in names).items() if k > 1)
     if twice:
-        raise APIError(422, "duplicate_filename",
-                       f"the request names {twice[0][:100]!r} more than once")
+        raise APIError(
+            422, "duplicate_filename", f"the request names {twice[0][:100]!r} more than once"
+        )
     inbox.mkdir(parents=True, exist_ok=True)
     spooled: list[tuple[Path, str]] = []
     try:
         for upload, name in zip(files, names):
             spooled.append(await _spool(upload, inbox, max_bytes, name))
-        return [_place(tmp, digest, inbox, name, replace)
-                for (tmp, digest), name in zip(spooled, names)]
+        return [
+            _place(tmp, digest, inbox, name, replace) for (tmp, digest), name in zip(spooled, names)
+        ]
     finally:
         for tmp, _digest in spooled:
             tmp.unlink(missing_ok=True)  # placed files are hard links: the temp name goes
 
 
-async def _spool(upload: UploadFile, inbox: Path, max_bytes: int,
-                 name: str) -> tuple[Path, str]:
+async def _spool(upload: UploadFile, inbox: Path, max_bytes: int, name: str) -> tuple[Path, str]:
     fd, tmp = tempfile.mkstemp(dir=inbox, prefix=_TEMP_PREFIX)
     digest = hashlib.sha256()
     size = 0
@@ -83,8 +91,11 @@ async def _spool(upload: UploadFile, inbox: Path, max_bytes: int,
             while chunk := await upload.read(_CHUNK):
                 size += len(chunk)
                 if size > max_bytes:
-                    raise APIError(413, "too_large", f"{name[:100]}: file is over the "
-                                   f"{max_bytes / 1e6:.1f} MB upload limit")
+                    raise APIError(
+                        413,
+                        "too_large",
+                        f"{name[:100]}: file is over the {max_bytes / 1e6:.1f} MB upload limit",
+                    )
                 digest.update(chunk)
                 out.write(chunk)
         if size == 0:
@@ -111,8 +122,9 @@ def _place(tmp: Path, digest: str, inbox: Path, name: str, replace: bool) -> Sto
     if replace:
         existed = target.exists()
         os.replace(tmp, target)
-        return StoredFile(filename=name, path=str(target.resolve()),
-                          outcome="replaced" if existed else "new")
+        return StoredFile(
+            filename=name, path=str(target.resolve()), outcome="replaced" if existed else "new"
+        )
     stem, suffix = Path(name).stem, Path(name).suffix
     for attempt in range(1, 1000):
         candidate = target if attempt == 1 else inbox / f"{stem}-{attempt}{suffix}"
@@ -120,11 +132,13 @@ def _place(tmp: Path, digest: str, inbox: Path, name: str, replace: bool) -> Sto
             os.link(tmp, candidate)  # fails if the name is taken: no overwrite, no race
         except FileExistsError:
             if _same_bytes(candidate, digest):
-                return StoredFile(filename=name, path=str(candidate.resolve()),
-                                  outcome="unchanged")
+                return StoredFile(filename=name, path=str(candidate.resolve()), outcome="unchanged")
             continue
-        return StoredFile(filename=name, path=str(candidate.resolve()),
-                          outcome="new" if attempt == 1 else "renamed")
+        return StoredFile(
+            filename=name,
+            path=str(candidate.resolve()),
+            outcome="new" if attempt == 1 else "renamed",
+        )
     raise APIError(409, "name_taken", f"{name[:100]}: no free name left in the inbox")
 
 

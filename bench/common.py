@@ -18,9 +18,12 @@ RESULTS = ROOT / "bench" / "results"
 
 
 def machine() -> dict[str, Any]:
-    return {"cpus": os.cpu_count(), "python": platform.python_version(),
-            "machine": platform.machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC",
-                                                                 time.gmtime())}
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
 
 
 def write_result(name: str, data: dict[str, Any]) -> Path:
@@ -64,22 +67,24 @@ def squad_store(tmp: str | Path) -> tuple[Any, Any, Any]:
     articles, ingested as the service does."""
     settings, embedder, store, worker = fresh_worker(tmp, warm=False)
     summary = worker.run([SQUAD / "articles"])
-    print(f"ingested {summary.ingested} articles: {summary.parents} parents, "
-          f"{summary.passages} passages in {summary.seconds:.1f} s")
+    print(
+        f"ingested {summary.ingested} articles: {summary.parents} parents, "
+        f"{summary.passages} passages in {summary.seconds:.1f} s"
+    )
     return settings, embedder, store
 
 
 def fresh_worker(tmp: str | Path, warm: bool = True) -> tuple[Any, Any, Any, Any]:
     """(settings, embedder, store, worker) over a fresh embedded store in ``tmp``; ``warm``
     runs the embedder once first, so that one-time start-up is not counted as embedding."""
-    from ingest.worker import IngestWorker
-    from rag.embedding import SentenceTransformerEmbedder
+    from ingest.indexer import Indexer
+    from rag.embedding.local import SentenceTransformerEmbedder
     from rag.settings import Settings
-    from rag.store import QdrantStore
+    from rag.store.qdrant_store import QdrantStore
 
     settings = Settings(data_dir=Path(tmp))
     embedder = SentenceTransformerEmbedder(settings)
     if warm:
         embedder.embed_passages(["warm up"] * 4)
     store = QdrantStore(settings, embedder.name, embedder.dimension)
-    return settings, embedder, store, IngestWorker(settings, embedder, store)
+    return settings, embedder, store, Indexer(settings, embedder, store)

@@ -35,20 +35,50 @@ from bench.common import SQUAD, load_questions, percentile, squad_store, table, 
 
 FILLS = [4096, 8192]
 TOPS = [1, 5]
-_PREPOSITIONS = {"of", "in", "to", "for", "by", "with", "from", "about", "on", "at", "did",
-                 "does", "do", "than", "against", "into", "between", "over", "under"}
+_PREPOSITIONS = {
+    "of",
+    "in",
+    "to",
+    "for",
+    "by",
+    "with",
+    "from",
+    "about",
+    "on",
+    "at",
+    "did",
+    "does",
+    "do",
+    "than",
+    "against",
+    "into",
+    "between",
+    "over",
+    "under",
+}
 # Words after which a pronoun reads naturally in place of the subject.
-_MAY_FOLLOW = set("""is was were are has have had do did does can could will would may might
+_MAY_FOLLOW = set(
+    """is was were are has have had do did does can could will would may might
 in on at of to for by from with and or that which during after before between into over under
 first still become became use used uses get got called known located last mainly mostly
-""".split())
-_MAY_PRECEDE = _PREPOSITIONS | _MAY_FOLLOW | set("""what who when where why how which whom whose
+""".split()
+)
+_MAY_PRECEDE = (
+    _PREPOSITIONS
+    | _MAY_FOLLOW
+    | set(
+        """what who when where why how which whom whose
 about around through throughout across within without affect affected make makes made leave
 left enter entered reach reached join joined visit govern governed rule ruled control
 controlled describe describes define defines threaten threatens than while because if
-""".split())
-_SUBJECT_FORMS = {"it": ("it", "it", "its"), "they": ("they", "them", "their"),
-                  "he": ("he", "him", "his")}
+""".split()
+    )
+)
+_SUBJECT_FORMS = {
+    "it": ("it", "it", "its"),
+    "they": ("they", "them", "their"),
+    "he": ("he", "him", "his"),
+}
 
 
 def subject_of(document: str) -> str:
@@ -76,8 +106,8 @@ def with_pronoun(question: str, subject: str, pronoun: str) -> str | None:
     if not m:
         return None
     nominative, objective, possessive = _SUBJECT_FORMS[pronoun]
-    before = question[:m.start()].split()
-    after = question[m.end():].lstrip()
+    before = question[: m.start()].split()
+    after = question[m.end() :].lstrip()
     following = re.match(r"[A-Za-z]+", after)
     if before and before[-1].lower().strip(",") not in _MAY_PRECEDE:
         return None  # "a construction job", "liquid oxygen": no clean pronoun there
@@ -85,14 +115,21 @@ def with_pronoun(question: str, subject: str, pronoun: str) -> str | None:
         return None  # "Huguenot nobility", "the steam engine begin": no clean pronoun
     if m.group(1):
         word = possessive
-    elif (before and before[-1].lower() in _PREPOSITIONS and before[-1].lower() not in
-          {"did", "does", "do"}) or not after or after[0] in "?.,":
+    elif (
+        (
+            before
+            and before[-1].lower() in _PREPOSITIONS
+            and before[-1].lower() not in {"did", "does", "do"}
+        )
+        or not after
+        or after[0] in "?.,"
+    ):
         word = objective
     else:
         word = nominative
     if m.start() == 0:
         word = word.capitalize()
-    follow = question[:m.start()] + word + question[m.end():]
+    follow = question[: m.start()] + word + question[m.end() :]
     return None if pattern.search(follow) else follow  # named twice: still names it
 
 
@@ -113,10 +150,17 @@ def conversations(questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if follow is None:
                 continue
             if previous is not None and previous["question"] != q["question"]:
-                out.append({"document": document, "subject": subject,
-                            "first": previous["question"], "first_answer": previous["answers"][0],
-                            "standalone": q["question"], "follow_up": follow,
-                            "answers": q["answers"]})
+                out.append(
+                    {
+                        "document": document,
+                        "subject": subject,
+                        "first": previous["question"],
+                        "first_answer": previous["answers"][0],
+                        "standalone": q["question"],
+                        "follow_up": follow,
+                        "answers": q["answers"],
+                    }
+                )
             previous = q
     return out
 
@@ -129,13 +173,14 @@ def spread(items: list[Any], n: int | None) -> list[Any]:
 
 
 async def rewrite_all(rewriter, convs: list[dict[str, Any]], concurrency: int) -> list[Any]:
-    from rag.conversation import Message, turns_of
+    from rag.answer.conversation import Message, turns_of
 
     gate = asyncio.Semaphore(concurrency)
 
     async def one(c: dict[str, Any]):
-        turns = turns_of([Message("user", c["first"]),
-                          Message("assistant", f"{c['first_answer']}.")])
+        turns = turns_of(
+            [Message("user", c["first"]), Message("assistant", f"{c['first_answer']}.")]
+        )
         async with gate:
             t0 = time.perf_counter()
             found = await rewriter.search_query(c["follow_up"], turns)
@@ -146,24 +191,30 @@ async def rewrite_all(rewriter, convs: list[dict[str, Any]], concurrency: int) -
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench conversation")
-    parser.add_argument("--sample", type=int, default=400,
-                        help="conversations spread evenly over all articles (default 400)")
+    parser.add_argument(
+        "--sample",
+        type=int,
+        default=400,
+        help="conversations spread evenly over all articles (default 400)",
+    )
     parser.add_argument("--concurrency", type=int, default=8, help="rewrites in flight")
     parser.add_argument("--top-k", type=int, default=16)
     args = parser.parse_args(argv)
 
-    from rag.budget import choose_sources
-    from rag.conversation import Message, turns_of
-    from rag.generation import LLMClient, LLMConfig
-    from rag.pipeline import RagPipeline
-    from rag.rewrite import fallback_query
-    from rag.tokens import count_tokens
+    from rag.answer.budget import choose_sources
+    from rag.answer.conversation import Message, turns_of
+    from rag.answer.llm import LLMClient, LLMConfig
+    from rag.answer.pipeline import RagPipeline
+    from rag.answer.rewrite import fallback_query
+    from rag.text.tokens import count_tokens
 
     convs = spread(conversations(load_questions()), args.sample)
-    print(f"{len(convs)} two-turn conversations over "
-          f"{len({c['document'] for c in convs})} articles; e.g.\n"
-          f"  1: {convs[0]['first']}\n  2: {convs[0]['follow_up']}  "
-          f"(standalone: {convs[0]['standalone']})")
+    print(
+        f"{len(convs)} two-turn conversations over "
+        f"{len({c['document'] for c in convs})} articles; e.g.\n"
+        f"  1: {convs[0]['first']}\n  2: {convs[0]['follow_up']}  "
+        f"(standalone: {convs[0]['standalone']})"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         settings, embedder, store = squad_store(tmp)
         llm = LLMClient(LLMConfig.from_settings(settings))
@@ -185,11 +236,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         def recall_row(query: str, answers: list[str]) -> dict[str, bool]:
             hits = pipeline.search(query, top_k=args.top_k)
-            row = {f"top{k}": any(a.lower() in "\n".join(h.text for h in hits[:k]).lower()
-                                  for a in answers) for k in TOPS}
+            row = {
+                f"top{k}": any(
+                    a.lower() in "\n".join(h.text for h in hits[:k]).lower() for a in answers
+                )
+                for k in TOPS
+            }
             for fill in FILLS:
-                sources = choose_sources(hits, fill, lambda h, t: h.tokens if t is h.text
-                                         else count_tokens(t))
+                sources = choose_sources(
+                    hits, fill, lambda h, t: h.tokens if t is h.text else count_tokens(t)
+                )
                 text = "\n".join(s.text for s in sources).lower()
                 row[f"{fill // 1024}K"] = any(a.lower() in text for a in answers)
             return row
@@ -199,8 +255,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for i, (c, (f, _)) in enumerate(zip(convs, found)):
             turns = turns_of([Message("user", c["first"]), Message("assistant", c["first_answer"])])
             fallback = fallback_query(c["follow_up"], turns)
-            rows["standalone (subject named; ceiling)"].append(recall_row(c["standalone"],
-                                                                          c["answers"]))
+            rows["standalone (subject named; ceiling)"].append(
+                recall_row(c["standalone"], c["answers"])
+            )
             rows["no history (follow-up alone)"].append(recall_row(c["follow_up"], c["answers"]))
             fb = recall_row(fallback, c["answers"])
             rows["fallback (recent questions joined)"].append(fb)
@@ -213,26 +270,41 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         store.close()
 
     keys = [f"top{k}" for k in TOPS] + [f"{f // 1024}K" for f in FILLS]
-    recall = {name: {k: sum(r[k] for r in rs) / len(rs) for k in keys}
-              for name, rs in rows.items() if rs}
+    recall = {
+        name: {k: sum(r[k] for r in rs) / len(rs) for k in keys} for name, rs in rows.items() if rs
+    }
     latencies = [s for _, s in found]
-    print(f"\nSecond-turn answer recall over {len(convs)} conversations "
-          f"(top-k parents; packed = the API's packer at that budget):\n")
-    print(table(["searched with", "n"] + [k if k.startswith("top") else f"packed {k}"
-                                          for k in keys],
-                [[name, len(rows[name])] + [recall[name][k] for k in keys] for name in recall]))
-    print(f"\nLLM rewrites ({settings.llm_model}): {len(accepted)}/{len(convs)} passed the "
-          f"guard; fell back: {dict(notes)}; latency p50 "
-          f"{percentile(latencies, 50) * 1000:.0f} ms, p95 {percentile(latencies, 95) * 1000:.0f}"
-          f" ms ({args.concurrency} in flight, {rewrite_wall:.1f} s for all)")
+    print(
+        f"\nSecond-turn answer recall over {len(convs)} conversations "
+        f"(top-k parents; packed = the API's packer at that budget):\n"
+    )
+    print(
+        table(
+            ["searched with", "n"] + [k if k.startswith("top") else f"packed {k}" for k in keys],
+            [[name, len(rows[name])] + [recall[name][k] for k in keys] for name in recall],
+        )
+    )
+    print(
+        f"\nLLM rewrites ({settings.llm_model}): {len(accepted)}/{len(convs)} passed the "
+        f"guard; fell back: {dict(notes)}; latency p50 "
+        f"{percentile(latencies, 50) * 1000:.0f} ms, p95 {percentile(latencies, 95) * 1000:.0f}"
+        f" ms ({args.concurrency} in flight, {rewrite_wall:.1f} s for all)"
+    )
     examples = [(convs[i]["follow_up"], found[i][0].text) for i in accepted[:5]]
     for follow, text in examples:
         print(f"  {follow!r} -> {text!r}")
-    result = {"conversations": len(convs), "model": settings.llm_model, "recall": recall,
-              "rewritten": len(accepted), "fallback_reasons": dict(notes),
-              "rewrite_latency_ms": {"p50": percentile(latencies, 50) * 1000,
-                                     "p95": percentile(latencies, 95) * 1000},
-              "examples": examples}
+    result = {
+        "conversations": len(convs),
+        "model": settings.llm_model,
+        "recall": recall,
+        "rewritten": len(accepted),
+        "fallback_reasons": dict(notes),
+        "rewrite_latency_ms": {
+            "p50": percentile(latencies, 50) * 1000,
+            "p95": percentile(latencies, 95) * 1000,
+        },
+        "examples": examples,
+    }
     path = write_result("conversation", result)
     print(f"\nwrote {path}")
     return result

@@ -44,8 +44,9 @@ def grow(store: Any, target: int, seed: int = 0) -> int:
 
     rng = np.random.default_rng(seed)
 
-    passages, _ = store.client.scroll(store.passages, limit=1_000_000, with_payload=True,
-                                      with_vectors=True)
+    passages, _ = store.client.scroll(
+        store.passages, limit=1_000_000, with_payload=True, with_vectors=True
+    )
     parents, _ = store.client.scroll(store.parents, limit=100_000, with_payload=True)
     by_parent = {str(p.id): p for p in parents}
     records, _ = store.client.scroll(store.documents, limit=100_000, with_payload=True)
@@ -65,28 +66,48 @@ def grow(store: Any, target: int, seed: int = 0) -> int:
                 parent_map[pid] = str(uuid.uuid4())
                 doc = doc_map.setdefault(p.payload["document_id"], str(uuid.uuid4()))
                 src = by_parent[pid].payload
-                new_parents.append(qm.PointStruct(id=parent_map[pid], vector={}, payload={
-                    **src, "document_id": doc, "source": f"{src['source']}#copy{copy}"}))
-            payload = {**p.payload, "parent_id": parent_map[pid],
-                       "document_id": doc_map[p.payload["document_id"]]}
+                new_parents.append(
+                    qm.PointStruct(
+                        id=parent_map[pid],
+                        vector={},
+                        payload={
+                            **src,
+                            "document_id": doc,
+                            "source": f"{src['source']}#copy{copy}",
+                        },
+                    )
+                )
+            payload = {
+                **p.payload,
+                "parent_id": parent_map[pid],
+                "document_id": doc_map[p.payload["document_id"]],
+            }
             dense = np.asarray(p.vector["dense"], dtype=np.float32)
             dense = dense + rng.normal(0, 0.1 / np.sqrt(dense.size), dense.size)
             vector = {**p.vector, "dense": (dense / np.linalg.norm(dense)).tolist()}
-            new_points.append(qm.PointStruct(id=str(uuid.uuid4()), vector=vector,
-                                             payload=payload))
+            new_points.append(qm.PointStruct(id=str(uuid.uuid4()), vector=vector, payload=payload))
         # Each copy is a committed document (its record names its content hash), as after a
         # real ingest; without records every copy would be an uncommitted version, hidden
         # from search, and the search would widen its window looking for committed ones.
-        new_records = [qm.PointStruct(id=new, vector={}, payload={
-            **by_document[old], "document_id": new,
-            "source": f"{by_document[old]['source']}#copy{copy}"})
-            for old, new in doc_map.items() if old in by_document]
+        new_records = [
+            qm.PointStruct(
+                id=new,
+                vector={},
+                payload={
+                    **by_document[old],
+                    "document_id": new,
+                    "source": f"{by_document[old]['source']}#copy{copy}",
+                },
+            )
+            for old, new in doc_map.items()
+            if old in by_document
+        ]
         for i in range(0, len(new_records), 256):
-            store.client.upsert(store.documents, new_records[i:i + 256])
+            store.client.upsert(store.documents, new_records[i : i + 256])
         for i in range(0, len(new_parents), 256):
-            store.client.upsert(store.parents, new_parents[i:i + 256])
+            store.client.upsert(store.parents, new_parents[i : i + 256])
         for i in range(0, len(new_points), 512):
-            store.client.upsert(store.passages, new_points[i:i + 512])
+            store.client.upsert(store.passages, new_points[i : i + 512])
         count += len(new_points)
     return store.count_passages()
 
@@ -126,13 +147,25 @@ def rss_mb(pid: int) -> dict[str, float]:
 def api_process(data_dir: Path, llm: str, pids: list[int] | None = None) -> Iterator[str]:
     """``python -m api`` on the benchmark's store, as an operator would run it."""
     port = free_port()
-    env = {**os.environ, "RAG_DATA_DIR": str(data_dir), "RAG_API_PORT": str(port),
-           "RAG_API_HOST": "127.0.0.1", "RAG_LLM_BASE_URL": llm, "RAG_LLM_TOKENIZER": "server",
-           "RAG_TARGET_FILL_TOKENS": "1500", "RAG_LOG_JSON": "false"}
+    env = {
+        **os.environ,
+        "RAG_DATA_DIR": str(data_dir),
+        "RAG_API_PORT": str(port),
+        "RAG_API_HOST": "127.0.0.1",
+        "RAG_LLM_BASE_URL": llm,
+        "RAG_LLM_TOKENIZER": "server",
+        "RAG_TARGET_FILL_TOKENS": "1500",
+        "RAG_LOG_JSON": "false",
+    }
     env.pop("RAG_CONFIG_FILE", None)
     env.pop("RAG_QDRANT_URL", None)
-    proc = subprocess.Popen([sys.executable, "-m", "api"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     if pids is not None:
         pids.append(proc.pid)
     url = f"http://127.0.0.1:{port}"
@@ -175,19 +208,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--sizes", default="1000,10000,50000")
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--llm", default=None, help="LLM base URL for /v1/query timings")
-    parser.add_argument("--engines", default="edge",
-                        help="embedded engines to time: edge (default engine), python")
-    parser.add_argument("--python-requests", type=int, default=20,
-                        help="queries per mode for the pure-Python engine")
-    parser.add_argument("--optimize", action="store_true",
-                        help="build Edge's HNSW index after growing (timed) before measuring")
+    parser.add_argument(
+        "--engines", default="edge", help="embedded engines to time: edge (default engine), python"
+    )
+    parser.add_argument(
+        "--python-requests",
+        type=int,
+        default=20,
+        help="queries per mode for the pure-Python engine",
+    )
+    parser.add_argument(
+        "--optimize",
+        action="store_true",
+        help="build Edge's HNSW index after growing (timed) before measuring",
+    )
     args = parser.parse_args(argv)
 
-    from ingest.worker import IngestWorker
-    from rag.embedding import SentenceTransformerEmbedder
-    from rag.pipeline import RagPipeline
+    from ingest.indexer import Indexer
+    from rag.answer.pipeline import RagPipeline
+    from rag.embedding.local import SentenceTransformerEmbedder
     from rag.settings import Settings
-    from rag.store import QdrantStore, copy_points
+    from rag.store.qdrant_store import QdrantStore, copy_points
 
     sizes = [int(s) for s in args.sizes.split(",")]
     queries = [q["question"] for q in load_questions(args.requests)]
@@ -197,7 +238,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         settings = Settings(data_dir=Path(tmp) / "edge", llm_base_url=llm)
         embedder = SentenceTransformerEmbedder(settings)
         store = QdrantStore(settings, embedder.name, embedder.dimension)
-        IngestWorker(settings, embedder, store).run([SQUAD / "articles"])
+        Indexer(settings, embedder, store).run([SQUAD / "articles"])
         # The ingested corpus, copied for the pure-Python engine.
         py = Settings(data_dir=Path(tmp) / "python", embedded_engine="python")
         for size in sizes:
@@ -209,12 +250,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 started = time.perf_counter()
                 store.optimize()
                 optimize_s = time.perf_counter() - started
-            print(f"{actual:,} passages: grown in {grow_s:.0f} s"
-                  + (f", HNSW built in {optimize_s:.0f} s" if optimize_s is not None else ""),
-                  flush=True)
+            print(
+                f"{actual:,} passages: grown in {grow_s:.0f} s"
+                + (f", HNSW built in {optimize_s:.0f} s" if optimize_s is not None else ""),
+                flush=True,
+            )
             per_mode = time_modes(RagPipeline(settings, embedder, store, None), queries)
-            mode_rows += [[actual, f"{settings.embedded_engine} {m}", *stats(v)]
-                          for m, v in per_mode.items()]
+            mode_rows += [
+                [actual, f"{settings.embedded_engine} {m}", *stats(v)] for m, v in per_mode.items()
+            ]
             if size == sizes[0] and "python" in args.engines:
                 seed_store = QdrantStore(py, embedder.name, embedder.dimension)
                 for collection in (store.parents, store.passages, store.documents):
@@ -235,29 +279,57 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             d, o, e = stats(direct), stats(one), stats(eight)
             rows.append([actual, *d, *o, *e, o[0] - d[0]])
             result["sizes"][actual] = {
-                "library_ms": d, "http_1_client_ms": o, "http_8_clients_ms": e,
+                "library_ms": d,
+                "http_1_client_ms": o,
+                "http_8_clients_ms": e,
                 "library_by_mode_ms": {m: stats(v) for m, v in per_mode.items()},
                 "http_8_clients_rps": len(queries) / max(sum(eight) / 8, 1e-9),
-                "api_rss_mb": memory, "api_start_s": open_s, "grow_s": grow_s,
-                "optimize_s": optimize_s}
-            print(f"  API process: {memory.get('VmRSS', 0):,.0f} MB resident "
-                  f"(peak {memory.get('VmHWM', 0):,.0f} MB), ready in {open_s:.0f} s", flush=True)
+                "api_rss_mb": memory,
+                "api_start_s": open_s,
+                "grow_s": grow_s,
+                "optimize_s": optimize_s,
+            }
+            print(
+                f"  API process: {memory.get('VmRSS', 0):,.0f} MB resident "
+                f"(peak {memory.get('VmHWM', 0):,.0f} MB), ready in {open_s:.0f} s",
+                flush=True,
+            )
         store.close()
         if "python" in args.engines:
             py_store = QdrantStore(py, embedder.name, embedder.dimension)
-            few = queries[:args.python_requests]
+            few = queries[: args.python_requests]
             for size in sizes:
                 actual = grow(py_store, size)
                 per_mode = time_modes(RagPipeline(py, embedder, py_store, None), few)
                 mode_rows += [[actual, f"python {m}", *stats(v)] for m, v in per_mode.items()]
                 result["engines"].setdefault("python", {})[actual] = {
-                    m: stats(v) for m, v in per_mode.items()}
+                    m: stats(v) for m, v in per_mode.items()
+                }
             py_store.close()
-    print(table(["passages", "lib p50", "lib p95", "lib p99", "HTTP 1c p50", "p95", "p99",
-                 "HTTP 8c p50", "p95", "p99", "API overhead p50 (ms)"], rows))
+    print(
+        table(
+            [
+                "passages",
+                "lib p50",
+                "lib p95",
+                "lib p99",
+                "HTTP 1c p50",
+                "p95",
+                "p99",
+                "HTTP 8c p50",
+                "p95",
+                "p99",
+                "API overhead p50 (ms)",
+            ],
+            rows,
+        )
+    )
     print("\nLibrary search latency by engine and mode (query embedding + Qdrant, ms):\n")
-    print(table(["passages", "engine mode", "p50", "p95", "p99"], sorted(mode_rows,
-                                                                        key=lambda r: r[0])))
+    print(
+        table(
+            ["passages", "engine mode", "p50", "p95", "p99"], sorted(mode_rows, key=lambda r: r[0])
+        )
+    )
     if "query" in result:
         q = result["query"]
         print("\n/v1/query with the local vLLM (s):\n")
@@ -275,8 +347,9 @@ async def query_timings(url: str, questions: list[str]) -> dict[str, dict[str, f
         for q in questions:
             t0 = time.perf_counter()
             first = None
-            async with http.stream("POST", f"{url}/v1/query", json={
-                    "question": q, "stream": True, "max_tokens": 64}) as r:
+            async with http.stream(
+                "POST", f"{url}/v1/query", json={"question": q, "stream": True, "max_tokens": 64}
+            ) as r:
                 event = None
                 async for line in r.aiter_lines():
                     if line.startswith("event:"):
@@ -286,9 +359,12 @@ async def query_timings(url: str, questions: list[str]) -> dict[str, dict[str, f
                     elif line.startswith("data:") and event == "final":
                         final = json.loads(line[5:])
             total = time.perf_counter() - t0
-            for k, v in {"time to first token": first or total, "total": total,
-                         "retrieval": final["timings"]["retrieval"],
-                         "packing": final["timings"]["packing"],
-                         "generation": final["timings"]["generation"]}.items():
+            for k, v in {
+                "time to first token": first or total,
+                "total": total,
+                "retrieval": final["timings"]["retrieval"],
+                "packing": final["timings"]["packing"],
+                "generation": final["timings"]["generation"],
+            }.items():
                 collected.setdefault(k, []).append(v)
     return {k: {"p50": percentile(v, 50), "p95": percentile(v, 95)} for k, v in collected.items()}

@@ -39,17 +39,30 @@ def _embedding_server(url: str | None, folder: Path) -> tuple[str, int | None]:
     if url:
         return url, None
     port = free_port()
-    subprocess.run(["bash", str(ROOT / "scripts" / "start_embeddings.sh"), str(port)],
-                   env={**os.environ, "RAG_DATA_DIR": str(folder)}, check=True, timeout=600)
+    subprocess.run(
+        ["bash", str(ROOT / "scripts" / "start_embeddings.sh"), str(port)],
+        env={**os.environ, "RAG_DATA_DIR": str(folder)},
+        check=True,
+        timeout=600,
+    )
     return f"http://127.0.0.1:{port}/v1", int((folder / "embeddings.pid").read_text())
 
 
 def _env(data: Path, broker: str, shared: Path, embedding_url: str, **extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-    env.update({"RAG_DATA_DIR": str(data), "RAG_BROKER_URL": broker,
-                "RAG_INGEST_ROOTS": str(shared), "RAG_EMBEDDING_URL": embedding_url,
-                "RAG_QUEUE_VISIBILITY_TIMEOUT_S": "3600", "RAG_LOG_JSON": "false",
-                "HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1", **extra})
+    env.update(
+        {
+            "RAG_DATA_DIR": str(data),
+            "RAG_BROKER_URL": broker,
+            "RAG_INGEST_ROOTS": str(shared),
+            "RAG_EMBEDDING_URL": embedding_url,
+            "RAG_QUEUE_VISIBILITY_TIMEOUT_S": "3600",
+            "RAG_LOG_JSON": "false",
+            "HF_HUB_OFFLINE": "1",
+            "DO_NOT_TRACK": "1",
+            **extra,
+        }
+    )
     if os.environ.get("RAG_MODEL_DIR"):
         env["RAG_MODEL_DIR"] = os.environ["RAG_MODEL_DIR"]
     return env
@@ -62,9 +75,13 @@ def _settings(env: dict):
 
 
 def _worker(env: dict, log: Path, concurrency: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "ingest", "--worker", "--concurrency",
-                             str(concurrency)], cwd=ROOT, env=env, stdout=log.open("ab"),
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingest", "--worker", "--concurrency", str(concurrency)],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
     wait_for(lambda: b" ready." in log.read_bytes() or proc.poll() is not None, 300, "worker")
     if proc.poll() is not None:
         raise RuntimeError(log.read_text()[-2000:])
@@ -72,14 +89,18 @@ def _worker(env: dict, log: Path, concurrency: int) -> subprocess.Popen:
 
 
 def _job(env: dict, shared: Path) -> tuple[float, Any]:
-    from ingest.enqueue import Producer
+    from ingest.queue.producer import Producer
 
     producer = Producer(_settings(env))
     try:
         started = time.perf_counter()
         job = producer.submit([shared])
-        done = wait_for(lambda: (j := producer.get(job.job_id)) and j.status == "done" and j,
-                     7200, "the job", every=0.01)
+        done = wait_for(
+            lambda: (j := producer.get(job.job_id)) and j.status == "done" and j,
+            7200,
+            "the job",
+            every=0.01,
+        )
         return time.perf_counter() - started, done
     finally:
         producer.close()
@@ -87,17 +108,17 @@ def _job(env: dict, shared: Path) -> tuple[float, Any]:
 
 def _passages_and_tokens(shared: Path) -> tuple[list[str], int]:
     """The corpus's passages as the worker cuts them, and its Llama-token count."""
-    from ingest.parsing import ParseFailure, content_hash, parse_file, read_checked
-    from ingest.walk import iter_files
-    from ingest.worker import IngestWorker
-    from rag.embedding import SentenceTransformerEmbedder
+    from ingest.files.walk import iter_files
+    from ingest.indexer import Indexer
+    from ingest.parsing.dispatch import ParseFailure, content_hash, parse_file, read_checked
+    from rag.embedding.local import SentenceTransformerEmbedder
     from rag.settings import Settings
 
     class _NoStore:
         pass
 
     settings = Settings()
-    worker = IngestWorker(settings, SentenceTransformerEmbedder(settings), _NoStore())
+    worker = Indexer(settings, SentenceTransformerEmbedder(settings), _NoStore())
     texts, tokens = [], 0
     for f in (f for f in iter_files(shared) if isinstance(f, Path)):
         try:
@@ -112,14 +133,14 @@ def _passages_and_tokens(shared: Path) -> tuple[list[str], int]:
 
 
 def run(corpus: str, limit: int | None, embedding_url: str | None) -> dict[str, Any]:
-    from rag.embedding import SentenceTransformerEmbedder
-    from rag.embedding_server import ServerEmbedder
+    from rag.embedding.local import SentenceTransformerEmbedder
+    from rag.embedding.server import ServerEmbedder
     from rag.settings import Settings
 
     source = SQUAD / "articles" if corpus == "squad" else MIXED
     work = Path(tempfile.mkdtemp(prefix="bench-queue-"))
     shared = work / "shared"
-    files = sorted(p for p in source.rglob("*") if p.is_file())[:limit or None]
+    files = sorted(p for p in source.rglob("*") if p.is_file())[: limit or None]
     for f in files:
         target = shared / f.relative_to(source)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -136,7 +157,7 @@ def run(corpus: str, limit: int | None, embedding_url: str | None) -> dict[str, 
         server.embed_passages(["warm up"] * 8)
         started = time.perf_counter()
         for i in range(0, len(texts), 256):
-            server.embed_passages(texts[i:i + 256])
+            server.embed_passages(texts[i : i + 256])
         bare = time.perf_counter() - started
         result["server_bare_s"] = bare
         result["server_bare_tokens_per_s"] = tokens / bare
@@ -150,9 +171,16 @@ def run(corpus: str, limit: int | None, embedding_url: str | None) -> dict[str, 
             finally:
                 proc.terminate()
                 proc.wait(timeout=120)
-            runs.append({"workers": concurrency, "seconds": seconds,
-                         "tokens_per_s": tokens / seconds, "of_server": bare / seconds,
-                         "done": job.counts["done"], "failed": job.counts["failed"]})
+            runs.append(
+                {
+                    "workers": concurrency,
+                    "seconds": seconds,
+                    "tokens_per_s": tokens / seconds,
+                    "of_server": bare / seconds,
+                    "done": job.counts["done"],
+                    "failed": job.counts["failed"],
+                }
+            )
         result["runs"] = runs
         # the queue's overhead: one file per task, all unchanged, vs the same check in-process
         env = _env(work / "data-1", broker, shared, url, RAG_QUEUE_BATCH_FILES="1")
@@ -162,27 +190,29 @@ def run(corpus: str, limit: int | None, embedding_url: str | None) -> dict[str, 
         finally:
             proc.terminate()
             proc.wait(timeout=120)
-        from ingest.worker import IngestWorker
-        from rag.store import QdrantStore
+        from ingest.indexer import Indexer
+        from rag.store.qdrant_store import QdrantStore
 
         settings = _settings(env)
         local = SentenceTransformerEmbedder(settings)
         store = QdrantStore(settings, local.name, local.dimension)
         try:
-            worker = IngestWorker(settings, ServerEmbedder(settings), store)
+            worker = Indexer(settings, ServerEmbedder(settings), store)
             started = time.perf_counter()
             for f in sorted(p for p in shared.rglob("*") if p.is_file()):
                 worker.run([f])  # one file per run, as one file per task
             local_s = time.perf_counter() - started
         finally:
             store.close()
-        result["overhead"] = {"tasks": job.tasks_total, "queued_s": queued_s,
-                              "in_process_s": local_s,
-                              "per_task_ms": 1000 * (queued_s - local_s) / job.tasks_total,
-                              "unchanged": job.counts["unchanged"]}
+        result["overhead"] = {
+            "tasks": job.tasks_total,
+            "queued_s": queued_s,
+            "in_process_s": local_s,
+            "per_task_ms": 1000 * (queued_s - local_s) / job.tasks_total,
+            "unchanged": job.counts["unchanged"],
+        }
         # question embedding latency
-        questions = [f"What did the report say about item {i} and its harbor?"
-                     for i in range(60)]
+        questions = [f"What did the report say about item {i} and its harbor?" for i in range(60)]
         timings: dict[str, list[float]] = {"in-process": [], "server": []}
         for name, fn in (("in-process", local.embed_queries), ("server", server.embed_queries)):
             fn(questions[:2])
@@ -191,7 +221,8 @@ def run(corpus: str, limit: int | None, embedding_url: str | None) -> dict[str, 
                 fn([q])
                 timings[name].append(1000 * (time.perf_counter() - t0))
         result["query_embedding_ms"] = {
-            k: {"p50": percentile(v, 50), "p95": percentile(v, 95)} for k, v in timings.items()}
+            k: {"p50": percentile(v, 50), "p95": percentile(v, 95)} for k, v in timings.items()
+        }
         server.close()
     finally:
         redis_server.stop()
@@ -208,26 +239,50 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench queue")
     parser.add_argument("--corpus", choices=["squad", "mixed"], default="squad")
     parser.add_argument("--limit", type=int, default=None, help="first N files only")
-    parser.add_argument("--embedding-url", default=None,
-                        help="a running embedding server (default: start one here)")
+    parser.add_argument(
+        "--embedding-url", default=None, help="a running embedding server (default: start one here)"
+    )
     args = parser.parse_args(argv)
     r = run(args.corpus, args.limit, args.embedding_url)
-    print(f"{r['corpus']}: {r['files']} files, {r['passages']} passages, {r['tokens']:,} Llama "
-          f"tokens; embedding server {r['embedding_url']}\n")
-    rows = [["embedding server, bare (the ceiling)", "-", r["server_bare_s"],
-             r["server_bare_tokens_per_s"], 1.0, "-"]]
-    rows += [[f"queue: worker process, {x['workers']} task(s) at once", x["workers"],
-              x["seconds"], x["tokens_per_s"], x["of_server"], f"{x['done']} / {x['failed']}"]
-             for x in r["runs"]]
-    print(table(["path", "consumers", "s", "tokens/s", "of the server's bare", "done / failed"],
-                rows))
+    print(
+        f"{r['corpus']}: {r['files']} files, {r['passages']} passages, {r['tokens']:,} Llama "
+        f"tokens; embedding server {r['embedding_url']}\n"
+    )
+    rows = [
+        [
+            "embedding server, bare (the ceiling)",
+            "-",
+            r["server_bare_s"],
+            r["server_bare_tokens_per_s"],
+            1.0,
+            "-",
+        ]
+    ]
+    rows += [
+        [
+            f"queue: worker process, {x['workers']} task(s) at once",
+            x["workers"],
+            x["seconds"],
+            x["tokens_per_s"],
+            x["of_server"],
+            f"{x['done']} / {x['failed']}",
+        ]
+        for x in r["runs"]
+    ]
+    print(
+        table(["path", "consumers", "s", "tokens/s", "of the server's bare", "done / failed"], rows)
+    )
     o = r["overhead"]
-    print(f"\nqueue overhead: {o['tasks']} tasks (one unchanged file each) in "
-          f"{o['queued_s']:.2f} s through the queue vs {o['in_process_s']:.2f} s in-process: "
-          f"{o['per_task_ms']:.1f} ms per task")
+    print(
+        f"\nqueue overhead: {o['tasks']} tasks (one unchanged file each) in "
+        f"{o['queued_s']:.2f} s through the queue vs {o['in_process_s']:.2f} s in-process: "
+        f"{o['per_task_ms']:.1f} ms per task"
+    )
     q = r["query_embedding_ms"]
-    print("question embedding, one at a time: " + ", ".join(
-        f"{k} p50 {v['p50']:.1f} ms / p95 {v['p95']:.1f} ms" for k, v in q.items()))
+    print(
+        "question embedding, one at a time: "
+        + ", ".join(f"{k} p50 {v['p50']:.1f} ms / p95 {v['p95']:.1f} ms" for k, v in q.items())
+    )
     path = write_result("queue", r)
     print(f"\nwrote {path}")
     return r

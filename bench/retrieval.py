@@ -16,7 +16,6 @@ import tempfile
 import time
 from typing import Any
 
-
 from bench.common import SQUAD, load_questions, mean, percentile, squad_store, table, write_result
 
 FILLS = [4096, 8192, 16384, 32768]
@@ -30,7 +29,7 @@ def contains(text: str, answers: list[str]) -> bool:
 
 def pack(texts: list[str], fill: int, counts: list[int]) -> tuple[str, int]:
     """Greedy whole units while they fit, then one sentence-cut remainder (as the API)."""
-    from rag.budget import MIN_PARTIAL_TOKENS, cut_to_tokens
+    from rag.answer.budget import MIN_PARTIAL_TOKENS, cut_to_tokens
 
     out, used = [], 0
     for text, n in zip(texts, counts):
@@ -63,21 +62,29 @@ class Scorer:
         return mean([float(t) for t in self.tokens.get(system, {}).get(key, [])])
 
 
-def evaluate_ranked(scorer: Scorer, system: str, ranked: list[str], counts: list[int],
-                    answers: list[str], hits: list[Any] | None = None) -> None:
+def evaluate_ranked(
+    scorer: Scorer,
+    system: str,
+    ranked: list[str],
+    counts: list[int],
+    answers: list[str],
+    hits: list[Any] | None = None,
+) -> None:
     """Top-k units as retrieved; packed context with the API's packer when ``hits`` given."""
-    from rag.budget import choose_sources
-    from rag.tokens import count_tokens
+    from rag.answer.budget import choose_sources
+    from rag.text.tokens import count_tokens
 
     for k in TOPS:
         scorer.add(system, f"@{k}", contains("\n".join(ranked[:k]), answers), sum(counts[:k]))
     for fill in FILLS:
         if hits is not None:
-            sources = choose_sources(hits, fill,
-                                     lambda h, t: h.tokens if t is h.text else count_tokens(t))
+            sources = choose_sources(
+                hits, fill, lambda h, t: h.tokens if t is h.text else count_tokens(t)
+            )
             text = "\n\n".join(s.text for s in sources)
-            used = sum(s.hit.tokens if s.text is s.hit.text else count_tokens(s.text)
-                       for s in sources)
+            used = sum(
+                s.hit.tokens if s.text is s.hit.text else count_tokens(s.text) for s in sources
+            )
         else:
             text, used = pack(ranked, fill, counts)
         scorer.add(system, f"{fill // 1024}K", contains(text, answers), min(used, fill))
@@ -85,8 +92,8 @@ def evaluate_ranked(scorer: Scorer, system: str, ranked: list[str], counts: list
 
 def chunk_512(text: str) -> list[str]:
     """512-token chunks on sentence boundaries (the baseline's SentenceSplitter analogue)."""
-    from rag.chunking import sentence_spans
-    from rag.tokens import count_tokens
+    from rag.text.chunking import sentence_spans
+    from rag.text.tokens import count_tokens
 
     chunks, current, used = [], [], 0
     for s, e in sentence_spans(text):
@@ -105,26 +112,38 @@ def chunk_512(text: str) -> list[str]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench retrieval")
     parser.add_argument("--limit", type=int, default=None, help="first N questions")
-    parser.add_argument("--sample", type=int, default=None,
-                        help="N questions spread evenly over the whole set (quick runs)")
+    parser.add_argument(
+        "--sample",
+        type=int,
+        default=None,
+        help="N questions spread evenly over the whole set (quick runs)",
+    )
     parser.add_argument("--top-k", type=int, default=16, help="parents retrieved")
-    parser.add_argument("--group-size", type=int, default=None,
-                        help="passages per parent (default: the setting, 16)")
-    parser.add_argument("--rerank-limit", type=int, default=0,
-                        help="also measure hybrid + cross-encoder rerank on N questions")
+    parser.add_argument(
+        "--group-size",
+        type=int,
+        default=None,
+        help="passages per parent (default: the setting, 16)",
+    )
+    parser.add_argument(
+        "--rerank-limit",
+        type=int,
+        default=0,
+        help="also measure hybrid + cross-encoder rerank on N questions",
+    )
     args = parser.parse_args(argv)
 
     import bm25s
     import Stemmer
 
+    from rag.embedding.sparse import BM25Encoder
     from rag.settings import RetrievalMode
-    from rag.sparse import BM25Encoder
-    from rag.tokens import count_tokens
+    from rag.text.tokens import count_tokens
 
     questions = load_questions(args.limit)
     if args.sample:
         step = max(1, len(questions) // args.sample)
-        questions = questions[::step][:args.sample]
+        questions = questions[::step][: args.sample]
     scorer = Scorer()
     latencies: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -145,11 +164,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         stemmer = Stemmer.Stemmer("english")
         baselines = {}
-        for name, texts in [("BM25 parents", parent_texts), ("BM25 passages", passage_texts),
-                            ("BM25 512-token chunks", chunk_texts)]:
+        for name, texts in [
+            ("BM25 parents", parent_texts),
+            ("BM25 passages", passage_texts),
+            ("BM25 512-token chunks", chunk_texts),
+        ]:
             retriever = bm25s.BM25()
-            retriever.index(bm25s.tokenize(texts, stopwords="en", stemmer=stemmer,
-                                           show_progress=False), show_progress=False)
+            retriever.index(
+                bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False),
+                show_progress=False,
+            )
             baselines[name] = (retriever, texts, [count_tokens(t) for t in texts])
 
         query_vectors = embedder.embed_queries([q["question"] for q in questions])
@@ -158,22 +182,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for i, q in enumerate(questions):
             for mode in RetrievalMode:
                 t0 = time.perf_counter()
-                hits = store.search(query_vectors[i].tolist() if mode is not RetrievalMode.sparse
-                                    else None,
-                                    sparse.encode_query(q["question"]), limit=args.top_k,
-                                    mode=mode, group_size=args.group_size)
+                hits = store.search(
+                    query_vectors[i].tolist() if mode is not RetrievalMode.sparse else None,
+                    sparse.encode_query(q["question"]),
+                    limit=args.top_k,
+                    mode=mode,
+                    group_size=args.group_size,
+                )
                 latencies.setdefault(mode.value, []).append(time.perf_counter() - t0)
                 texts = [h.text for h in hits]
                 counts = [parent_counts.setdefault(h.parent_id, h.tokens) for h in hits]
                 evaluate_ranked(scorer, f"ours {mode.value}", texts, counts, q["answers"], hits)
             for name, (retriever, texts, counts) in baselines.items():
-                tokens = bm25s.tokenize([q["question"]], stopwords="en", stemmer=stemmer,
-                                        show_progress=False)
+                tokens = bm25s.tokenize(
+                    [q["question"]], stopwords="en", stemmer=stemmer, show_progress=False
+                )
                 k = min(len(texts), 80)
                 docs, _ = retriever.retrieve(tokens, k=k, show_progress=False)
                 order = [int(d) for d in docs[0]]
-                evaluate_ranked(scorer, name, [texts[j] for j in order],
-                                [counts[j] for j in order], q["answers"])
+                evaluate_ranked(
+                    scorer,
+                    name,
+                    [texts[j] for j in order],
+                    [counts[j] for j in order],
+                    q["answers"],
+                )
             if (i + 1) % 1000 == 0:
                 print(f"  {i + 1}/{len(questions)} questions")
 
@@ -181,65 +214,109 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if args.rerank_limit:
             # An even spread over all articles (the first N would cover one or two of them).
             step = max(1, len(questions) // args.rerank_limit)
-            picked = list(range(0, len(questions), step))[:args.rerank_limit]
-            rerank_note = rerank_eval(scorer, store, sparse, [questions[i] for i in picked],
-                                      query_vectors[picked], settings, latencies, args.top_k)
+            picked = list(range(0, len(questions), step))[: args.rerank_limit]
+            rerank_note = rerank_eval(
+                scorer,
+                store,
+                sparse,
+                [questions[i] for i in picked],
+                query_vectors[picked],
+                settings,
+                latencies,
+                args.top_k,
+            )
         store.close()
 
     systems = ["ours hybrid", "ours dense", "ours sparse"]
     if args.rerank_limit:
-        systems += ["ours hybrid (rerank subset)", "ours hybrid+rerank, reorder only",
-                    f"ours hybrid+rerank, pool {max(args.top_k, settings.rerank_candidates)}"]
+        systems += [
+            "ours hybrid (rerank subset)",
+            "ours hybrid+rerank, reorder only",
+            f"ours hybrid+rerank, pool {max(args.top_k, settings.rerank_candidates)}",
+        ]
     systems += list(baselines)
     keys = [f"@{k}" for k in TOPS] + [f"{f // 1024}K" for f in FILLS]
-    rows = [[s] + [f"{scorer.recall(s, k):.3f} ({scorer.mean_tokens(s, k):,.0f})" for k in keys]
-            for s in systems]
+    rows = [
+        [s] + [f"{scorer.recall(s, k):.3f} ({scorer.mean_tokens(s, k):,.0f})" for k in keys]
+        for s in systems
+    ]
     print(f"\nAnswer recall over {len(questions)} questions (mean Llama tokens in context):\n")
-    print(table(["system"] + [f"top{k}" if k.startswith("@") else f"packed {k}" for k in keys],
-                rows))
-    lat_rows = [[m, len(v), percentile(v, 50) * 1000, percentile(v, 95) * 1000]
-                for m, v in latencies.items()]
+    print(
+        table(["system"] + [f"top{k}" if k.startswith("@") else f"packed {k}" for k in keys], rows)
+    )
+    lat_rows = [
+        [m, len(v), percentile(v, 50) * 1000, percentile(v, 95) * 1000]
+        for m, v in latencies.items()
+    ]
     print("\nStore search latency (query vector given; ms):\n")
     print(table(["mode", "n", "p50 ms", "p95 ms"], lat_rows))
-    result = {"questions": len(questions), "engine": settings.embedded_engine,
-              "recall": {s: {k: scorer.recall(s, k) for k in keys} for s in systems},
-              "mean_tokens": {s: {k: scorer.mean_tokens(s, k) for k in keys} for s in systems},
-              "latency_ms": {m: {"p50": percentile(v, 50) * 1000, "p95": percentile(v, 95) * 1000}
-                             for m, v in latencies.items()},
-              "rerank_questions": args.rerank_limit, "rerank_note": rerank_note}
+    result = {
+        "questions": len(questions),
+        "engine": settings.embedded_engine,
+        "recall": {s: {k: scorer.recall(s, k) for k in keys} for s in systems},
+        "mean_tokens": {s: {k: scorer.mean_tokens(s, k) for k in keys} for s in systems},
+        "latency_ms": {
+            m: {"p50": percentile(v, 50) * 1000, "p95": percentile(v, 95) * 1000}
+            for m, v in latencies.items()
+        },
+        "rerank_questions": args.rerank_limit,
+        "rerank_note": rerank_note,
+    }
     path = write_result("retrieval", result)
     print(f"\nwrote {path}")
     return result
 
 
-def rerank_eval(scorer: Scorer, store, sparse, questions, query_vectors, settings,
-                latencies, top_k: int = 16) -> str:
+def rerank_eval(
+    scorer: Scorer, store, sparse, questions, query_vectors, settings, latencies, top_k: int = 16
+) -> str:
     """Hybrid with and without the cross-encoder on the same questions, so the rows compare:
     the reranker chooses ``top_k`` of ``settings.rerank_candidates`` parents (the service's
     path), and, for reference, only reorders the same ``top_k`` (what it did before)."""
-    from rag.rerank import CrossEncoderReranker
+    from rag.answer.rerank import CrossEncoderReranker
 
     reranker = CrossEncoderReranker(settings)
     pool = max(top_k, settings.rerank_candidates)
     for i, q in enumerate(questions):
         dense, query = query_vectors[i].tolist(), sparse.encode_query(q["question"])
         hits = store.search(dense, query, limit=top_k)
-        evaluate_ranked(scorer, "ours hybrid (rerank subset)", [h.text for h in hits],
-                        [h.tokens for h in hits], q["answers"], hits)
+        evaluate_ranked(
+            scorer,
+            "ours hybrid (rerank subset)",
+            [h.text for h in hits],
+            [h.tokens for h in hits],
+            q["answers"],
+            hits,
+        )
         t0 = time.perf_counter()
         reordered = reranker.rerank(q["question"], hits, keep=top_k)
         latencies.setdefault("rerank reorder 16 (extra)", []).append(time.perf_counter() - t0)
-        evaluate_ranked(scorer, "ours hybrid+rerank, reorder only", [h.text for h in reordered],
-                        [h.tokens for h in reordered], q["answers"], reordered)
+        evaluate_ranked(
+            scorer,
+            "ours hybrid+rerank, reorder only",
+            [h.text for h in reordered],
+            [h.tokens for h in reordered],
+            q["answers"],
+            reordered,
+        )
         t0 = time.perf_counter()
         wide = store.search(dense, query, limit=pool)
         chosen = reranker.rerank(q["question"], wide, keep=top_k)
         latencies.setdefault(f"search {pool} + rerank to {top_k}", []).append(
-            time.perf_counter() - t0)
-        evaluate_ranked(scorer, f"ours hybrid+rerank, pool {pool}", [h.text for h in chosen],
-                        [h.tokens for h in chosen], q["answers"], chosen)
-    return (f"rerank measured on {len(questions)} questions spread evenly over the set; "
-            f"pool {pool} parents, {settings.rerank_passages_per_parent} passages each")
+            time.perf_counter() - t0
+        )
+        evaluate_ranked(
+            scorer,
+            f"ours hybrid+rerank, pool {pool}",
+            [h.text for h in chosen],
+            [h.tokens for h in chosen],
+            q["answers"],
+            chosen,
+        )
+    return (
+        f"rerank measured on {len(questions)} questions spread evenly over the set; "
+        f"pool {pool} parents, {settings.rerank_passages_per_parent} passages each"
+    )
 
 
 if __name__ == "__main__":

@@ -33,8 +33,7 @@ class RedisServer:
     (the tests) makes every write durable before it is answered; off, Redis fsyncs every
     second, as the compose file runs it (the benchmarks)."""
 
-    def __init__(self, folder: Path, port: int | None = None,
-                 fsync_always: bool = True) -> None:
+    def __init__(self, folder: Path, port: int | None = None, fsync_always: bool = True) -> None:
         self.folder, self.port = folder, port or free_port()
         self.fsync = "always" if fsync_always else "everysec"
         self.url = f"redis://127.0.0.1:{self.port}/0"
@@ -43,10 +42,26 @@ class RedisServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--dir", str(self.folder), "--appendonly", "yes", "--appendfsync", self.fsync,
-             "--save", "", "--protected-mode", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.folder),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                self.fsync,
+                "--save",
+                "",
+                "--protected-mode",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
         import redis
 
         client = redis.Redis(port=self.port, socket_connect_timeout=0.5)

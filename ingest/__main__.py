@@ -22,26 +22,45 @@ from rag.settings import load_settings
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ingest", description=__doc__)
     parser.add_argument("paths", nargs="*", type=Path, help="files or folders (recursive)")
-    parser.add_argument("--prune", action="store_true",
-                        help="remove stored documents under PATH whose files are gone")
+    parser.add_argument(
+        "--prune",
+        action="store_true",
+        help="remove stored documents under PATH whose files are gone",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
-    parser.add_argument("--recreate", action="store_true",
-                        help="drop the collections first (after a model or schema change)")
-    parser.add_argument("--local", action="store_true",
-                        help="open the store here even when RAG_API_URL is set")
-    parser.add_argument("--watch", action="store_true",
-                        help="keep running: re-scan PATH every --interval seconds (a worker)")
+    parser.add_argument(
+        "--recreate",
+        action="store_true",
+        help="drop the collections first (after a model or schema change)",
+    )
+    parser.add_argument(
+        "--local", action="store_true", help="open the store here even when RAG_API_URL is set"
+    )
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="keep running: re-scan PATH every --interval seconds (a worker)",
+    )
     parser.add_argument("--interval", type=float, default=10.0)
     queue = parser.add_argument_group("ingestion queue (RAG_BROKER_URL)")
-    queue.add_argument("--worker", action="store_true",
-                       help="consume the queue (owns the store and the embedder)")
-    queue.add_argument("--concurrency", type=int, default=None,
-                       help="tasks at once (default RAG_QUEUE_CONCURRENCY)")
-    queue.add_argument("--no-wait", action="store_true",
-                       help="enqueue, print the job id and return")
+    queue.add_argument(
+        "--worker", action="store_true", help="consume the queue (owns the store and the embedder)"
+    )
+    queue.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="tasks at once (default RAG_QUEUE_CONCURRENCY)",
+    )
+    queue.add_argument(
+        "--no-wait", action="store_true", help="enqueue, print the job id and return"
+    )
     queue.add_argument("--job", metavar="ID", help="show a queued job's counts and failures")
-    queue.add_argument("--dead-letters", action="store_true",
-                       help="list the most recent dead letters (files given up, with reasons)")
+    queue.add_argument(
+        "--dead-letters",
+        action="store_true",
+        help="list the most recent dead letters (files given up, with reasons)",
+    )
     return parser
 
 
@@ -51,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     queue_mode = bool(settings.broker_url) and not args.local
     if args.worker or args.job or args.dead_letters or (queue_mode and not args.watch):
-        from ingest.queue_cli import queue_main
+        from ingest.queue.cli import queue_main
 
         return queue_main(settings, args)
     if not args.paths:
@@ -69,11 +88,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     else:
-        from ingest.worker import IngestWorker
-        from rag.embedders import passage_embedder
-        from rag.embedding_probe import EmbeddingMismatch, verify_embedder
-        from rag.embedding_server import EmbeddingServerError
-        from rag.store import QdrantStore, SchemaMismatch, StoreError
+        from ingest.indexer import Indexer
+        from rag.embedding.factory import passage_embedder
+        from rag.embedding.server import EmbeddingServerError
+        from rag.store.probes import EmbeddingMismatch, verify_embedder
+        from rag.store.qdrant_store import QdrantStore, SchemaMismatch, StoreError
 
         try:
             embedder = passage_embedder(settings)
@@ -91,9 +110,10 @@ def main(argv: list[str] | None = None) -> int:
             store.close()
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        from ingest.ocr import OcrUnavailable
+        from ingest.parsing.ocr import OcrUnavailable
+
         try:
-            worker = IngestWorker(settings, embedder, store)
+            worker = Indexer(settings, embedder, store)
         except OcrUnavailable as exc:
             store.close()
             print(f"error: {exc}", file=sys.stderr)
@@ -130,10 +150,14 @@ def _watch(worker, args) -> int:
 
 
 def _print_summary(s: dict) -> None:
-    print(f"files seen {s['files_seen']}, ingested {s['ingested']}, unchanged {s['unchanged']}, "
-          f"removed {s.get('removed', 0)}, failed {len(s['failed'])}")
-    print(f"parents {s['parents']}, passages {s['passages']}, tokens {s.get('tokens', 0)}, "
-          f"{s['seconds']:.1f} s ({s.get('tokens_per_second', 0):.0f} tokens/s)")
+    print(
+        f"files seen {s['files_seen']}, ingested {s['ingested']}, unchanged {s['unchanged']}, "
+        f"removed {s.get('removed', 0)}, failed {len(s['failed'])}"
+    )
+    print(
+        f"parents {s['parents']}, passages {s['passages']}, tokens {s.get('tokens', 0)}, "
+        f"{s['seconds']:.1f} s ({s.get('tokens_per_second', 0):.0f} tokens/s)"
+    )
     stages = s.get("stages") or {}
     if stages:
         print("stages: " + ", ".join(f"{k} {v:.2f} s" for k, v in stages.items()))

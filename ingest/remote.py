@@ -28,23 +28,28 @@ def _message(response: httpx.Response) -> str:
         return " ".join(response.text.split())[:200]
 
 
-def ingest_via_api(settings: Settings, paths: list[Path], prune: bool = False,
-                   poll_seconds: float = 0.5) -> dict[str, Any]:
+def ingest_via_api(
+    settings: Settings, paths: list[Path], prune: bool = False, poll_seconds: float = 0.5
+) -> dict[str, Any]:
     base = (settings.api_url or "").rstrip("/")
     key = settings.client_key()
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
         try:
-            response = client.post("/v1/ingest", json={
-                "paths": [str(p.absolute()) for p in paths], "prune": prune})
+            response = client.post(
+                "/v1/ingest", json={"paths": [str(p.absolute()) for p in paths], "prune": prune}
+            )
         except httpx.HTTPError as exc:
             raise RemoteError(f"cannot reach the API at {base} ({type(exc).__name__})") from exc
         if response.status_code == 401:
-            raise RemoteError(f"the API at {base} refused the key (401): set "
-                              "RAG_API_CLIENT_KEY to one of its RAG_API_KEYS")
+            raise RemoteError(
+                f"the API at {base} refused the key (401): set "
+                "RAG_API_CLIENT_KEY to one of its RAG_API_KEYS"
+            )
         if response.status_code != 202:
-            raise RemoteError(f"the API refused the job ({response.status_code}): "
-                              f"{_message(response)}")
+            raise RemoteError(
+                f"the API refused the job ({response.status_code}): {_message(response)}"
+            )
         job_id = response.json()["job_id"]
         print(f"ingest job {job_id} running on {base}", file=sys.stderr)
         while True:
@@ -56,23 +61,34 @@ def ingest_via_api(settings: Settings, paths: list[Path], prune: bool = False,
                 raise RemoteError(
                     f"lost the API at {base} while job {job_id} was running "
                     f"({type(exc).__name__}); it resumes when the API starts again: "
-                    f"GET /v1/ingest/{job_id}") from exc
+                    f"GET /v1/ingest/{job_id}"
+                ) from exc
             status = job.get("status")
             if status == "done":
                 return job["summary"] if "summary" in job else _queue_summary(job)
             if status == "failed":
                 raise RemoteError(f"ingest job {job_id} failed: {job.get('error')}")
             if status == "interrupted":
-                raise RemoteError(f"the API stopped before job {job_id} finished; it resumes "
-                                  "when the API starts again")
+                raise RemoteError(
+                    f"the API stopped before job {job_id} finished; it resumes "
+                    "when the API starts again"
+                )
             time.sleep(poll_seconds)
 
 
 def _queue_summary(job: dict[str, Any]) -> dict[str, Any]:
     """A job the API put on the queue (RAG_BROKER_URL there), in the CLI's summary shape."""
     counts = job.get("counts") or {}
-    return {"files_seen": job.get("files_total", 0), "ingested": counts.get("done", 0),
-            "unchanged": counts.get("unchanged", 0), "removed": job.get("removed", 0),
-            "failed": list(job.get("failures") or []), "warnings": [], "parents": 0,
-            "passages": 0, "tokens": 0, "stages": {},
-            "seconds": (job.get("finished_at") or 0) - (job.get("created_at") or 0)}
+    return {
+        "files_seen": job.get("files_total", 0),
+        "ingested": counts.get("done", 0),
+        "unchanged": counts.get("unchanged", 0),
+        "removed": job.get("removed", 0),
+        "failed": list(job.get("failures") or []),
+        "warnings": [],
+        "parents": 0,
+        "passages": 0,
+        "tokens": 0,
+        "stages": {},
+        "seconds": (job.get("finished_at") or 0) - (job.get("created_at") or 0),
+    }

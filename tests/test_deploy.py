@@ -20,9 +20,16 @@ def compose() -> dict:
 
 
 def test_compose_matches_the_compose_spec_schema():
-    out = subprocess.run([str(Path(sys.executable).parent / "check-jsonschema"),
-                          "--builtin-schema", "vendor.compose-spec",
-                          str(ROOT / "docker-compose.yml")], capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "check-jsonschema"),
+            "--builtin-schema",
+            "vendor.compose-spec",
+            str(ROOT / "docker-compose.yml"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -53,8 +60,12 @@ def test_compose_production_properties():
     assert "healthcheck" in r and any(v.endswith(":/data") for v in r["volumes"])
     e = services["embeddings"]
     assert "--runner=pooling" in e["command"] and "--max-model-len=512" in e["command"]
-    shares = [float(c.split("=")[1]) for svc in (v, e) for c in svc["command"]
-              if c.startswith("--gpu-memory-utilization")]
+    shares = [
+        float(c.split("=")[1])
+        for svc in (v, e)
+        for c in svc["command"]
+        if c.startswith("--gpu-memory-utilization")
+    ]
     assert len(shares) == 2 and sum(shares) <= 0.95  # one GPU, a stated split
     for svc in (api, worker):
         assert svc["environment"]["RAG_BROKER_URL"].startswith("redis://redis")
@@ -79,7 +90,10 @@ def test_dockerfile_parses_and_follows_the_rules():
             for src in c.value[:-1]:
                 assert (ROOT / src).exists(), f"COPY source {src} missing"
         if c.cmd == "RUN" and "apt-get install" in c.value[0]:
-            assert "--no-install-recommends" in c.value[0] and "rm -rf /var/lib/apt/lists" in c.value[0]
+            assert (
+                "--no-install-recommends" in c.value[0]
+                and "rm -rf /var/lib/apt/lists" in c.value[0]
+            )
     installs = " ".join(c.value[0] for c in commands if c.cmd == "RUN")
     assert "torch==2.13.0" in installs and "prepare_models.py" in installs
 

@@ -8,10 +8,10 @@ from fastapi import APIRouter, File, Query, UploadFile
 
 from api.deps import ServicesDep
 from api.errors import APIError, valid_uuid
-from api.protocol import DocumentList, DocumentOut, ErrorResponse, UploadResponse
+from api.native.protocol import DocumentList, DocumentOut, ErrorResponse, UploadResponse
 from api.uploads import save_uploads
-from rag.payloads import DocumentRecord
-from rag.pipeline import run_sync
+from rag.answer.pipeline import run_sync
+from rag.store.payloads import DocumentRecord
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
@@ -22,13 +22,24 @@ async def list_documents(services: ServicesDep) -> DocumentList:
     return DocumentList(documents=[document_out(d) for d in documents], total=len(documents))
 
 
-@router.post("", status_code=202, response_model=UploadResponse,
-             responses={409: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
-                        422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
-async def upload_documents(services: ServicesDep, files: list[UploadFile] = File(...),
-                           replace: bool = Query(False, description="overwrite a stored file "
-                                                 "of the same name instead of keeping both")
-                           ) -> dict[str, Any]:
+@router.post(
+    "",
+    status_code=202,
+    response_model=UploadResponse,
+    responses={
+        409: {"model": ErrorResponse},
+        413: {"model": ErrorResponse},
+        422: {"model": ErrorResponse},
+        503: {"model": ErrorResponse},
+    },
+)
+async def upload_documents(
+    services: ServicesDep,
+    files: list[UploadFile] = File(...),
+    replace: bool = Query(
+        False, description="overwrite a stored file of the same name instead of keeping both"
+    ),
+) -> dict[str, Any]:
     """Save files into the inbox (all or none) and queue their ingestion."""
     settings = services.settings
     limit = int(settings.max_upload_mb * 1_000_000)
@@ -38,8 +49,7 @@ async def upload_documents(services: ServicesDep, files: list[UploadFile] = File
     return {"saved": paths, "files": stored, "job": job}
 
 
-@router.get("/{document_id}", response_model=DocumentOut,
-            responses={404: {"model": ErrorResponse}})
+@router.get("/{document_id}", response_model=DocumentOut, responses={404: {"model": ErrorResponse}})
 async def get_document(document_id: str, services: ServicesDep) -> DocumentOut:
     record = await run_sync(services.store.get_document, valid_uuid(document_id, "document"))
     if record is None:

@@ -13,9 +13,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import ServicesDep
-from api.protocol import Readiness
+from api.native.protocol import Readiness
 from api.security import key_ok
-from rag.pipeline import run_sync
+from rag.answer.pipeline import run_sync
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)
@@ -38,12 +38,15 @@ async def readyz(services: ServicesDep, request: Request) -> JSONResponse:
         log.error("readiness: store check failed: %s", exc)
         checks["store"] = {"ok": False}
     embedder = services.pipeline.embedder
-    checks["embedder"] = {"ok": True, **({"model": embedder.name,
-                                          "dimension": embedder.dimension} if details else {})}
+    checks["embedder"] = {
+        "ok": True,
+        **({"model": embedder.name, "dimension": embedder.dimension} if details else {}),
+    }
     window = await services.pipeline.refresh_window()
-    checks["llm"] = {"ok": window is not None,
-                     **({"model": services.settings.llm_model, "max_model_len": window}
-                        if details else {})}
+    checks["llm"] = {
+        "ok": window is not None,
+        **({"model": services.settings.llm_model, "max_model_len": window} if details else {}),
+    }
     ready = bool(checks["store"]["ok"] and checks["embedder"]["ok"])
     body = Readiness(ready=ready, checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)

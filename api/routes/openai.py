@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from api import openai_serving
 from api.deps import ServicesDep
 from api.observability import request_id_var
-from api.openai_protocol import ChatCompletion, ChatCompletionRequest, ModelList, OpenAIError
+from api.openai import serving as openai_serving
+from api.openai.protocol import ChatCompletion, ChatCompletionRequest, ModelList, OpenAIError
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 _ERRORS = {code: {"model": OpenAIError} for code in (400, 401, 404, 413, 502, 503, 504)}
@@ -19,9 +19,18 @@ async def list_models(services: ServicesDep) -> ModelList:
     return openai_serving.models(services)
 
 
-@router.post("/chat/completions", response_model=ChatCompletion, responses={
-    **_ERRORS, 200: {"content": {"text/event-stream": {}},
-                     "description": "chat.completion, or chat.completion.chunk events"}})
-async def chat_completions(body: ChatCompletionRequest, request: Request,
-                           services: ServicesDep) -> ChatCompletion | StreamingResponse:
+@router.post(
+    "/chat/completions",
+    response_model=ChatCompletion,
+    responses={
+        **_ERRORS,
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "chat.completion, or chat.completion.chunk events",
+        },
+    },
+)
+async def chat_completions(
+    body: ChatCompletionRequest, request: Request, services: ServicesDep
+) -> ChatCompletion | StreamingResponse:
     return await openai_serving.chat(services, body, request, request_id_var.get())

@@ -6,14 +6,17 @@ from fastapi import APIRouter
 
 from api.deps import ServicesDep
 from api.errors import APIError, valid_uuid
-from api.protocol import ErrorResponse, ParentOut
-from rag.pipeline import run_sync
+from api.native.protocol import ErrorResponse, ParentOut
+from rag.answer.pipeline import run_sync
 
 router = APIRouter(prefix="/v1/parents", tags=["search"])
 
 
-@router.get("/{parent_id}", response_model=ParentOut,
-            responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}})
+@router.get(
+    "/{parent_id}",
+    response_model=ParentOut,
+    responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+)
 async def get_parent(parent_id: str, services: ServicesDep) -> ParentOut:
     key = valid_uuid(parent_id, "parent")
     parent = await run_sync(services.store.parent, key)

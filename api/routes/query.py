@@ -5,19 +5,28 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from api import serving
 from api.deps import ServicesDep
+from api.native import serving
+from api.native.protocol import ErrorResponse, QueryRequest, QueryResponse
 from api.observability import request_id_var
-from api.protocol import ErrorResponse, QueryRequest, QueryResponse
 
 router = APIRouter(prefix="/v1", tags=["query"])
 
 _ERRORS = {code: {"model": ErrorResponse} for code in (413, 422, 502, 503, 504)}
 
 
-@router.post("/query", response_model=QueryResponse, responses={
-    **_ERRORS, 200: {"content": {"text/event-stream": {}},
-                     "description": "JSON, or SSE events sources/delta/final/done if stream"}})
-async def query(body: QueryRequest, request: Request,
-                services: ServicesDep) -> QueryResponse | StreamingResponse:
+@router.post(
+    "/query",
+    response_model=QueryResponse,
+    responses={
+        **_ERRORS,
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "JSON, or SSE events sources/delta/final/done if stream",
+        },
+    },
+)
+async def query(
+    body: QueryRequest, request: Request, services: ServicesDep
+) -> QueryResponse | StreamingResponse:
     return await serving.query(services, body, request, request_id_var.get())

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api import serving
 from api.deps import ServicesDep
-from api.protocol import ErrorResponse, SearchRequest, SearchResponse
+from api.native import serving
+from api.native.protocol import ErrorResponse, SearchRequest, SearchResponse
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
 
-@router.post("/search", response_model=SearchResponse,
-             responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
+@router.post(
+    "/search",
+    response_model=SearchResponse,
+    responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+)
 async def search(body: SearchRequest, services: ServicesDep) -> SearchResponse:
     return await serving.search(services, body)

@@ -8,11 +8,11 @@ import pytest
 
 from api.app import create_app
 from api.deps import Services
-from api.jobs import JobManager
-from ingest.worker import IngestWorker
-from rag.generation import LLMClient, LLMConfig
-from rag.pipeline import RagPipeline
-from rag.store import QdrantStore
+from ingest.indexer import Indexer
+from ingest.jobs.inprocess import JobManager
+from rag.answer.llm import LLMClient, LLMConfig
+from rag.answer.pipeline import RagPipeline
+from rag.store.qdrant_store import QdrantStore
 from tests.conftest import DOCS
 from tests.helpers.servers import free_port, serve
 
@@ -22,8 +22,10 @@ def api(settings_factory, embedder, tmp_path):
     settings = settings_factory(ingest_roots=[tmp_path])
     store = QdrantStore(settings, embedder.name, embedder.dimension)
     llm = LLMClient(LLMConfig(base_url=f"http://127.0.0.1:{free_port()}/v1", model="none"))
-    jobs = JobManager(IngestWorker(settings, embedder, store,
-                                   allowed_roots=settings.api_ingest_roots), tmp_path / "jobs")
+    jobs = JobManager(
+        Indexer(settings, embedder, store, allowed_roots=settings.api_ingest_roots),
+        tmp_path / "jobs",
+    )
     services = Services(settings, RagPipeline(settings, embedder, store, llm), store, llm, jobs)
     with serve(create_app(settings, services=services)) as url:
         yield url, tmp_path

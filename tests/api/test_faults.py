@@ -18,14 +18,23 @@ def apis(ingested, embedder, fault_server):
     with ExitStack() as stack:
         for mode in ("ok", "error500", "slow", "cut", "badjson", "drip"):
             urls[mode] = stack.enter_context(
-                api_for(ingested, embedder, f"{base}/{mode}/v1", model="fake",
-                        llm_first_token_timeout=4.0))
+                api_for(
+                    ingested,
+                    embedder,
+                    f"{base}/{mode}/v1",
+                    model="fake",
+                    llm_first_token_timeout=4.0,
+                )
+            )
         yield urls, fs
 
 
 def ask(url, **extra):
-    return httpx.post(f"{url}/v1/query", json={"question": "Where was the Zorblax reactor built?",
-                                              **extra}, timeout=60)
+    return httpx.post(
+        f"{url}/v1/query",
+        json={"question": "Where was the Zorblax reactor built?", **extra},
+        timeout=60,
+    )
 
 
 def test_fake_ok_parses_citations(apis):
@@ -69,11 +78,16 @@ def test_cut_stream_is_502_and_never_retried_after_tokens(apis):
 
 def test_cut_stream_when_streaming_sends_an_error_event(apis):
     urls, _ = apis
-    with httpx.stream("POST", f"{urls['cut']}/v1/query", json={
-            "question": "Where was the Zorblax reactor built?", "stream": True}) as r:
+    with httpx.stream(
+        "POST",
+        f"{urls['cut']}/v1/query",
+        json={"question": "Where was the Zorblax reactor built?", "stream": True},
+    ) as r:
         assert r.status_code == 200
         events = [line for line in r.iter_lines() if line.startswith("event:")]
-    assert events[0] == "event: sources" and "event: error" in events and events[-1] == "event: done"
+    assert (
+        events[0] == "event: sources" and "event: error" in events and events[-1] == "event: done"
+    )
 
 
 def test_malformed_json_is_502(apis):
@@ -85,20 +99,26 @@ def test_malformed_json_is_502(apis):
 
 def test_streaming_ok_events(apis):
     urls, _ = apis
-    with httpx.stream("POST", f"{urls['ok']}/v1/query", json={
-            "question": "Where was the Zorblax reactor built?", "stream": True}) as r:
+    with httpx.stream(
+        "POST",
+        f"{urls['ok']}/v1/query",
+        json={"question": "Where was the Zorblax reactor built?", "stream": True},
+    ) as r:
         lines = list(r.iter_lines())
-    kinds = [l.split(": ", 1)[1] for l in lines if l.startswith("event:")]
+    kinds = [line.split(": ", 1)[1] for line in lines if line.startswith("event:")]
     assert kinds == ["sources", "delta", "delta", "final", "done"]
-    final = json.loads([l for l in lines if l.startswith("data:")][-2][5:])
+    final = json.loads([line for line in lines if line.startswith("data:")][-2][5:])
     assert final["answer"] == "Hello world [1]."
 
 
 def test_client_disconnect_cancels_generation(apis):
     urls, fs = apis
     fs.disconnected.clear()
-    with httpx.stream("POST", f"{urls['drip']}/v1/query", json={
-            "question": "Where was the Zorblax reactor built?", "stream": True}) as r:
+    with httpx.stream(
+        "POST",
+        f"{urls['drip']}/v1/query",
+        json={"question": "Where was the Zorblax reactor built?", "stream": True},
+    ) as r:
         for line in r.iter_lines():
             if line.startswith("event: delta"):
                 break  # leave after the first token
@@ -113,11 +133,19 @@ def test_budget_413_with_numbers(apis):
     assert err["code"] == "context_too_large" and err["details"]["context_window"] == 4096
 
 
-@pytest.mark.parametrize("body", [
-    {"question": ""}, {"question": "x", "max_tokens": 0}, {"question": "x", "max_tokens": -5},
-    {"question": "x", "temperature": 5}, {"question": "x", "stream": "yes please"},
-    {"question": "x", "max_context_tokens": 0}, {"question": ["x"]}, {"question": "x" * 9000},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"question": ""},
+        {"question": "x", "max_tokens": 0},
+        {"question": "x", "max_tokens": -5},
+        {"question": "x", "temperature": 5},
+        {"question": "x", "stream": "yes please"},
+        {"question": "x", "max_context_tokens": 0},
+        {"question": ["x"]},
+        {"question": "x" * 9000},
+    ],
+)
 def test_bad_query_requests(apis, body):
     urls, _ = apis
     r = httpx.post(f"{urls['ok']}/v1/query", json=body)

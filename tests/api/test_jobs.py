@@ -31,19 +31,26 @@ def test_kill_9_mid_job_then_restart_finishes_the_job_and_the_inbox(tmp_path):
     write_compressible_docx(folder / "a-slow.docx", 20_000)
     for name in ("release-notes.txt", "reactor-update.eml", "Normans.md"):
         shutil.copy(DOCS / name, folder)
-    env = {"RAG_DATA_DIR": str(tmp_path / "data"), "RAG_API_KEYS": KEY,
-           "RAG_INGEST_ROOTS": str(folder), "RAG_LLM_BASE_URL": "http://127.0.0.1:9/v1"}
+    env = {
+        "RAG_DATA_DIR": str(tmp_path / "data"),
+        "RAG_API_KEYS": KEY,
+        "RAG_INGEST_ROOTS": str(folder),
+        "RAG_LLM_BASE_URL": "http://127.0.0.1:9/v1",
+    }
     api = ApiProcess(env, tmp_path / "api.log").start()
     try:
         # An upload whose job will be lost too: saved in the inbox, then the crash.
-        job_id = httpx.post(f"{api.url}/v1/ingest", headers=AUTH,
-                            json={"paths": [str(folder)]}).json()["job_id"]
+        job_id = httpx.post(
+            f"{api.url}/v1/ingest", headers=AUTH, json={"paths": [str(folder)]}
+        ).json()["job_id"]
         wait(api.url, job_id, statuses=("running",))
         time.sleep(0.5)
         api.kill9()
         inbox = tmp_path / "data" / "inbox"
         inbox.mkdir(parents=True, exist_ok=True)
-        (inbox / "oxygen.md").write_text("# Oxygen\n\nOxygen is the chemical element with symbol O. " * 20)  # saved, never queued
+        (inbox / "oxygen.md").write_text(
+            "# Oxygen\n\nOxygen is the chemical element with symbol O. " * 20
+        )  # saved, never queued
         record = (tmp_path / "data" / "jobs" / f"{job_id}.json").read_text()
         assert '"status": "running"' in record  # what the dead process left
         api.start()
@@ -57,8 +64,13 @@ def test_kill_9_mid_job_then_restart_finishes_the_job_and_the_inbox(tmp_path):
             time.sleep(0.5)  # the inbox job queued at start
             docs = httpx.get(f"{api.url}/v1/documents", headers=AUTH).json()["documents"]
             names = sorted(d["source"].rsplit("/", 1)[1] for d in docs)
-        assert names == ["Normans.md", "a-slow.docx", "oxygen.md", "reactor-update.eml",
-                         "release-notes.txt"]
+        assert names == [
+            "Normans.md",
+            "a-slow.docx",
+            "oxygen.md",
+            "reactor-update.eml",
+            "release-notes.txt",
+        ]
     finally:
         api.stop()
 
@@ -67,13 +79,14 @@ def test_a_job_no_process_runs_is_never_reported_running(tmp_path):
     """A record left 'running' by a dead process reads 'interrupted', never 'running'."""
     import json
 
-    from api.jobs import JobManager
+    from ingest.jobs.inprocess import JobManager
 
     folder = tmp_path / "jobs"
     folder.mkdir()
     job_id = "a" * 32
-    (folder / f"{job_id}.json").write_text(json.dumps({"job_id": job_id, "status": "running",
-                                                       "paths": [], "prune": False}))
+    (folder / f"{job_id}.json").write_text(
+        json.dumps({"job_id": job_id, "status": "running", "paths": [], "prune": False})
+    )
     manager = JobManager(worker=None, folder=folder)  # type: ignore[arg-type]
     assert manager.get(job_id)["status"] == "interrupted"
 
@@ -81,14 +94,22 @@ def test_a_job_no_process_runs_is_never_reported_running(tmp_path):
 def test_a_job_that_keeps_killing_its_process_is_given_up(tmp_path):
     import json
 
-    from api.jobs import MAX_ATTEMPTS, JobManager
+    from ingest.jobs.inprocess import MAX_ATTEMPTS, JobManager
 
     folder = tmp_path / "jobs"
     folder.mkdir()
     job_id = "b" * 32
-    (folder / f"{job_id}.json").write_text(json.dumps({
-        "job_id": job_id, "status": "running", "paths": [], "prune": False,
-        "attempts": MAX_ATTEMPTS}))
+    (folder / f"{job_id}.json").write_text(
+        json.dumps(
+            {
+                "job_id": job_id,
+                "status": "running",
+                "paths": [],
+                "prune": False,
+                "attempts": MAX_ATTEMPTS,
+            }
+        )
+    )
     manager = JobManager(worker=None, folder=folder)  # type: ignore[arg-type]
     assert manager.start() == []
     job = manager.get(job_id)

@@ -10,10 +10,10 @@ import pytest
 
 from api.app import create_app
 from api.deps import Services
-from ingest.worker import IngestWorker
-from rag.generation import LLMClient, LLMConfig
-from rag.pipeline import RagPipeline
-from rag.store import QdrantStore
+from ingest.indexer import Indexer
+from rag.answer.llm import LLMClient, LLMConfig
+from rag.answer.pipeline import RagPipeline
+from rag.store.qdrant_store import QdrantStore
 from tests.api.conftest import api_for
 from tests.conftest import DOCS, ROOT
 from tests.helpers.servers import free_port, serve
@@ -21,8 +21,10 @@ from tests.helpers.servers import free_port, serve
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
 OUT = ROOT / "test-output" / "screenshots"
-XSS = ('Security note about the Quetzal gateway.\n\n<script>window.__xss = 1</script> '
-       '<img src=x onerror="window.__xss = 2"> The Quetzal gateway must be restarted weekly.')
+XSS = (
+    "Security note about the Quetzal gateway.\n\n<script>window.__xss = 1</script> "
+    '<img src=x onerror="window.__xss = 2"> The Quetzal gateway must be restarted weekly.'
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +35,18 @@ def browser():
 
     OUT.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--disable-quic"])
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-quic",
+            ],
+        )
         yield b
         b.close()
 
@@ -63,9 +74,12 @@ def own_api(tmp_path_factory, embedder):
     shutil.copy(DOCS / "release-notes.txt", docs)
     settings = Settings(data_dir=base / "data", llm_tokenizer="server")
     store = QdrantStore(settings, embedder.name, embedder.dimension)
-    IngestWorker(settings, embedder, store).run([docs])
-    llm = LLMClient(LLMConfig(base_url=f"http://127.0.0.1:{free_port()}/v1", model="x",
-                              connect_timeout=1, retries=0))
+    Indexer(settings, embedder, store).run([docs])
+    llm = LLMClient(
+        LLMConfig(
+            base_url=f"http://127.0.0.1:{free_port()}/v1", model="x", connect_timeout=1, retries=0
+        )
+    )
     services = Services(settings, RagPipeline(settings, embedder, store, llm), store, llm, None)
     with serve(create_app(settings, services=services)) as url:
         yield url
@@ -173,9 +187,13 @@ def test_stop_cancels_the_stream_on_the_server(page, ingested, embedder, fault_s
         page.goto(url + "/")
         page.fill("#q", "Where was the Zorblax reactor built?")
         page.press("#q", "Enter")
-        page.wait_for_function("document.querySelector('#turn-1 .answer-text').textContent.length > 10")
+        page.wait_for_function(
+            "document.querySelector('#turn-1 .answer-text').textContent.length > 10"
+        )
         page.click("#stop")
-        page.wait_for_function("document.getElementById('status').textContent.startsWith('Stopped')")
+        page.wait_for_function(
+            "document.getElementById('status').textContent.startsWith('Stopped')"
+        )
         assert fs.disconnected.wait(10), "generation was not cancelled on the server"
         assert page.is_hidden("#stop")
 
@@ -203,7 +221,8 @@ def _wait_answered(page, turn: int) -> None:
     page.wait_for_function(
         f"document.querySelectorAll('#thread .turn').length === {turn} && "
         "/^(Answered|No documents)/.test(document.getElementById('status').textContent)",
-        timeout=180_000)
+        timeout=180_000,
+    )
 
 
 def test_conversation_follow_up_reload_and_new_conversation(page, llm_api):
@@ -226,7 +245,9 @@ def test_conversation_follow_up_reload_and_new_conversation(page, llm_api):
     searched = page.text_content("#turn-2 .searched")
     assert page.is_visible("#turn-2 .searched") and "Zorblax" in searched, searched
     assert "history" in page.text_content("#turn-2 .gauge-text")
-    assert page.evaluate("document.querySelector('#turn-2 .g-hist').getBoundingClientRect().width") > 0
+    assert (
+        page.evaluate("document.querySelector('#turn-2 .g-hist').getBoundingClientRect().width") > 0
+    )
     answers = page.locator("#thread .answer-text").all_text_contents()
     shot(page, "conversation")
 
@@ -260,19 +281,26 @@ def test_documents_view_shows_the_queue_jobs(page, redis_server, tmp_path):
     for name in ("release-notes.txt", "Normans.md"):
         shutil.copy(DOCS / name, folder)
     (folder / "broken.pdf").write_bytes(b"%PDF-1.7 not really")
-    api = ApiProcess({"RAG_DATA_DIR": str(tmp_path / "data"), "RAG_INGEST_ROOTS": str(folder),
-                      "RAG_LLM_BASE_URL": f"http://127.0.0.1:{free_port()}/v1",
-                      "RAG_BROKER_URL": redis_server.url}, tmp_path / "api.log").start()
+    api = ApiProcess(
+        {
+            "RAG_DATA_DIR": str(tmp_path / "data"),
+            "RAG_INGEST_ROOTS": str(folder),
+            "RAG_LLM_BASE_URL": f"http://127.0.0.1:{free_port()}/v1",
+            "RAG_BROKER_URL": redis_server.url,
+        },
+        tmp_path / "api.log",
+    ).start()
     try:
-        job = httpx.post(f"{api.url}/v1/ingest", json={"paths": [str(folder)]},
-                         timeout=30).json()
+        job = httpx.post(f"{api.url}/v1/ingest", json={"paths": [str(folder)]}, timeout=30).json()
         page.goto(api.url + "/")
         page.click("#tab-docs")
         row = page.locator(f"#jobs-table tr[data-job='{job['job_id']}']")
         row.wait_for()
         page.wait_for_function(
             f"document.querySelector(\"#jobs-table tr[data-job='{job['job_id']}'] td:nth-child(2)\")"
-            ".textContent === 'done'", timeout=120_000)
+            ".textContent === 'done'",
+            timeout=120_000,
+        )
         cells = row.locator("td").all_text_contents()
         assert cells[1:5] == ["done", "3", "2", "0"] and cells[5] == "0 / 0 / 0"
         row.locator("summary").click()

@@ -36,20 +36,25 @@ def test_api_enqueues_reports_counts_and_answers_503_without_redis(tmp_path, red
     for name in ("release-notes.txt", "reactor-update.eml", "Normans.md"):
         shutil.copy(DOCS / name, folder)
     (folder / "broken.pdf").write_bytes(b"%PDF-1.7 not really")
-    env = {"RAG_DATA_DIR": str(tmp_path / "data"), "RAG_API_KEYS": KEY,
-           "RAG_INGEST_ROOTS": str(folder), "RAG_LLM_BASE_URL": "http://127.0.0.1:9/v1",
-           "RAG_BROKER_URL": redis_server.url, "RAG_QUEUE_RESTORE_INTERVAL_S": "1"}
+    env = {
+        "RAG_DATA_DIR": str(tmp_path / "data"),
+        "RAG_API_KEYS": KEY,
+        "RAG_INGEST_ROOTS": str(folder),
+        "RAG_LLM_BASE_URL": "http://127.0.0.1:9/v1",
+        "RAG_BROKER_URL": redis_server.url,
+        "RAG_QUEUE_RESTORE_INTERVAL_S": "1",
+    }
     api = ApiProcess(env, tmp_path / "api.log").start()
     try:
-        answer = httpx.post(f"{api.url}/v1/ingest", headers=AUTH, timeout=30,
-                            json={"paths": [str(folder)]})
+        answer = httpx.post(
+            f"{api.url}/v1/ingest", headers=AUTH, timeout=30, json={"paths": [str(folder)]}
+        )
         assert answer.status_code == 202, answer.text
         job = _done(api, answer.json()["job_id"])
         assert job["files_total"] == 4 and job["counts"]["done"] == 3
         assert job["counts"]["failed"] == 1
         assert job["failures"][0]["path"].endswith("broken.pdf")
-        listed = httpx.get(f"{api.url}/v1/ingest",
-                           headers=AUTH, timeout=10).json()
+        listed = httpx.get(f"{api.url}/v1/ingest", headers=AUTH, timeout=10).json()
         assert listed["queue"] and listed["jobs"][0]["job_id"] == job["job_id"]
         docs = httpx.get(f"{api.url}/v1/documents", headers=AUTH, timeout=10).json()
         assert docs["total"] == 3
@@ -60,26 +65,40 @@ def test_api_enqueues_reports_counts_and_answers_503_without_redis(tmp_path, red
         # The CLI pointed at this API (RAG_API_URL, no broker of its own) follows the job.
         cli_env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
         cli_env.update(RAG_API_URL=api.url, RAG_API_CLIENT_KEY=KEY)
-        cli = subprocess.run([sys.executable, "-m", "ingest", str(folder), "--json"],
-                             cwd=ROOT, env=cli_env, capture_output=True, text=True,
-                             timeout=120)
+        cli = subprocess.run(
+            [sys.executable, "-m", "ingest", str(folder), "--json"],
+            cwd=ROOT,
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert cli.returncode == 1, cli.stderr  # the broken PDF
         summary = json.loads(cli.stdout)
         assert summary["unchanged"] == 3 and summary["failed"][0]["path"].endswith("broken.pdf")
 
         redis_server.stop()
-        refused = httpx.post(f"{api.url}/v1/ingest", headers=AUTH, timeout=30,
-                             json={"paths": [str(folder)]})
+        refused = httpx.post(
+            f"{api.url}/v1/ingest", headers=AUTH, timeout=30, json={"paths": [str(folder)]}
+        )
         assert refused.status_code == 503
         assert refused.json()["error"]["code"] == "queue_unavailable"
-        upload = httpx.post(f"{api.url}/v1/documents", headers=AUTH, timeout=30,
-                            files={"files": ("late.txt", b"The late memo names Svalbard.")})
+        upload = httpx.post(
+            f"{api.url}/v1/documents",
+            headers=AUTH,
+            timeout=30,
+            files={"files": ("late.txt", b"The late memo names Svalbard.")},
+        )
         assert upload.status_code == 503
         assert (tmp_path / "data" / "inbox" / "late.txt").is_file()  # kept for later
-        assert httpx.get(f"{api.url}/v1/ingest/{job['job_id']}", headers=AUTH,
-                         timeout=30).status_code == 503
-        assert "rag_ingest_queue_depth NaN" in httpx.get(f"{api.url}/metrics", headers=AUTH,
-                                                           timeout=10).text
+        assert (
+            httpx.get(f"{api.url}/v1/ingest/{job['job_id']}", headers=AUTH, timeout=30).status_code
+            == 503
+        )
+        assert (
+            "rag_ingest_queue_depth NaN"
+            in httpx.get(f"{api.url}/metrics", headers=AUTH, timeout=10).text
+        )
     finally:
         api.stop()
     # Redis back, the API restarted: the inbox file left by the refused upload is ingested.

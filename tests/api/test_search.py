@@ -1,6 +1,7 @@
 """POST /v1/search and the request validation every route shares."""
 
 import json
+
 import httpx
 import pytest
 
@@ -16,23 +17,30 @@ def api(ingested, embedder):
 
 
 def test_search_returns_parents_with_passages(api):
-    r = httpx.post(f"{api}/v1/search", json={"query": "Quillon valve inventor", "top_k": 3,
-                                            "include": ["passage_text", "parent_text"]})
+    r = httpx.post(
+        f"{api}/v1/search",
+        json={
+            "query": "Quillon valve inventor",
+            "top_k": 3,
+            "include": ["passage_text", "parent_text"],
+        },
+    )
     assert r.status_code == 200, r.text
     top = r.json()["results"][0]
     assert top["source"].endswith("valves.pdf")
     assert top["pages"] == [1, 2]
     p = top["passages"][0]
     assert p["text"] and p["text"] in top["text"]
-    assert top["text"][p["start"] - top["start"]:p["end"] - top["start"]] == p["text"]
+    assert top["text"][p["start"] - top["start"] : p["end"] - top["start"]] == p["text"]
 
 
 def test_results_carry_what_the_client_asks_for(api):
     """A snippet and passage offsets by default; texts on request, or GET /v1/parents/{id}."""
     body = {"query": "Quillon valve inventor", "top_k": 3}
     lean = httpx.post(f"{api}/v1/search", json=body).json()["results"]
-    full = httpx.post(f"{api}/v1/search", json={
-        **body, "include": ["passage_text", "parent_text"]}).json()["results"]
+    full = httpx.post(
+        f"{api}/v1/search", json={**body, "include": ["passage_text", "parent_text"]}
+    ).json()["results"]
     bare = httpx.post(f"{api}/v1/search", json={**body, "include": []}).json()["results"]
     assert all(r["text"] is None and r["passages"] and r["snippet"] for r in lean)
     assert all(p["text"] is None for r in lean for p in r["passages"])
@@ -43,15 +51,18 @@ def test_results_carry_what_the_client_asks_for(api):
     assert httpx.get(f"{api}/v1/parents/not-a-uuid").status_code == 422
     missing = httpx.get(f"{api}/v1/parents/00000000-0000-0000-0000-000000000000")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
-    assert httpx.post(f"{api}/v1/search", json={**body, "include": ["everything"]}
-                      ).status_code == 422
+    assert (
+        httpx.post(f"{api}/v1/search", json={**body, "include": ["everything"]}).status_code == 422
+    )
 
 
 def test_lexical_only_and_semantic_only_queries_both_work(api):
     rare = httpx.post(f"{api}/v1/search", json={"query": "Hovinbyen", "top_k": 1}).json()
     assert rare["results"][0]["source"].endswith("reactor-update.eml")
-    para = httpx.post(f"{api}/v1/search", json={
-        "query": "how long before an idle agent gets logged out", "top_k": 1}).json()
+    para = httpx.post(
+        f"{api}/v1/search",
+        json={"query": "how long before an idle agent gets logged out", "top_k": 1},
+    ).json()
     assert para["results"][0]["source"].endswith("release-notes.txt")
 
 
@@ -64,26 +75,32 @@ def test_modes(api, mode):
 
 def test_filters(api, ingested):
     folder = str(ingested["docs"])
-    r = httpx.post(f"{api}/v1/search", json={"query": "reactor", "filters": {
-        "file_types": ["md"], "folders": [folder]}})
+    r = httpx.post(
+        f"{api}/v1/search",
+        json={"query": "reactor", "filters": {"file_types": ["md"], "folders": [folder]}},
+    )
     assert r.status_code == 200
     assert {x["file_type"] for x in r.json()["results"]} == {"md"}
-    r = httpx.post(f"{api}/v1/search", json={"query": "reactor", "filters": {
-        "folders": ["/nowhere"]}})
+    r = httpx.post(
+        f"{api}/v1/search", json={"query": "reactor", "filters": {"folders": ["/nowhere"]}}
+    )
     assert r.json()["results"] == []
 
 
-@pytest.mark.parametrize("body, fragment", [
-    ({"query": ""}, "query"),
-    ({"query": "   "}, "visible text"),
-    ({"query": "x" * 8001}, "query"),
-    ({"query": "x", "top_k": -1}, "top_k"),
-    ({"query": "x", "top_k": 100000}, "top_k"),
-    ({"query": "x", "top_k": "many"}, "top_k"),
-    ({"query": "x", "filters": {"author": "me"}}, "author"),
-    ({"query": "x", "mode": "magic"}, "mode"),
-    ({"text": "x"}, "query"),
-])
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ({"query": ""}, "query"),
+        ({"query": "   "}, "visible text"),
+        ({"query": "x" * 8001}, "query"),
+        ({"query": "x", "top_k": -1}, "top_k"),
+        ({"query": "x", "top_k": 100000}, "top_k"),
+        ({"query": "x", "top_k": "many"}, "top_k"),
+        ({"query": "x", "filters": {"author": "me"}}, "author"),
+        ({"query": "x", "mode": "magic"}, "mode"),
+        ({"text": "x"}, "query"),
+    ],
+)
 def test_bad_search_requests(api, body, fragment):
     r = httpx.post(f"{api}/v1/search", json=body)
     assert r.status_code == 422
@@ -92,7 +109,9 @@ def test_bad_search_requests(api, body, fragment):
 
 
 def test_not_json(api):
-    r = httpx.post(f"{api}/v1/search", content=b"{oops", headers={"content-type": "application/json"})
+    r = httpx.post(
+        f"{api}/v1/search", content=b"{oops", headers={"content-type": "application/json"}
+    )
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
 
 
@@ -115,8 +134,11 @@ def test_query_with_llm_down_is_503_and_search_still_works(api):
 @pytest.mark.parametrize("stream", [False, True])
 def test_no_matching_documents_answers_at_once_even_with_the_llm_down(api, stream):
     """0 sources: the LLM is not asked (it would answer from memory); a clear reason."""
-    body = {"question": "Where was the reactor built?", "stream": stream,
-            "filters": {"document_ids": ["00000000-0000-0000-0000-000000000000"]}}
+    body = {
+        "question": "Where was the reactor built?",
+        "stream": stream,
+        "filters": {"document_ids": ["00000000-0000-0000-0000-000000000000"]},
+    }
     r = httpx.post(f"{api}/v1/query", json=body)
     assert r.status_code == 200, r.text
     if stream:

@@ -8,13 +8,13 @@ import pytest
 
 from api.app import create_app
 from api.deps import Services
-from api.jobs import JobManager
 from api.security import UnsafeBind, check_bind_safety
-from ingest.worker import IngestWorker
-from rag.generation import LLMClient, LLMConfig
-from rag.pipeline import RagPipeline
+from ingest.indexer import Indexer
+from ingest.jobs.inprocess import JobManager
+from rag.answer.llm import LLMClient, LLMConfig
+from rag.answer.pipeline import RagPipeline
 from rag.settings import Settings
-from rag.store import QdrantStore
+from rag.store.qdrant_store import QdrantStore
 from tests.conftest import DOCS, ROOT
 from tests.helpers.servers import serve
 
@@ -25,14 +25,21 @@ KEY = "s3cret-key-for-tests"
 def secured(tmp_path_factory, embedder, fault_server):
     base, fs = fault_server
     tmp = tmp_path_factory.mktemp("secure")
-    settings = Settings(data_dir=tmp / "data", api_keys=[KEY], max_upload_mb=0.05,
-                        ingest_roots=[tmp / "data" / "inbox"],
-                        max_request_bytes=200_000, llm_base_url=f"{base}/ok/v1",
-                        llm_model="fake", llm_tokenizer="server")
+    settings = Settings(
+        data_dir=tmp / "data",
+        api_keys=[KEY],
+        max_upload_mb=0.05,
+        ingest_roots=[tmp / "data" / "inbox"],
+        max_request_bytes=200_000,
+        llm_base_url=f"{base}/ok/v1",
+        llm_model="fake",
+        llm_tokenizer="server",
+    )
     store = QdrantStore(settings, embedder.name, embedder.dimension)
     llm = LLMClient(LLMConfig(base_url=settings.llm_base_url, model="fake"))
-    jobs = JobManager(IngestWorker(settings, embedder, store,
-                                   allowed_roots=settings.api_ingest_roots), tmp / "jobs")
+    jobs = JobManager(
+        Indexer(settings, embedder, store, allowed_roots=settings.api_ingest_roots), tmp / "jobs"
+    )
     services = Services(settings, RagPipeline(settings, embedder, store, llm), store, llm, jobs)
     with serve(create_app(settings, services=services)) as url:
         yield url, settings, fs
@@ -44,14 +51,17 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 
 def test_routes_need_the_key(secured):
     url, _, _ = secured
-    for method, path, body in [("POST", "/v1/search", {"query": "x"}),
-                               ("GET", "/v1/documents", None),
-                               ("POST", "/v1/query", {"question": "x"})]:
+    for method, path, body in [
+        ("POST", "/v1/search", {"query": "x"}),
+        ("GET", "/v1/documents", None),
+        ("POST", "/v1/query", {"question": "x"}),
+    ]:
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY}):
             r = httpx.request(method, url + path, json=body, headers=headers)
             assert r.status_code == 401, (path, headers)
-            assert r.json() == {"error": {"code": "unauthorized",
-                                          "message": "missing or invalid API key"}}
+            assert r.json() == {
+                "error": {"code": "unauthorized", "message": "missing or invalid API key"}
+            }
             assert r.headers["www-authenticate"] == "Bearer"
             assert KEY not in r.text
     assert httpx.post(url + "/v1/search", json={"query": "x"}, headers=AUTH).status_code == 200
@@ -73,8 +83,10 @@ def test_schema_and_docs_need_the_key(secured):
 def test_readyz_tells_the_public_only_ready_or_not(secured):
     url, settings, _ = secured
     public = httpx.get(url + "/readyz").json()
-    assert public == {"ready": True, "checks": {"store": {"ok": True}, "embedder": {"ok": True},
-                                                "llm": {"ok": True}}}
+    assert public == {
+        "ready": True,
+        "checks": {"store": {"ok": True}, "embedder": {"ok": True}, "llm": {"ok": True}},
+    }
     detailed = httpx.get(url + "/readyz", headers=AUTH).json()
     assert "passages" in detailed["checks"]["store"]
     assert detailed["checks"]["llm"]["max_model_len"] == 4096
@@ -84,12 +96,14 @@ def test_readyz_tells_the_public_only_ready_or_not(secured):
 def test_auth_comes_before_any_other_check(secured):
     url, _, _ = secured
     for body in (b"{not json", b'{"query": 3}', b""):
-        r = httpx.post(url + "/v1/search", content=body,
-                       headers={"content-type": "application/json"})
+        r = httpx.post(
+            url + "/v1/search", content=body, headers={"content-type": "application/json"}
+        )
         assert r.status_code == 401, body
     assert httpx.get(url + "/v1/no-such-route").status_code == 401
-    big = httpx.post(url + "/v1/search", content=b"x" * 300_000,
-                     headers={"content-type": "application/json"})
+    big = httpx.post(
+        url + "/v1/search", content=b"x" * 300_000, headers={"content-type": "application/json"}
+    )
     assert big.status_code == 401
 
 
@@ -101,10 +115,17 @@ def test_oversize_headers_get_a_json_error(secured):
     assert r.json()["error"]["code"] == "bad_request"
 
 
-@pytest.mark.parametrize("body", [
-    {"query": "x", "top_k": "3"}, {"query": "x", "top_k": True}, {"query": "x", "top_k": 2.0},
-    {"query": "\x00\x01\u200b\t "}, {"query": ["x"]}, {"query": "x", "filters":
-                                                         {"file_types": [1]}}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"query": "x", "top_k": "3"},
+        {"query": "x", "top_k": True},
+        {"query": "x", "top_k": 2.0},
+        {"query": "\x00\x01\u200b\t "},
+        {"query": ["x"]},
+        {"query": "x", "filters": {"file_types": [1]}},
+    ],
+)
 def test_search_types_are_strict(secured, body):
     url, _, _ = secured
     r = httpx.post(url + "/v1/search", headers=AUTH, json=body)
@@ -112,9 +133,15 @@ def test_search_types_are_strict(secured, body):
     assert r.json()["error"]["code"] == "invalid_request"
 
 
-@pytest.mark.parametrize("body", [
-    {"question": "x", "stream": "yes"}, {"question": "x", "temperature": "0.5"},
-    {"question": "x", "max_tokens": "16"}, {"question": "\u0007\u0008"}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"question": "x", "stream": "yes"},
+        {"question": "x", "temperature": "0.5"},
+        {"question": "x", "max_tokens": "16"},
+        {"question": "\u0007\u0008"},
+    ],
+)
 def test_query_types_are_strict(secured, body):
     url, _, _ = secured
     assert httpx.post(url + "/v1/query", headers=AUTH, json=body).status_code == 422
@@ -122,8 +149,9 @@ def test_query_types_are_strict(secured, body):
 
 def test_question_length_comes_from_settings(secured):
     url, settings, _ = secured
-    r = httpx.post(url + "/v1/search", headers=AUTH,
-                   json={"query": "a" * (settings.max_question_chars + 1)})
+    r = httpx.post(
+        url + "/v1/search", headers=AUTH, json={"query": "a" * (settings.max_question_chars + 1)}
+    )
     assert r.status_code == 422 and "at most 8000 characters" in r.json()["error"]["message"]
 
 
@@ -138,17 +166,32 @@ def test_upload_is_all_or_nothing(secured):
     url, settings, _ = secured
     settings.inbox.mkdir(parents=True, exist_ok=True)
     before = sorted(p.name for p in settings.inbox.iterdir())
-    r = httpx.post(url + "/v1/documents", headers=AUTH, files=[
-        ("files", ("good-one.txt", b"good content here", "text/plain")),
-        ("files", ("bad.exe", b"MZ", "application/octet-stream"))])
+    r = httpx.post(
+        url + "/v1/documents",
+        headers=AUTH,
+        files=[
+            ("files", ("good-one.txt", b"good content here", "text/plain")),
+            ("files", ("bad.exe", b"MZ", "application/octet-stream")),
+        ],
+    )
     assert r.status_code == 422
-    r = httpx.post(url + "/v1/documents", headers=AUTH, files=[
-        ("files", ("good-two.txt", b"good content here", "text/plain")),
-        ("files", ("empty.txt", b"", "text/plain"))])
+    r = httpx.post(
+        url + "/v1/documents",
+        headers=AUTH,
+        files=[
+            ("files", ("good-two.txt", b"good content here", "text/plain")),
+            ("files", ("empty.txt", b"", "text/plain")),
+        ],
+    )
     assert r.status_code == 422 and r.json()["error"]["code"] == "empty_file"
-    r = httpx.post(url + "/v1/documents", headers=AUTH, files=[
-        ("files", ("twice.txt", b"one", "text/plain")),
-        ("files", ("twice.txt", b"two", "text/plain"))])
+    r = httpx.post(
+        url + "/v1/documents",
+        headers=AUTH,
+        files=[
+            ("files", ("twice.txt", b"one", "text/plain")),
+            ("files", ("twice.txt", b"two", "text/plain")),
+        ],
+    )
     assert r.status_code == 422 and r.json()["error"]["code"] == "duplicate_filename"
     assert sorted(p.name for p in settings.inbox.iterdir()) == before  # temporaries too
 
@@ -157,8 +200,12 @@ def test_upload_never_overwrites_silently(secured):
     url, settings, _ = secured
 
     def upload(content, **params):
-        r = httpx.post(url + "/v1/documents", headers=AUTH, params=params,
-                       files={"files": ("minutes.txt", content, "text/plain")})
+        r = httpx.post(
+            url + "/v1/documents",
+            headers=AUTH,
+            params=params,
+            files={"files": ("minutes.txt", content, "text/plain")},
+        )
         assert r.status_code == 202, r.text
         return r.json()["files"][0]
 
@@ -196,9 +243,11 @@ def test_an_ingest_job_does_not_follow_links_out_of_the_roots(secured, tmp_path)
     assert job["status"] == "done"
     assert sorted(job["summary"]["failed"], key=lambda f: f["path"]) == [
         {"path": str(folder / "etclink"), "error": "outside the allowed roots"},
-        {"path": str(folder / "out"), "error": "outside the allowed roots"}]
-    sources = [d["source"] for d in httpx.get(url + "/v1/documents", headers=AUTH).json()[
-        "documents"]]
+        {"path": str(folder / "out"), "error": "outside the allowed roots"},
+    ]
+    sources = [
+        d["source"] for d in httpx.get(url + "/v1/documents", headers=AUTH).json()["documents"]
+    ]
     assert not any(s.startswith(("/etc", str(outside))) for s in sources)
     r = httpx.post(url + "/v1/ingest", headers=AUTH, json={"paths": [str(folder / "etclink")]})
     assert r.status_code == 403
@@ -207,13 +256,15 @@ def test_an_ingest_job_does_not_follow_links_out_of_the_roots(secured, tmp_path)
 def test_upload_ingests_into_the_inbox(secured):
     url, settings, _ = secured
     content = (DOCS / "release-notes.txt").read_bytes()
-    r = httpx.post(url + "/v1/documents", headers=AUTH,
-                   files={"files": ("kestrel notes.txt", content, "text/plain")})
+    r = httpx.post(
+        url + "/v1/documents",
+        headers=AUTH,
+        files={"files": ("kestrel notes.txt", content, "text/plain")},
+    )
     assert r.status_code == 202, r.text
     saved = r.json()["saved"][0]
     assert saved == str((settings.inbox / "kestrel notes.txt").resolve())
-    assert r.json()["files"] == [{"filename": "kestrel notes.txt", "path": saved,
-                                  "outcome": "new"}]
+    assert r.json()["files"] == [{"filename": "kestrel notes.txt", "path": saved, "outcome": "new"}]
     job_id = r.json()["job"]["job_id"]
     for _ in range(300):
         job = httpx.get(f"{url}/v1/ingest/{job_id}", headers=AUTH).json()
@@ -225,11 +276,23 @@ def test_upload_ingests_into_the_inbox(secured):
     assert job["summary"]["ingested"] == 1
 
 
-@pytest.mark.parametrize("name", ["../evil.txt", "a/b.txt", "..\\evil.txt", ".hidden.txt",
-                                  "..", "report\u202egnp.txt", "/etc/passwd.txt"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../evil.txt",
+        "a/b.txt",
+        "..\\evil.txt",
+        ".hidden.txt",
+        "..",
+        "report\u202egnp.txt",
+        "/etc/passwd.txt",
+    ],
+)
 def test_upload_rejects_unsafe_names(secured, name):
     url, settings, _ = secured
-    r = httpx.post(url + "/v1/documents", headers=AUTH, files={"files": (name, b"hello", "text/plain")})
+    r = httpx.post(
+        url + "/v1/documents", headers=AUTH, files={"files": (name, b"hello", "text/plain")}
+    )
     assert r.status_code == 422, name
     assert r.json()["error"]["code"] == "invalid_filename"
     assert not (settings.inbox.parent / "evil.txt").exists()
@@ -240,7 +303,9 @@ def test_upload_rejects_types_and_sizes(secured):
     r = httpx.post(url + "/v1/documents", headers=AUTH, files={"files": ("x.exe", b"MZ", "x")})
     assert r.status_code == 422 and r.json()["error"]["code"] == "unsupported_type"
     big = b"word " * 20_000  # 100 KB over a 50 KB limit
-    r = httpx.post(url + "/v1/documents", headers=AUTH, files={"files": ("big.txt", big, "text/plain")})
+    r = httpx.post(
+        url + "/v1/documents", headers=AUTH, files={"files": ("big.txt", big, "text/plain")}
+    )
     assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
 
 
@@ -253,15 +318,19 @@ def test_json_body_limit(secured):
         for _ in range(30):
             yield b" " * 10_000
 
-    r = httpx.post(url + "/v1/search", headers={**AUTH, "content-type": "application/json"},
-                   content=chunks())
+    r = httpx.post(
+        url + "/v1/search", headers={**AUTH, "content-type": "application/json"}, content=chunks()
+    )
     assert r.status_code == 413
 
 
 def test_request_id_metrics_and_forwarding(secured):
     url, _, fs = secured
-    r = httpx.post(url + "/v1/query", headers={**AUTH, "X-Request-Id": "trace-123"},
-                   json={"question": "Where was the reactor built?"})
+    r = httpx.post(
+        url + "/v1/query",
+        headers={**AUTH, "X-Request-Id": "trace-123"},
+        json={"question": "Where was the reactor built?"},
+    )
     assert r.status_code == 200 and r.headers["x-request-id"] == "trace-123"
     assert fs.request_ids[-1] == "trace-123"  # passed on to the LLM server
     assert len(httpx.get(url + "/healthz").headers["x-request-id"]) == 32
@@ -274,8 +343,10 @@ def test_request_id_metrics_and_forwarding(secured):
 
 def test_cors_is_off_by_default(secured):
     url, _, _ = secured
-    r = httpx.options(url + "/v1/search", headers={"Origin": "http://evil.example",
-                                                  "Access-Control-Request-Method": "POST"})
+    r = httpx.options(
+        url + "/v1/search",
+        headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"},
+    )
     assert "access-control-allow-origin" not in r.headers
 
 
@@ -286,9 +357,14 @@ def test_bind_safety():
     check_bind_safety(Settings(api_host="0.0.0.0", allow_no_auth=True))
     check_bind_safety(Settings(api_host="127.0.0.1"))
     check_bind_safety(Settings(api_host="::1"))
-    out = subprocess.run([sys.executable, "-m", "api"], cwd=ROOT, capture_output=True, text=True,
-                         env={"PATH": "/usr/bin:/bin", "RAG_API_HOST": "0.0.0.0",
-                              "HOME": str(ROOT)}, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "api"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "RAG_API_HOST": "0.0.0.0", "HOME": str(ROOT)},
+        timeout=120,
+    )
     assert out.returncode == 2 and "refusing to listen on 0.0.0.0" in out.stderr
 
 

@@ -34,8 +34,14 @@ def tiny(tmp_path, monkeypatch):
     shutil.copytree(DOCS, mixed)
     (mixed / "pdf").mkdir()
     shutil.copy(ROOT / "samples" / "docs" / "manuals" / "R-FAQ.pdf", mixed / "pdf")
-    for module in (bench.ingest, bench.retrieval, bench.peer, bench.latency, bench.budget,
-                   bench.conversation):
+    for module in (
+        bench.ingest,
+        bench.retrieval,
+        bench.peer,
+        bench.latency,
+        bench.budget,
+        bench.conversation,
+    ):
         if hasattr(module, "SQUAD"):
             monkeypatch.setattr(module, "SQUAD", squad)
         if hasattr(module, "MIXED"):
@@ -50,8 +56,9 @@ def test_ingest_bench(tiny):
     out = bench.ingest.main(["--corpus", "both", "--repeat", "2"])
     assert {r["corpus"] for r in out["results"]} == {"squad", "mixed"}
     assert all(r["ceiling_ratio"] > 0 and len(r["ratios"]) == 2 for r in out["results"])
-    assert all(r["ratio_spread"][0] <= r["ceiling_ratio"] <= r["ratio_spread"][1]
-               for r in out["results"])
+    assert all(
+        r["ratio_spread"][0] <= r["ceiling_ratio"] <= r["ratio_spread"][1] for r in out["results"]
+    )
     squad = next(r for r in out["results"] if r["corpus"] == "squad")
     assert squad["failed"] == 0 and squad["passages"] >= squad["parents"] >= 2
 
@@ -71,8 +78,18 @@ def test_budget_bench(tiny):
 
 
 def test_latency_bench(tiny):
-    out = bench.latency.main(["--sizes", "100,300", "--requests", "6", "--engines",
-                              "edge,python", "--python-requests", "2"])
+    out = bench.latency.main(
+        [
+            "--sizes",
+            "100,300",
+            "--requests",
+            "6",
+            "--engines",
+            "edge,python",
+            "--python-requests",
+            "2",
+        ]
+    )
     assert len(out["sizes"]) == 2 and len(out["engines"]["python"]) == 2
 
 
@@ -91,11 +108,25 @@ def test_scanned_ingest_bench(tiny):
 def test_conversation_bench(tiny, vllm, monkeypatch):
     # two questions naming an article's subject: one two-turn conversation
     questions = tiny / "squad2-dev" / "questions.jsonl"
-    questions.write_text(questions.read_text() + "\n" + "\n".join(json.dumps(q) for q in [
-        {"question": "When were the Normans in Normandy?", "answers": ["10th and 11th"],
-         "document": "articles/Normans.md"},
-        {"question": "Who was the leader of the Normans in 911?", "answers": ["Rollo"],
-         "document": "articles/Normans.md"}]))
+    questions.write_text(
+        questions.read_text()
+        + "\n"
+        + "\n".join(
+            json.dumps(q)
+            for q in [
+                {
+                    "question": "When were the Normans in Normandy?",
+                    "answers": ["10th and 11th"],
+                    "document": "articles/Normans.md",
+                },
+                {
+                    "question": "Who was the leader of the Normans in 911?",
+                    "answers": ["Rollo"],
+                    "document": "articles/Normans.md",
+                },
+            ]
+        )
+    )
     monkeypatch.setenv("RAG_LLM_BASE_URL", vllm)
     out = bench.conversation.main(["--concurrency", "1"])
     assert out["conversations"] == 1

@@ -24,8 +24,13 @@ class ApiProcess:
 
     def start(self, timeout: float = 240) -> ApiProcess:
         out = self.log.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "api"], cwd=ROOT, env=self.env,
-                                     stdout=out, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "api"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -14,7 +14,7 @@ import sys
 
 from rag.documents import document_id
 from rag.settings import Settings
-from rag.store import QdrantStore
+from rag.store.qdrant_store import QdrantStore
 from tests.rag.test_store import add_doc
 
 V1 = ["alpha old one", "alpha old two", "alpha old three"]

@@ -29,11 +29,18 @@ class WorkerProcess:
     def start(self) -> None:
         out = self.log.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ingest", "--worker", "--concurrency",
-             str(self.concurrency)], cwd=ROOT, env=self.env, stdout=out,
-            stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for(lambda: b" ready." in self.log.read_bytes() or self.process.poll() is not None,
-                 180, "the worker to connect")
+            [sys.executable, "-m", "ingest", "--worker", "--concurrency", str(self.concurrency)],
+            cwd=ROOT,
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for(
+            lambda: b" ready." in self.log.read_bytes() or self.process.poll() is not None,
+            180,
+            "the worker to connect",
+        )
         assert self.process.poll() is None, self.log.read_text()[-3000:]
 
     def kill9(self) -> None:
@@ -76,7 +83,9 @@ class EmbeddingProxy:
             if self.down:
                 self.refused += 1
                 return JSONResponse({"error": {"message": "injected outage"}}, status_code=503)
-            answer = await client.post(f"{self.target}/embeddings",
-                                       content=await request.body(),
-                                       headers={"content-type": "application/json"})
+            answer = await client.post(
+                f"{self.target}/embeddings",
+                content=await request.body(),
+                headers={"content-type": "application/json"},
+            )
             return JSONResponse(answer.json(), status_code=answer.status_code)

@@ -25,8 +25,9 @@ def blank_page(dpi: int = 200) -> Image.Image:
     return Image.new("L", (int(8.5 * dpi), 11 * dpi), 255)
 
 
-def skewed_noisy(image: Image.Image, degrees: float = 3.0, noise: float = 0.02,
-                 seed: int = 7) -> Image.Image:
+def skewed_noisy(
+    image: Image.Image, degrees: float = 3.0, noise: float = 0.02, seed: int = 7
+) -> Image.Image:
     """Rotated by ``degrees`` with a ``noise`` share of random dark and light specks."""
     rotated = image.rotate(degrees, resample=Image.BICUBIC, expand=True, fillcolor=255)
     rng = random.Random(seed)
@@ -47,8 +48,9 @@ def image_pdf(images: list[Image.Image], dpi: int = 200) -> bytes:
 
 def save_tiff(images: list[Image.Image], path: Path, dpi: int = 200) -> Path:
     first, *rest = images
-    first.save(path, "TIFF", save_all=True, append_images=rest, dpi=(dpi, dpi),
-               compression="tiff_deflate")
+    first.save(
+        path, "TIFF", save_all=True, append_images=rest, dpi=(dpi, dpi), compression="tiff_deflate"
+    )
     return path
 
 

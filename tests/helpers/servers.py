@@ -26,8 +26,9 @@ def serve(app, port: int | None = None) -> Iterator[str]:
     port = port or free_port()
     from api.server import server_config
 
-    server = uvicorn.Server(server_config(app, "127.0.0.1", port, log_level="warning",
-                                          lifespan="on"))
+    server = uvicorn.Server(
+        server_config(app, "127.0.0.1", port, log_level="warning", lifespan="on")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
@@ -43,9 +44,14 @@ def serve(app, port: int | None = None) -> Iterator[str]:
 
 
 def _chunk(text: str | None = None, finish: str | None = None, usage: dict | None = None) -> str:
-    body = {"id": "x", "object": "chat.completion.chunk", "model": "fake",
-            "choices": [] if usage else [{"index": 0, "delta": {"content": text} if text else {},
-                                          "finish_reason": finish}]}
+    body = {
+        "id": "x",
+        "object": "chat.completion.chunk",
+        "model": "fake",
+        "choices": []
+        if usage
+        else [{"index": 0, "delta": {"content": text} if text else {}, "finish_reason": finish}],
+    }
     if usage:
         body["usage"] = usage
     return f"data: {json.dumps(body)}\n\n"

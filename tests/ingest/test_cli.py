@@ -14,8 +14,14 @@ from tests.conftest import DOCS, ROOT
 
 def run_cli(args, env_extra, timeout=300):
     env = {**os.environ, **env_extra}
-    return subprocess.run([sys.executable, "-m", "ingest", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "ingest", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_json_summary_and_exit_codes(tmp_path):
@@ -26,8 +32,15 @@ def test_json_summary_and_exit_codes(tmp_path):
     ok = run_cli([str(folder), "--json"], env)
     assert ok.returncode == 0, ok.stderr
     summary = json.loads(ok.stdout)
-    assert {"files_seen", "ingested", "unchanged", "failed", "parents", "passages",
-            "seconds"} <= summary.keys()
+    assert {
+        "files_seen",
+        "ingested",
+        "unchanged",
+        "failed",
+        "parents",
+        "passages",
+        "seconds",
+    } <= summary.keys()
     assert summary["ingested"] == 1 and summary["failed"] == []
     (folder / "broken.pdf").write_bytes(b"not a pdf at all")
     bad = run_cli([str(folder), "--json"], env)
@@ -41,10 +54,19 @@ def test_a_missing_ocr_language_stops_the_cli_and_the_api_at_start(tmp_path):
     env = {"RAG_DATA_DIR": str(tmp_path / "data"), "RAG_OCR_LANGUAGES": "eng+xyz"}
     out = run_cli([str(DOCS)], env)
     assert out.returncode == 2
-    assert out.stderr.strip().splitlines()[-1].startswith(
-        "error: OCR language(s) xyz not installed for Tesseract")
-    api = subprocess.run([sys.executable, "-m", "api"], cwd=ROOT, env={**os.environ, **env},
-                         capture_output=True, text=True, timeout=120)
+    assert (
+        out.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: OCR language(s) xyz not installed for Tesseract")
+    )
+    api = subprocess.run(
+        [sys.executable, "-m", "api"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert api.returncode == 2 and "xyz not installed" in api.stderr
 
 
@@ -54,7 +76,9 @@ def test_warnings_name_the_pages_left_out(tmp_path):
 
     folder = tmp_path / "in"
     folder.mkdir()
-    text = write_pdf(tmp_path / "memo.pdf", [["Site memo.", "", "The loading dock closes at 6 pm."]])
+    text = write_pdf(
+        tmp_path / "memo.pdf", [["Site memo.", "", "The loading dock closes at 6 pm."]]
+    )
     save_tiff([render_pages(text.read_bytes(), [1])[0], blank_page()], folder / "memo.tiff")
     blank_page().save(folder / "blank-scan.png")
     out = run_cli([str(folder)], {"RAG_DATA_DIR": str(tmp_path / "data")})
@@ -71,32 +95,47 @@ def test_second_process_is_told_to_use_the_api(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     data = str(tmp_path / "data")
-    api = ApiProcess({"RAG_DATA_DIR": data, "RAG_API_KEYS": "cli-key",
-                      "RAG_INGEST_ROOTS": str(folder),
-                      "RAG_LLM_BASE_URL": "http://127.0.0.1:9/v1"}, tmp_path / "api.log")
+    api = ApiProcess(
+        {
+            "RAG_DATA_DIR": data,
+            "RAG_API_KEYS": "cli-key",
+            "RAG_INGEST_ROOTS": str(folder),
+            "RAG_LLM_BASE_URL": "http://127.0.0.1:9/v1",
+        },
+        tmp_path / "api.log",
+    )
     api.start()
     try:
         shutil.copy(DOCS / "reactor-update.eml", folder)
         locked = run_cli([str(folder)], {"RAG_DATA_DIR": data})
         assert locked.returncode == 2 and "open in another process" in locked.stderr
         # The CLI sends the operator's key: RAG_API_CLIENT_KEY, or the first of RAG_API_KEYS.
-        remote = run_cli([str(folder), "--json"], {"RAG_DATA_DIR": data, "RAG_API_URL": api.url,
-                                                   "RAG_API_CLIENT_KEY": "cli-key"})
+        remote = run_cli(
+            [str(folder), "--json"],
+            {"RAG_DATA_DIR": data, "RAG_API_URL": api.url, "RAG_API_CLIENT_KEY": "cli-key"},
+        )
         assert remote.returncode == 0, remote.stderr
         assert json.loads(remote.stdout)["ingested"] == 1
-        same = run_cli([str(folder), "--json"], {"RAG_DATA_DIR": data, "RAG_API_URL": api.url,
-                                                 "RAG_API_KEYS": "cli-key"})
+        same = run_cli(
+            [str(folder), "--json"],
+            {"RAG_DATA_DIR": data, "RAG_API_URL": api.url, "RAG_API_KEYS": "cli-key"},
+        )
         assert same.returncode == 0 and json.loads(same.stdout)["unchanged"] == 1
         listed = httpx.get(f"{api.url}/v1/documents", headers={"Authorization": "Bearer cli-key"})
         assert listed.json()["total"] == 1
-        wrong = run_cli([str(folder)], {"RAG_DATA_DIR": data, "RAG_API_URL": api.url,
-                                        "RAG_API_CLIENT_KEY": "nope"})
+        wrong = run_cli(
+            [str(folder)],
+            {"RAG_DATA_DIR": data, "RAG_API_URL": api.url, "RAG_API_CLIENT_KEY": "nope"},
+        )
         assert wrong.returncode == 2
         assert wrong.stderr.strip().splitlines() == [
             f"error: the API at {api.url} refused the key (401): set RAG_API_CLIENT_KEY to "
-            "one of its RAG_API_KEYS"]
-        outside = run_cli([str(tmp_path)], {"RAG_DATA_DIR": data, "RAG_API_URL": api.url,
-                                            "RAG_API_CLIENT_KEY": "cli-key"})
+            "one of its RAG_API_KEYS"
+        ]
+        outside = run_cli(
+            [str(tmp_path)],
+            {"RAG_DATA_DIR": data, "RAG_API_URL": api.url, "RAG_API_CLIENT_KEY": "cli-key"},
+        )
         assert outside.returncode == 2 and "(403)" in outside.stderr
         assert "Traceback" not in outside.stderr
     finally:
@@ -111,18 +150,32 @@ def test_the_api_dying_mid_job_ends_the_cli_with_one_line(tmp_path):
     folder.mkdir()
     write_compressible_docx(folder / "slow.docx", 200_000)  # keeps the job busy
     data = str(tmp_path / "data")
-    api = ApiProcess({"RAG_DATA_DIR": data, "RAG_INGEST_ROOTS": str(folder),
-                      "RAG_PARSE_MAX_ARCHIVE_RATIO": "100000",
-                      "RAG_LLM_BASE_URL": "http://127.0.0.1:9/v1"}, tmp_path / "api.log")
+    api = ApiProcess(
+        {
+            "RAG_DATA_DIR": data,
+            "RAG_INGEST_ROOTS": str(folder),
+            "RAG_PARSE_MAX_ARCHIVE_RATIO": "100000",
+            "RAG_LLM_BASE_URL": "http://127.0.0.1:9/v1",
+        },
+        tmp_path / "api.log",
+    )
     api.start()
     env = {**os.environ, "RAG_DATA_DIR": data, "RAG_API_URL": api.url}
-    cli = subprocess.Popen([sys.executable, "-m", "ingest", str(folder)], cwd=ROOT, env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "ingest", str(folder)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not list((tmp_path / "data" / "jobs").glob("*.json")
-                                                       if (tmp_path / "data" / "jobs").is_dir()
-                                                       else []):
+        while time.monotonic() < deadline and not list(
+            (tmp_path / "data" / "jobs").glob("*.json")
+            if (tmp_path / "data" / "jobs").is_dir()
+            else []
+        ):
             time.sleep(0.2)
         time.sleep(1.0)
         api.kill9()
@@ -143,9 +196,14 @@ def test_watch_worker_ingests_new_files_and_stops_gracefully(tmp_path):
     folder = tmp_path / "inbox"
     folder.mkdir()
     env = {**os.environ, "RAG_DATA_DIR": str(tmp_path / "data")}
-    proc = subprocess.Popen([sys.executable, "-m", "ingest", str(folder), "--watch",
-                             "--interval", "0.5"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingest", str(folder), "--watch", "--interval", "0.5"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         time.sleep(1)
         shutil.copy(DOCS / "release-notes.txt", folder)

@@ -19,8 +19,10 @@ def clean_env(monkeypatch, tmp_path):
 
 def test_precedence_arguments_env_dotenv_profile(clean_env, tmp_path):
     profile = tmp_path / "profile.toml"
-    profile.write_text('llm_model = "from-profile"\ndefault_top_k = 7\nprefetch_limit = 33\n'
-                       'collection = "profile"\n')
+    profile.write_text(
+        'llm_model = "from-profile"\ndefault_top_k = 7\nprefetch_limit = 33\n'
+        'collection = "profile"\n'
+    )
     (tmp_path / ".env").write_text("RAG_LLM_MODEL=from-dotenv\nRAG_DEFAULT_TOP_K=8\n")
     clean_env.setenv("RAG_CONFIG_FILE", str(profile))
     clean_env.setenv("RAG_LLM_MODEL", "from-env")
@@ -49,8 +51,12 @@ def test_comma_lists_and_keys_file(clean_env, tmp_path):
     assert s.api_ingest_roots[0] == s.inbox  # the inbox is always a root
 
 
-SAMPLES = {bool: [("true", True)], int: [("7", 7), ("300", 300), ("2000", 2000)],
-           float: [("0.05", 0.05), ("0.5", 0.5), ("2.0", 2.0)], str: [("xyz", "xyz")]}
+SAMPLES = {
+    bool: [("true", True)],
+    int: [("7", 7), ("300", 300), ("2000", 2000)],
+    float: [("0.05", 0.05), ("0.5", 0.5), ("2.0", 2.0)],
+    str: [("xyz", "xyz")],
+}
 
 
 def test_every_simple_field_is_read_from_its_variable(clean_env):

@@ -1,0 +1,291 @@
+"""Adapts the pipeline's use cases to HTTP: request models in, response models out.
+
+Search returns ``SearchResponse``. The answer use case (``RagPipeline.answer``) yields typed
+events; here they become a ``QueryResponse`` or Server-Sent Events. Everything that decides
+what an answer is lives in the pipeline; this module only chooses status codes (failures
+before the first event), frames events, and stops generation when the client leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict
+
+from fastapi import Request
+from fastapi.responses import StreamingResponse
+
+from api.deps import Services
+from api.errors import APIError, llm_error_body
+from api.native.protocol import (
+    CitationOut,
+    Filters,
+    PassageOut,
+    QueryRequest,
+    QueryResponse,
+    SearchRequest,
+    SearchResponse,
+    SearchResult,
+    SourceOut,
+    UsageOut,
+)
+from rag.answer.budget import Source
+from rag.answer.conversation import Message
+from rag.answer.events import (
+    AnswerEvent,
+    AnswerRequest,
+    DeltaEvent,
+    ErrorEvent,
+    FinalEvent,
+    SourcesEvent,
+    Usage,
+)
+from rag.answer.pipeline import run_sync
+from rag.answer.prompting import Citation
+from rag.documents import Hit
+from rag.store.qdrant_store import SearchFilters
+
+
+def to_filters(filters: Filters | None) -> SearchFilters | None:
+    if filters is None:
+        return None
+    return SearchFilters(
+        document_ids=filters.document_ids, folders=filters.folders, file_types=filters.file_types
+    )
+
+
+def passages_out(hit: Hit, include: Sequence[str]) -> list[PassageOut]:
+    if "passages" not in include and "passage_text" not in include:
+        return []
+    text = "passage_text" in include
+    return [
+        PassageOut(
+            start=p.start, end=p.end, score=p.score, text=hit.passage_text(p) if text else None
+        )
+        for p in hit.passages
+    ]
+
+
+def hit_out(hit: Hit, include: Sequence[str] = ("snippet", "passages")) -> SearchResult:
+    return SearchResult(
+        parent_id=hit.parent_id,
+        document_id=hit.document_id,
+        source=hit.source,
+        title=hit.title,
+        file_type=hit.file_type,
+        pages=hit.pages,
+        heading=hit.heading,
+        text=hit.text if "parent_text" in include else None,
+        snippet=hit.passage_text(hit.passages[0])
+        if "snippet" in include and hit.passages
+        else None,
+        start=hit.start,
+        end=hit.end,
+        tokens=hit.tokens,
+        score=hit.score,
+        passages=passages_out(hit, include),
+    )
+
+
+async def search(services: Services, body: SearchRequest) -> SearchResponse:
+    started = time.perf_counter()
+    hits = await run_sync(
+        services.pipeline.search, body.query, body.top_k, to_filters(body.filters), body.mode
+    )
+    return SearchResponse(
+        results=[hit_out(h, body.include) for h in hits],
+        timings={"retrieval": round(time.perf_counter() - started, 4)},
+    )
+
+
+def source_out(
+    source: Source,
+    include: Sequence[str],
+    cited: set[int] = frozenset(),
+    attributed: set[int] = frozenset(),
+) -> SourceOut:
+    hit = source.hit
+    return SourceOut(
+        n=source.n,
+        document_id=hit.document_id,
+        parent_id=hit.parent_id,
+        source=hit.source,
+        title=hit.title,
+        file_type=hit.file_type,
+        pages=hit.pages,
+        text=source.text,
+        start=hit.start,
+        truncated=source.truncated,
+        rank=source.rank,
+        score=hit.score,
+        parent_text=hit.text if source.truncated and "parent_text" in include else None,
+        cited=source.n in cited,
+        attributed=source.n in attributed,
+        passages=passages_out(hit, include),
+    )
+
+
+def citation_out(c: Citation) -> CitationOut:
+    hit = c.source.hit
+    return CitationOut(
+        n=c.n,
+        document_id=hit.document_id,
+        parent_id=hit.parent_id,
+        source=hit.source,
+        title=hit.title,
+        pages=hit.pages,
+        quote=c.quote,
+        quote_start=c.quote_start,
+        quote_end=c.quote_end,
+        kind=c.kind,
+    )
+
+
+def usage_out(usage: Usage) -> UsageOut:
+    return UsageOut(**asdict(usage))
+
+
+def final_out(services: Services, final: FinalEvent, include: Sequence[str]) -> QueryResponse:
+    citations = final.check.citations
+    cited = {c.n for c in citations if c.kind == "model"}
+    attributed = {c.n for c in citations if c.kind == "attributed"}
+    return QueryResponse(
+        answer=final.answer,
+        citations=[citation_out(c) for c in citations],
+        invalid_citations=final.check.invalid,
+        unsupported_citations=final.check.unsupported,
+        sources=[source_out(s, include, cited, attributed) for s in final.sources],
+        usage=usage_out(final.usage),
+        timings=final.timings,
+        model=services.settings.llm_model,
+        finish_reason=final.finish_reason,
+        search_query=final.search.text,
+        search_query_source=final.search.source,
+        search_query_note=final.search.note,
+        reason=final.reason,
+    )
+
+
+def _record(request: Request, final: FinalEvent) -> None:
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is None or final.reason is not None:
+        return
+    for stage in ("retrieval", "packing", "generation"):
+        if stage in final.timings:
+            metrics.stage.labels(stage).observe(final.timings[stage])
+    usage = final.usage
+    metrics.tokens.labels("in").inc(usage.prompt_tokens)
+    metrics.tokens.labels("out").inc(usage.completion_tokens)
+    if usage.context_window:
+        metrics.context_fill.observe(usage.prompt_tokens / usage.context_window)
+
+
+def answer_request(body: QueryRequest, request_id: str | None) -> AnswerRequest:
+    return AnswerRequest(
+        question=body.question,
+        top_k=body.top_k,
+        filters=to_filters(body.filters),
+        mode=body.mode,
+        max_context_tokens=body.max_context_tokens,
+        max_tokens=body.max_tokens,
+        temperature=body.temperature,
+        request_id=request_id,
+        history=tuple(Message(m.role, m.content) for m in body.history),
+    )
+
+
+async def query(
+    services: Services, body: QueryRequest, request: Request, request_id: str | None
+) -> QueryResponse | StreamingResponse:
+    events = services.pipeline.answer(answer_request(body, request_id))
+    # The first event comes once the LLM accepted the request (or nothing matched): failures
+    # before it are raised here and become proper status codes, not a 200 stream.
+    first = await anext(events)
+    if body.stream:
+        return StreamingResponse(
+            _stream(services, first, events, request, body.include),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+    return await collect_final(services, first, events, request, body.include)
+
+
+async def collect_final(
+    services: Services,
+    first: AnswerEvent,
+    events: AsyncIterator[AnswerEvent],
+    request: Request,
+    include: Sequence[str],
+) -> QueryResponse:
+    async def drain() -> FinalEvent:
+        event = first
+        while not isinstance(event, FinalEvent):
+            if isinstance(event, ErrorEvent):
+                raise event.error
+            event = await anext(events)
+        return event
+
+    task = asyncio.ensure_future(drain())
+    try:
+        while not task.done():
+            done, _ = await asyncio.wait({task}, timeout=0.5)
+            if not done and await request.is_disconnected():
+                # The client left: stop generating. Cancel the drain first and let it
+                # unwind (it is inside the generator), then close the generator, which
+                # closes the vLLM stream so the server aborts the request.
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+                await events.aclose()
+                raise APIError(499, "client_closed", "client disconnected")
+        final = task.result()
+        _record(request, final)
+        return final_out(services, final, include)
+    finally:
+        if not task.done():
+            task.cancel()
+
+
+def _sse(event: str, data: object) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+async def _stream(
+    services: Services,
+    first: AnswerEvent,
+    events: AsyncIterator[AnswerEvent],
+    request: Request,
+    include: Sequence[str],
+) -> AsyncIterator[bytes]:
+    event: AnswerEvent | None = first
+    try:
+        while event is not None:
+            if isinstance(event, SourcesEvent):
+                yield _sse(
+                    "sources",
+                    {
+                        "sources": [source_out(s, include).model_dump() for s in event.sources],
+                        "usage": usage_out(event.usage).model_dump(),
+                        "timings": event.timings,
+                        "model": services.settings.llm_model,
+                        "search_query": event.search.text,
+                        "search_query_source": event.search.source,
+                        "search_query_note": event.search.note,
+                    },
+                )
+            elif isinstance(event, DeltaEvent):
+                yield _sse("delta", {"text": event.text})
+            elif isinstance(event, ErrorEvent):
+                yield _sse("error", llm_error_body(event.error))
+                break
+            else:
+                _record(request, event)
+                yield _sse("final", final_out(services, event, include).model_dump())
+                break
+            event = await anext(events, None)
+    finally:
+        await events.aclose()  # also runs when the client disconnects (cancellation)
+    yield b"event: done\ndata: [DONE]\n\n"

@@ -1,0 +1,209 @@
+"""The answer use case in OpenAI's chat-completions shapes (vLLM's and the SDK's).
+
+The last user message is the question, earlier user/assistant messages the history, and a
+client's system (or developer) messages its instructions, kept after ours within the budget.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+from fastapi import Request
+from fastapi.responses import StreamingResponse
+
+from api.deps import Services
+from api.errors import APIError, llm_error_body, openai_error_body
+from api.native.serving import collect_final, final_out, source_out, usage_out
+from api.openai.protocol import (
+    ChatCompletion,
+    ChatCompletionRequest,
+    Choice,
+    CompletionUsage,
+    ModelCard,
+    ModelList,
+    ResponseMessage,
+)
+from rag.answer.conversation import Message
+from rag.answer.events import (
+    AnswerEvent,
+    AnswerRequest,
+    DeltaEvent,
+    ErrorEvent,
+    FinalEvent,
+    SourcesEvent,
+)
+
+_INCLUDE = ("passages",)
+
+
+def models(services: Services) -> ModelList:
+    return ModelList(
+        data=[
+            ModelCard(
+                id=services.settings.rag_model_id,
+                created=int(services.started_at),
+                max_model_len=services.pipeline.served_window,
+            )
+        ]
+    )
+
+
+def answer_request(
+    services: Services, body: ChatCompletionRequest, request_id: str | None
+) -> AnswerRequest:
+    if body.model != services.settings.rag_model_id:
+        raise APIError(
+            404,
+            "model_not_found",
+            f"The model `{body.model[:100]}` does not "
+            f"exist; this service serves `{services.settings.rag_model_id}`",
+        )
+    last_user = max((i for i, m in enumerate(body.messages) if m.role == "user"), default=None)
+    if last_user is None or not body.messages[last_user].text().strip():
+        raise APIError(400, "invalid_request", "messages must end with a user question")
+    history = tuple(
+        Message(m.role, m.text())
+        for m in body.messages[:last_user]
+        if m.role in ("user", "assistant")
+    )
+    instructions = "\n\n".join(
+        m.text() for m in body.messages if m.role in ("system", "developer") and m.text().strip()
+    )
+    return AnswerRequest(
+        question=body.messages[last_user].text(),
+        history=history,
+        instructions=instructions or None,
+        max_tokens=body.max_completion_tokens or body.max_tokens,
+        temperature=body.temperature or 0.0,
+        request_id=request_id,
+    )
+
+
+async def chat(
+    services: Services, body: ChatCompletionRequest, request: Request, request_id: str | None
+) -> ChatCompletion | StreamingResponse:
+    events = services.pipeline.answer(answer_request(services, body, request_id))
+    first = await anext(events)  # failures before it become status codes
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    created = int(time.time())
+    if body.stream:
+        usage = bool(body.stream_options and body.stream_options.include_usage)
+        return StreamingResponse(
+            _chunks(services, first, events, completion_id, created, usage),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store"},
+        )
+    final = await collect_final(services, first, events, request, _INCLUDE)
+    return ChatCompletion(
+        id=completion_id,
+        created=created,
+        model=services.settings.rag_model_id,
+        choices=[
+            Choice(
+                message=ResponseMessage(content=final.answer),
+                finish_reason=final.finish_reason or "stop",
+            )
+        ],
+        usage=_completion_usage(final.usage.prompt_tokens, final.usage.completion_tokens),
+        rag=final.model_dump(exclude={"answer"}),
+    )
+
+
+def _completion_usage(prompt_tokens: int, completion_tokens: int) -> CompletionUsage:
+    return CompletionUsage(
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        total_tokens=prompt_tokens + completion_tokens,
+    )
+
+
+def _data(body: dict) -> bytes:
+    return f"data: {json.dumps(body)}\n\n".encode()
+
+
+def _chunk(
+    completion_id: str,
+    created: int,
+    model: str,
+    delta: dict | None,
+    finish: str | None = None,
+    **extra: object,
+) -> bytes:
+    """One ``chat.completion.chunk``; ``delta=None`` is the usage chunk (no choices)."""
+    choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
+    return _data(
+        {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": choices,
+            **extra,
+        }
+    )
+
+
+async def _chunks(
+    services: Services,
+    first: AnswerEvent,
+    events: AsyncIterator[AnswerEvent],
+    completion_id: str,
+    created: int,
+    usage: bool,
+) -> AsyncIterator[bytes]:
+    model = services.settings.rag_model_id
+    event: AnswerEvent | None = first
+    try:
+        while event is not None:
+            if isinstance(event, SourcesEvent):
+                yield _chunk(
+                    completion_id,
+                    created,
+                    model,
+                    {"role": "assistant", "content": ""},
+                    rag={
+                        "sources": [source_out(s, _INCLUDE).model_dump() for s in event.sources],
+                        "search_query": event.search.text,
+                        "search_query_source": event.search.source,
+                        "search_query_note": event.search.note,
+                        "usage": usage_out(event.usage).model_dump(),
+                    },
+                )
+            elif isinstance(event, DeltaEvent):
+                yield _chunk(completion_id, created, model, {"content": event.text})
+            elif isinstance(event, ErrorEvent):
+                llm_error_body(event.error)  # logs the details
+                yield _data(
+                    openai_error_body(event.error.status, event.error.code, event.error.public)
+                )
+                break
+            elif isinstance(event, FinalEvent):
+                out = final_out(services, event, _INCLUDE)
+                if event.reason is not None:  # nothing matched: the answer comes whole
+                    yield _chunk(completion_id, created, model, {"content": event.answer})
+                yield _chunk(
+                    completion_id,
+                    created,
+                    model,
+                    {},
+                    event.finish_reason or "stop",
+                    rag=out.model_dump(exclude={"answer", "sources"}),
+                )
+                if usage:
+                    yield _chunk(
+                        completion_id,
+                        created,
+                        model,
+                        None,
+                        usage=_completion_usage(
+                            event.usage.prompt_tokens, event.usage.completion_tokens
+                        ).model_dump(),
+                    )
+                break
+            event = await anext(events, None)
+    finally:
+        await events.aclose()
+    yield b"data: [DONE]\n\n"

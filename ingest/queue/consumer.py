@@ -1,0 +1,135 @@
+"""``python -m ingest --worker``: a consumer of the ingestion queue.
+
+One process owns an embedder (in-process or ``RAG_EMBEDDING_URL``) and a store, and runs
+``RAG_QUEUE_CONCURRENCY`` tasks at once on a threads pool: while one task's files are being
+parsed, another's passages are embedded (the parser process and the embedder each take one
+caller at a time). With a Qdrant server, run as many of these processes as the embedding
+server keeps busy (``docker compose up --scale worker=N``); with the embedded store, exactly
+one process may own the folder, so one worker process (or the API, see ``start_consumer``)
+is the consumer.
+
+SIGTERM / Ctrl-C: a warm shutdown, running tasks finish; a second one (or kill -9) leaves
+them unacknowledged, and Redis redelivers them after the visibility timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+from celery import Celery
+
+from ingest.indexer import Indexer
+from ingest.queue.app import make_celery, redis_prefix
+from ingest.queue.job_board import JobBoard
+from ingest.queue.tasks import TaskContext, active_tasks, install, register
+from rag.embedding.local import Embedder
+from rag.settings import Settings
+from rag.store.qdrant_store import QdrantStore
+
+log = logging.getLogger(__name__)
+
+
+def queue_app(settings: Settings, worker: Indexer) -> Celery:
+    """The Celery app with the tasks bound to this process's worker."""
+    app = make_celery(settings)
+    register(app)
+    install(
+        TaskContext(
+            settings,
+            worker,
+            JobBoard.connect(
+                settings.broker_url or "",
+                redis_prefix(settings),
+                timeout_s=30.0,
+                sentinel_master=settings.queue_sentinel_master,
+            ),
+        )
+    )
+    return app
+
+
+def queue_ingest_worker(settings: Settings, embedder: Embedder, store: QdrantStore) -> Indexer:
+    """Reads only under the shared roots; store and embedding-server faults are retried by
+    the queue rather than failing the files."""
+    return Indexer(
+        settings, embedder, store, allowed_roots=settings.api_ingest_roots, raise_transient=True
+    )
+
+
+def _hostname() -> str:
+    return f"ingest-{os.getpid()}@{socket.gethostname()}"
+
+
+def run_worker(settings: Settings, worker: Indexer, concurrency: int) -> int:
+    """Consume until SIGTERM/SIGINT (Celery's own signal handling); the exit code."""
+    app = queue_app(settings, worker)
+    celery_worker = app.Worker(
+        pool="threads",
+        concurrency=concurrency,
+        hostname=_hostname(),
+        loglevel="INFO",
+        without_gossip=True,
+        without_mingle=True,
+        without_heartbeat=True,
+        optimization="fair",
+        quiet=True,
+    )
+    log.warning(
+        "ingest worker consuming %s (%d at once), shared roots: %s",
+        settings.queue_name,
+        concurrency,
+        ", ".join(str(r) for r in settings.api_ingest_roots),
+    )
+    celery_worker.start()
+    return int(celery_worker.exitcode or 0)
+
+
+@dataclass
+class Consumer:
+    """A consumer inside another process (the API, which owns the embedded store)."""
+
+    controller: object
+    thread: threading.Thread
+
+    def stop(self, grace_s: float = 50.0) -> None:
+        """A warm stop: running tasks finish (up to ``grace_s``). Celery's stop also waits
+        for a broker it is reconnecting to; that wait is not ours to sit through, so with
+        no task running the process goes after 2 s (unfinished tasks are redelivered)."""
+        stopper = threading.Thread(
+            target=self.controller.stop,  # type: ignore[attr-defined]
+            kwargs={"in_sighandler": False},
+            daemon=True,
+        )
+        stopper.start()
+        deadline = time.monotonic() + grace_s
+        idle_since = None
+        while stopper.is_alive() and time.monotonic() < deadline:
+            stopper.join(timeout=0.25)
+            if active_tasks() == 0:
+                idle_since = idle_since or time.monotonic()
+                if time.monotonic() - idle_since > 2.0:
+                    break
+            else:
+                idle_since = None
+
+
+def start_consumer(settings: Settings, worker: Indexer, concurrency: int) -> Consumer:
+    """Celery's WorkController (no signal handlers: not the main thread) on a thread."""
+    app = queue_app(settings, worker)
+    controller = app.WorkController(
+        pool_cls="threads",
+        concurrency=concurrency,
+        hostname=_hostname(),
+        without_gossip=True,
+        without_mingle=True,
+        without_heartbeat=True,
+        optimization="fair",
+    )
+    thread = threading.Thread(target=controller.start, name="ingest-consumer", daemon=True)
+    thread.start()
+    return Consumer(controller, thread)

@@ -1,0 +1,25 @@
+"""Which embedder a process uses: the in-process model, or an embedding server."""
+
+from __future__ import annotations
+
+from rag.embedding.local import Embedder, SentenceTransformerEmbedder
+from rag.settings import Settings
+
+
+def passage_embedder(settings: Settings) -> Embedder:
+    """For ingestion: the server when ``RAG_EMBEDDING_URL`` is set."""
+    if settings.embedding_url:
+        from rag.embedding.server import ServerEmbedder
+
+        return ServerEmbedder(settings)
+    return SentenceTransformerEmbedder(settings)
+
+
+def query_embedder(settings: Settings) -> Embedder:
+    """For questions: in-process unless ``RAG_EMBEDDING_SERVER_QUERIES`` (one short text is
+    faster here than a round trip; see BENCHMARKS.md)."""
+    if settings.embedding_url and settings.embedding_server_queries:
+        from rag.embedding.server import ServerEmbedder
+
+        return ServerEmbedder(settings)
+    return SentenceTransformerEmbedder(settings)

@@ -1,0 +1,192 @@
+"""The budget invariant, proven over random requests with the real Llama 3.1 tokenizer."""
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rag.answer.budget import Budget, BudgetError, Source, cut_to_tokens, document_order
+from rag.answer.conversation import Message
+from rag.answer.pipeline import RagPipeline
+from rag.documents import Hit
+from rag.settings import Settings
+from rag.text.tokens import count_llama31_chat, count_tokens
+
+TEXT = (Path(__file__).parents[2] / "fixtures" / "docs" / "Normans.md").read_text()
+
+
+def make_hit(i: int, start: int, length: int) -> Hit:
+    text = TEXT[start : start + length] or "x"
+    return Hit(
+        parent_id=f"p{i}",
+        document_id=f"d{i % 3}",
+        source=f"/d{i % 3}.md",
+        title=f"Doc {i % 3}",
+        file_type="md",
+        pages=[i],
+        heading="",
+        text=text,
+        start=start,
+        end=start + len(text),
+        tokens=count_tokens(text),
+        score=1.0 / (i + 1),
+        parent_index=i,
+    )
+
+
+def pipeline(window: int, margin: float, fill: int) -> RagPipeline:
+    s = Settings(
+        context_window=window, margin_ratio=margin, target_fill_tokens=fill, llm_tokenizer="llama3"
+    )
+    return RagPipeline(s, embedder=None, store=None, llm=None)  # type: ignore[arg-type]
+
+
+hits_strategy = st.lists(
+    st.tuples(st.integers(0, len(TEXT) - 1), st.integers(1, 12_000)), min_size=0, max_size=12
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    hits=hits_strategy,
+    window=st.integers(1024, 131_072),
+    margin=st.floats(0.0, 0.3),
+    max_tokens=st.integers(1, 16_000),
+    qlen=st.integers(1, 20_000),
+    fill=st.integers(256, 131_072),
+)
+def test_invariant_never_exceeded(hits, window, margin, max_tokens, qlen, fill):
+    p = pipeline(window, margin, fill)
+    question = (TEXT * 3)[:qlen]
+    hit_list = [make_hit(i, s, n) for i, (s, n) in enumerate(hits)]
+    try:
+        prepared = asyncio.run(p.prepare(question, hit_list, max_tokens=max_tokens))
+    except BudgetError as exc:
+        n = exc.numbers
+        assert n["prompt_tokens_without_sources"] > n["prompt_limit"] or n["prompt_limit"] <= 0
+        return
+    b = prepared.budget
+    exact = count_llama31_chat(prepared.messages)
+    assert exact == prepared.prompt_tokens
+    assert exact + max_tokens <= b.window - b.margin
+    assert prepared.context_tokens <= max(b.target_fill, 0) + 64  # block labels only
+
+
+def test_server_tokenizer_that_counts_more_still_fits(embedder):
+    """A different real tokenizer (BGE WordPiece over the rendered prompt) as the server's."""
+    from rag.text.tokens import render_llama31_chat
+
+    async def wordpiece_count(messages):
+        return embedder.count_tokens(render_llama31_chat(messages)) * 2
+
+    p = pipeline(8192, 0.1, 6000)
+    hits = [make_hit(i, i * 3000, 6000) for i in range(6)]
+    prepared = asyncio.run(
+        p.prepare("Who was Rollo?", hits, max_tokens=512, counter=wordpiece_count)
+    )
+    exact = asyncio.run(wordpiece_count(prepared.messages))
+    assert exact + 512 <= prepared.budget.window - prepared.budget.margin
+    assert prepared.sources, "something should still fit"
+
+
+def test_question_alone_too_big_is_a_budget_error_with_numbers():
+    p = pipeline(2048, 0.1, 1000)
+    with pytest.raises(BudgetError) as err:
+        asyncio.run(p.prepare(TEXT[:20_000], [], max_tokens=100))
+    assert err.value.numbers["context_window"] == 2048
+    assert err.value.numbers["prompt_tokens_without_sources"] > err.value.numbers["prompt_limit"]
+
+
+def test_window_is_min_of_configured_and_served():
+    b = Budget.for_request(131_072, 8192, 500, 0.1, 32_768)
+    assert (b.window, b.margin, b.prompt_limit) == (8192, 820, 8192 - 820 - 500)
+
+
+def test_cut_at_sentence_boundary():
+    text = "One two three. Four five six. Seven eight nine."
+    cut = cut_to_tokens(text, count_tokens("One two three. Four five six.") + 1)
+    assert cut == "One two three. Four five six."
+
+
+def test_document_order_groups_documents_by_best_rank_and_keeps_position():
+    a1, a2, b1 = make_hit(0, 5000, 10), make_hit(3, 100, 10), make_hit(1, 50, 10)
+    a2.document_id = a1.document_id
+    ordered = document_order(
+        [Source(a1, 0, "", False), Source(b1, 1, "", False), Source(a2, 2, "", False)]
+    )
+    assert [s.hit.parent_id for s in ordered] == ["p3", "p0", "p1"]
+    assert [s.n for s in ordered] == [1, 2, 3]
+
+
+# --- history inside the budget ---------------------------------------------------------------
+LONG = TEXT * 40
+
+
+def history_of(lengths: list[tuple[int, int]]) -> tuple[Message, ...]:
+    """A thread of (question chars, answer chars) turns, cut from the real corpus text."""
+    out, at = [], 0
+    for q, a in lengths:
+        out.append(Message("user", LONG[at : at + q] or "?"))
+        at += q
+        out.append(Message("assistant", LONG[at : at + a] or "."))
+        at += a
+    return tuple(out)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    turns=st.lists(st.tuples(st.integers(1, 4_000), st.integers(1, 60_000)), max_size=40),
+    window=st.integers(2048, 131_072),
+    max_tokens=st.integers(1, 4_000),
+    share=st.floats(0.0, 0.9),
+    qlen=st.integers(1, 2_000),
+    hits=hits_strategy,
+)
+def test_history_never_breaks_the_invariant(turns, window, max_tokens, share, qlen, hits):
+    """Random threads up to ~200K tokens: the prompt (system + history + sources + question)
+    always fits, history stays within its share, and only the oldest whole turns go."""
+    from rag.answer.conversation import turns_of
+
+    p = pipeline(window, 0.1, 131_072)
+    p.settings = p.settings.model_copy(update={"history_share": share})
+    question = TEXT[:qlen]
+    thread = turns_of(history_of(turns))
+    hit_list = [make_hit(i, s, n) for i, (s, n) in enumerate(hits)]
+    try:
+        prepared = asyncio.run(p.prepare(question, hit_list, max_tokens=max_tokens, history=thread))
+    except BudgetError as exc:  # only when the question alone cannot fit
+        n = exc.numbers
+        assert (
+            n["prompt_limit"] <= 0
+            or count_llama31_chat(
+                [{"role": "system", "content": ""}, {"role": "user", "content": question}]
+            )
+            > n["prompt_limit"] - 200
+        )
+        return
+    b, fit = prepared.budget, prepared.history
+    exact = count_llama31_chat(prepared.messages)
+    assert exact == prepared.prompt_tokens and exact + max_tokens <= b.window - b.margin
+    assert fit.tokens <= share * b.prompt_limit
+    assert fit.kept == tuple(thread[len(thread) - len(fit.kept) :])  # a suffix: newest turns
+    assert fit.dropped == len(thread) - len(fit.kept)
+    usage = prepared.usage()
+    assert (usage.history_turns_kept, usage.history_turns_dropped) == (len(fit.kept), fit.dropped)
+
+
+def test_a_huge_history_is_trimmed_not_refused():
+    from rag.answer.conversation import turns_of
+
+    p = pipeline(8192, 0.1, 2000)
+    thread = turns_of(history_of([(200, 20_000)] * 10))  # ~50K tokens of history
+    prepared = asyncio.run(
+        p.prepare("And then?", [make_hit(0, 0, 3000)], max_tokens=256, history=thread)
+    )
+    assert (
+        prepared.history.dropped > 0
+        and prepared.history.tokens <= 0.25 * prepared.budget.prompt_limit
+    )
+    assert prepared.prompt_tokens + 256 <= 8192 - prepared.budget.margin
+    assert prepared.messages[-1]["content"].rstrip().endswith("in square brackets.")
