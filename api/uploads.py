@@ -22,7 +22,7 @@ from fastapi import UploadFile
 from pydantic import BaseModel
 
 from api.errors import APIError
-from ingest.parsing.dispatch import SUPPORTED
+from ingest.parsing.formats import SUPPORTED
 
 _CHUNK = 1 << 20
 _TEMP_PREFIX = ".upload-"

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ingest.files.confine import FileTooLarge, NotRegular, OutsideRoots, Roots, read_confined
+from ingest.parsing.formats import IMAGE_SUFFIXES, SUPPORTED
 from ingest.parsing.ocr import (
-    IMAGE_SUFFIXES,
     OcrConfig,
     OcrPageTimeout,
     OcrReport,
@@ -39,22 +39,6 @@ _OFFLINE_ENV = {"DO_NOT_TRACK": "1", "UNSTRUCTURED_DISABLE_NOTICE": "1", "HF_HUB
 log = logging.getLogger(__name__)
 
 #: Extension -> (file type label, unstructured partition function name).
-SUPPORTED: dict[str, tuple[str, str]] = {
-    ".pdf": ("pdf", "unstructured.partition.pdf:partition_pdf"),
-    ".docx": ("docx", "unstructured.partition.docx:partition_docx"),
-    ".pptx": ("pptx", "unstructured.partition.pptx:partition_pptx"),
-    ".html": ("html", "unstructured.partition.html:partition_html"),
-    ".htm": ("html", "unstructured.partition.html:partition_html"),
-    ".md": ("md", "unstructured.partition.md:partition_md"),
-    ".markdown": ("md", "unstructured.partition.md:partition_md"),
-    ".txt": ("txt", "unstructured.partition.text:partition_text"),
-    ".text": ("txt", "unstructured.partition.text:partition_text"),
-    ".rst": ("txt", "unstructured.partition.text:partition_text"),
-    ".eml": ("eml", "unstructured.partition.email:partition_email"),
-    ".csv": ("csv", "unstructured.partition.csv:partition_csv"),
-    ".xlsx": ("xlsx", "unstructured.partition.xlsx:partition_xlsx"),
-    **{suffix: (kind, "ocr") for suffix, kind in IMAGE_SUFFIXES.items()},
-}
 _IMAGES = set(IMAGE_SUFFIXES.values())
 _TEXT_TYPES = {"html", "md", "txt"}
 _ARCHIVES = {"docx", "pptx", "xlsx"}

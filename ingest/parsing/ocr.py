@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: Image files that become documents through OCR (multi-page TIFF: one page per frame).
-IMAGE_SUFFIXES = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".tif": "tiff", ".tiff": "tiff"}
 #: A page with fewer letters and digits than this in its text layer is treated as scanned.
 MIN_TEXT_LAYER_CHARS = 16
 
