@@ -32,19 +32,12 @@ def build_services(settings: Settings) -> Services:
     from ingest.indexer import Indexer
     from ingest.jobs.inprocess import JobManager
     from rag.answer.pipeline import RagPipeline
-    from rag.embedding.factory import passage_embedder, query_embedder
-    from rag.store.probes import verify_embedder
-    from rag.store.qdrant_store import QdrantStore
+    from rag.wiring import open_index
 
-    embedder = passage_embedder(settings)
-    store = QdrantStore(settings, embedder.name, embedder.dimension)
-    questions = embedder
-    if settings.embedding_url and not settings.embedding_server_queries:
-        questions = query_embedder(settings)  # in-process: one short text, no round trip
-    for checked in {id(embedder): embedder, id(questions): questions}.values():
-        verify_embedder(store, checked, settings.embedding_min_cosine)
+    index = open_index(settings, questions=True)
+    embedder, store = index.embedder, index.store
     llm = LLMClient(LLMConfig.from_settings(settings))
-    pipeline = RagPipeline(settings, questions, store, llm)
+    pipeline = RagPipeline(settings, index.questions, store, llm)
     jobs: JobManager | QueueJobs
     if settings.broker_url:
         # The queue's producer; also its consumer when this process owns the embedded store.

@@ -89,32 +89,17 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     else:
         from ingest.indexer import Indexer
-        from rag.embedding.factory import passage_embedder
-        from rag.embedding.server import EmbeddingServerError
-        from rag.store.probes import EmbeddingMismatch, verify_embedder
-        from rag.store.qdrant_store import QdrantStore, SchemaMismatch, StoreError
+        from rag.wiring import StartupError, open_index
 
         try:
-            embedder = passage_embedder(settings)
-            if args.recreate:
-                store = QdrantStore.unchecked(settings, embedder.name, embedder.dimension)
-                store.recreate()
-            else:
-                store = QdrantStore(settings, embedder.name, embedder.dimension)
-        except (StoreError, SchemaMismatch, EmbeddingServerError) as exc:
+            index = open_index(settings, recreate=args.recreate)
+        except StartupError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        store = index.store
         try:
-            verify_embedder(store, embedder, settings.embedding_min_cosine)
-        except (EmbeddingMismatch, EmbeddingServerError) as exc:
-            store.close()
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        from ingest.parsing.ocr import OcrUnavailable
-
-        try:
-            worker = Indexer(settings, embedder, store)
-        except OcrUnavailable as exc:
+            worker = Indexer(settings, index.embedder, store)
+        except StartupError as exc:  # OCR's languages missing
             store.close()
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -36,7 +36,7 @@ from rag.documents import (
     parent_point_id,
     passage_point_id,
 )
-from rag.embedding.local import Embedder
+from rag.embedding.protocol import Embedder
 from rag.embedding.sparse import BM25Encoder
 from rag.settings import Settings
 from rag.store.payloads import DocumentRecord, ParentPayload, PassagePayload

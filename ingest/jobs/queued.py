@@ -18,7 +18,7 @@ from api.uploads import inbox_has_files
 from ingest.queue.consumer import Consumer, queue_ingest_worker, start_consumer
 from ingest.queue.job_board import QueueUnavailable
 from ingest.queue.producer import Producer
-from rag.embedding.local import Embedder
+from rag.embedding.protocol import Embedder
 from rag.settings import Settings
 from rag.store.qdrant_store import QdrantStore
 

@@ -27,12 +27,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from rag.wiring import StartupError
+
 #: Image files that become documents through OCR (multi-page TIFF: one page per frame).
 #: A page with fewer letters and digits than this in its text layer is treated as scanned.
 MIN_TEXT_LAYER_CHARS = 16
 
 
-class OcrUnavailable(Exception):
+class OcrUnavailable(StartupError):
     """Tesseract or a configured language is missing (a start-up error, not a file's)."""
 
 

@@ -116,22 +116,17 @@ def _show(job: JobStatus, as_json: bool) -> None:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
-    from ingest.parsing.ocr import OcrUnavailable
     from ingest.queue.consumer import queue_ingest_worker, run_worker
-    from rag.embedding.factory import passage_embedder
-    from rag.embedding.server import EmbeddingServerError
-    from rag.store.probes import EmbeddingMismatch, verify_embedder
-    from rag.store.qdrant_store import QdrantStore, SchemaMismatch, StoreError
+    from rag.wiring import StartupError, open_index
 
     try:
-        embedder = passage_embedder(settings)
-        store = QdrantStore(settings, embedder.name, embedder.dimension)
-    except (StoreError, SchemaMismatch, EmbeddingServerError) as exc:
+        index = open_index(settings)
+    except StartupError as exc:
         return _error(str(exc))
+    store = index.store
     try:
-        verify_embedder(store, embedder, settings.embedding_min_cosine)
-        worker = queue_ingest_worker(settings, embedder, store)
-    except (EmbeddingMismatch, EmbeddingServerError, OcrUnavailable) as exc:
+        worker = queue_ingest_worker(settings, index.embedder, store)
+    except StartupError as exc:  # OCR's languages missing
         store.close()
         return _error(str(exc))
     try:

@@ -27,7 +27,7 @@ from ingest.indexer import Indexer
 from ingest.queue.app import make_celery, redis_prefix
 from ingest.queue.job_board import JobBoard
 from ingest.queue.tasks import TaskContext, active_tasks, install, register
-from rag.embedding.local import Embedder
+from rag.embedding.protocol import Embedder
 from rag.settings import Settings
 from rag.store.qdrant_store import QdrantStore
 

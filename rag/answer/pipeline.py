@@ -34,7 +34,7 @@ from rag.answer.llm import LLMClient, LLMError, StreamEvent
 from rag.answer.prompting import CitationCheck, build_messages, format_source, parse_citations
 from rag.answer.rewrite import QueryRewriter, SearchQuery
 from rag.documents import Hit
-from rag.embedding.local import Embedder
+from rag.embedding.protocol import Embedder
 from rag.embedding.sparse import BM25Encoder
 from rag.settings import RetrievalMode, Settings
 from rag.store.qdrant_store import QdrantStore, SearchFilters

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from rag.embedding.local import Embedder, SentenceTransformerEmbedder
+from rag.embedding.local import SentenceTransformerEmbedder
+from rag.embedding.protocol import Embedder
 from rag.settings import Settings
 
 

@@ -1,33 +1,18 @@
-"""Dense embeddings through sentence-transformers, behind a small protocol.
+"""Dense embeddings in-process through sentence-transformers (``rag.embedding.protocol``).
 
-The protocol is what the store, chunker and pipeline rely on; the implementation hides the
-offline model layout (bundled bge-small int8 ONNX) and BGE's asymmetric use: passages are
-embedded bare, queries with the retrieval instruction.
+Hides the offline model layout (bundled bge-small int8 ONNX) and BGE's asymmetric use:
+passages are embedded bare, queries with the retrieval instruction.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from rag.assets import bge_path
 from rag.settings import BUNDLED_BGE, Settings
-
-
-@runtime_checkable
-class Embedder(Protocol):
-    name: str
-    dimension: int
-    max_tokens: int
-
-    def token_offsets(self, text: str) -> list[tuple[int, int]]: ...
-
-    def embed_passages(self, texts: list[str]) -> np.ndarray: ...
-
-    def embed_queries(self, texts: list[str]) -> np.ndarray: ...
 
 
 class SentenceTransformerEmbedder:

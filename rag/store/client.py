@@ -77,4 +77,20 @@ class QdrantAPI(Protocol):
         **kwargs: Any,
     ) -> Any: ...
 
+    def query_points_groups(
+        self,
+        collection_name: str,
+        group_by: str,
+        query: Any = ...,
+        using: str | None = ...,
+        prefetch: Any = ...,
+        query_filter: qm.Filter | None = ...,
+        limit: int = ...,
+        group_size: int = ...,
+        with_payload: Any = ...,
+        **kwargs: Any,
+    ) -> Any:
+        """A server only (``grouping`` says whether the engine has it)."""
+        ...
+
     def close(self, **kwargs: Any) -> None: ...

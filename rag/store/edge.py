@@ -177,7 +177,9 @@ class EdgeClient:
     ) -> None:
         shard = self._shard(collection_name)
         if isinstance(points_selector, qm.FilterSelector):
-            shard.update(E.UpdateOperation.delete_points_by_filter(_filter(points_selector.filter)))
+            flt = _filter(points_selector.filter)
+            assert flt is not None  # a FilterSelector always carries its filter
+            shard.update(E.UpdateOperation.delete_points_by_filter(flt))
         elif isinstance(points_selector, qm.PointIdsList):
             shard.update(E.UpdateOperation.delete_points([str(i) for i in points_selector.points]))
         elif isinstance(points_selector, list):
@@ -389,7 +391,7 @@ def _condition(c: Any) -> Any:
             if isinstance(c.match, qm.MatchValue):
                 return E.FieldCondition(key=c.key, match=E.MatchValue(c.match.value))
             if isinstance(c.match, qm.MatchAny):
-                return E.FieldCondition(key=c.key, match=E.MatchAny(list(c.match.any)))
+                return E.FieldCondition(key=c.key, match=E.MatchAny(list(c.match.any)))  # type: ignore[arg-type]
         if c.range is not None and c.match is None and isinstance(c.range, qm.Range):
             r = c.range
             return E.FieldCondition(

@@ -8,7 +8,7 @@ pure-Python store is copied into Edge once on upgrade, vectors included.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
@@ -26,12 +26,12 @@ def connect(settings: Settings) -> QdrantAPI:
     s = settings
     if s.qdrant_url:
         key = s.qdrant_api_key.get_secret_value() if s.qdrant_api_key else None
-        return QdrantClient(url=s.qdrant_url, api_key=key, timeout=30)
+        return cast(QdrantAPI, QdrantClient(url=s.qdrant_url, api_key=key, timeout=30))
     s.qdrant_path.mkdir(parents=True, exist_ok=True)
     try:
         if s.embedded_engine == "edge":
-            return EdgeClient(s.qdrant_path)
-        return QdrantClient(path=str(s.qdrant_path))
+            return cast(QdrantAPI, EdgeClient(s.qdrant_path))
+        return cast(QdrantAPI, QdrantClient(path=str(s.qdrant_path)))
     except RuntimeError as exc:
         if "already accessed" in str(exc):
             raise StoreError(

@@ -14,7 +14,7 @@ import uuid
 import numpy as np
 from qdrant_client import models as qm
 
-from rag.embedding.local import Embedder
+from rag.embedding.protocol import Embedder
 from rag.store.qdrant_store import QdrantStore
 
 PROBE_TEXTS = (

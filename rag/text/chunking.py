@@ -10,7 +10,7 @@ bug here, not a warning downstream).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from rag.documents import Element, Parent, ParsedDocument, Passage
@@ -96,7 +96,9 @@ class Chunker:
             return [table]
         header = lines[:2]
         head_tokens = self._embed_tokens("\n".join(header))
-        pieces, rows, used = [], [], head_tokens
+        pieces: list[str] = []
+        rows: list[str] = []
+        used = head_tokens
         for row in lines[2:]:
             n = self._embed_tokens(row)
             if rows and used + n > self.passage_tokens:
@@ -214,7 +216,7 @@ class Chunker:
 
     # --- passages --------------------------------------------------------------------------
     def passages(
-        self, text: str, parent: Parent, whole: list[tuple[int, int]] = ()
+        self, text: str, parent: Parent, whole: Sequence[tuple[int, int]] = ()
     ) -> list[Passage]:
         """Cover ``parent`` with passages of at most ``passage_max`` embedder tokens; the
         ``whole`` spans (document offsets of table pieces) are never cut when they fit."""
