@@ -7,10 +7,12 @@ import time
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from api.app import create_app
 from api.deps import Services
 from ingest.indexer import Indexer
+from ingest.parsing.formats import FILE_TYPES
 from rag.answer.llm import LLMClient, LLMConfig
 from rag.answer.pipeline import RagPipeline
 from rag.store.qdrant_store import QdrantStore
@@ -267,6 +269,31 @@ def test_conversation_follow_up_reload_and_new_conversation(page, llm_api):
     page.reload()
     page.wait_for_function("document.readyState === 'complete'")
     assert page.locator("#thread .turn").count() == 0
+
+
+def test_key_is_asked_once_then_the_file_types_are_offered(page, ingested, embedder):
+    """With keys configured, the file types and the documents both need one: the page asks
+    once, then offers the file types the API reads (GET /v1/file-types) as filters."""
+    key = "page-test-key"
+    page.add_init_script(
+        "window.__prompts = 0; const show = HTMLDialogElement.prototype.showModal;"
+        "HTMLDialogElement.prototype.showModal = function () { window.__prompts++;"
+        " return show.call(this); };"
+    )
+    llm = f"http://127.0.0.1:{free_port()}/v1"
+    with api_for(ingested, embedder, llm, api_keys=[SecretStr(key)]) as url:
+        page.goto(url + "/?q=Quillon+valves&mode=search&types=pdf")
+        page.wait_for_selector("#key-dialog[open]")
+        page.fill("#key-input", key)
+        page.click("#key-dialog button[value=ok]")
+        page.wait_for_selector("#sources li")  # the link's search ran with the key
+        boxes = page.locator("#f-types input")
+        assert boxes.evaluate_all("l => l.map((i) => i.value)") == list(FILE_TYPES)
+        assert boxes.evaluate_all("l => l.filter((i) => i.checked).map((i) => i.value)") == ["pdf"]
+        assert set(page.locator("#sources .tag").all_text_contents()) == {"pdf"}
+        assert page.locator("#f-doc option").count() > 1
+        assert page.evaluate("window.__prompts") == 1
+        assert "unauthorized" not in (page.text_content("#banner") or "")
 
 
 def test_documents_view_shows_the_queue_jobs(page, redis_server, tmp_path):
