@@ -9,7 +9,7 @@ import uvicorn
 from api.app import create_app
 from api.observability import configure_logging
 from api.security import UnsafeBind, check_bind_safety
-from api.server import server_config
+from api.server import raise_open_file_limit, server_config
 from rag.settings import load_settings
 
 
@@ -29,6 +29,7 @@ def main() -> int:
         except OcrUnavailable as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+    raise_open_file_limit(settings.max_connections)
     # uvicorn finishes in-flight requests on SIGTERM (up to the graceful timeout); the
     # lifespan then stops the ingest worker after its current file.
     uvicorn.Server(
@@ -36,6 +37,7 @@ def main() -> int:
             create_app(settings),
             settings.api_host,
             settings.api_port,
+            settings.api,
             log_level="info",
             log_config=None,
             timeout_graceful_shutdown=30,

@@ -11,16 +11,15 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.types import ASGIApp
 
 from api.deps import Services
 from api.errors import install_error_handlers
-from api.observability import BodyLimitMiddleware, Metrics, RequestContextMiddleware
-from api.routes import documents, health, ingest, openai, parents, query, search
-from api.security import AuthMiddleware
+from api.observability import BodyLimitMiddleware, Metrics, RequestContextMiddleware, scrape
+from api.routes import documents, file_types, health, ingest, openai, parents, query, search
+from api.security import AuthMiddleware, SecurityHeadersMiddleware
 from api.uploads import remove_stale_temporaries
-from ingest.jobs.queued import QueueJobs
 from rag.answer.llm import LLMClient, LLMConfig
 from rag.settings import Settings, load_settings
 
@@ -29,8 +28,7 @@ STATIC = Path(__file__).parent / "static"
 
 
 def build_services(settings: Settings) -> Services:
-    from ingest.indexer import Indexer
-    from ingest.jobs.inprocess import JobManager
+    from ingest.jobs import open_jobs
     from rag.answer.pipeline import RagPipeline
     from rag.wiring import open_index
 
@@ -38,14 +36,18 @@ def build_services(settings: Settings) -> Services:
     embedder, store = index.embedder, index.store
     llm = LLMClient(LLMConfig.from_settings(settings))
     pipeline = RagPipeline(settings, index.questions, store, llm)
-    jobs: JobManager | QueueJobs
-    if settings.broker_url:
-        # The queue's producer; also its consumer when this process owns the embedded store.
-        jobs = QueueJobs(settings, *((embedder, store) if not settings.qdrant_url else ()))
-    else:
-        worker = Indexer(settings, embedder, store, allowed_roots=settings.api_ingest_roots)
-        jobs = JobManager(worker, settings.data_dir / "jobs", inbox=settings.inbox)
+    jobs = open_jobs(settings, embedder, store)
     return Services(settings=settings, pipeline=pipeline, store=store, llm=llm, jobs=jobs)
+
+
+class ServiceApp(FastAPI):
+    """FastAPI with the request context (id, metrics, access log) and the security headers
+    around everything, Starlette's error middleware included (FastAPI puts that outermost):
+    the id exists before any handler runs and a 500 carries it and the headers too."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        inner = super().build_middleware_stack()
+        return RequestContextMiddleware(SecurityHeadersMiddleware(inner), self.state.metrics)
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -58,11 +60,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         if svc.jobs is not None:
             svc.jobs.on_finish = metrics.record_ingest
             metrics.queue.set_function(svc.jobs.queue_depth)
-            if isinstance(svc.jobs, QueueJobs):
+            if svc.jobs.on_queue:
                 metrics.watch_queue(svc.jobs.outcomes)
             remove_stale_temporaries(settings.inbox)
             svc.jobs.start()  # what a crashed or stopped process left unfinished
-        window = await svc.pipeline.refresh_window()
+        window = await svc.pipeline.model.refresh()
         log.info(
             "LLM %s at %s: max_model_len=%s", settings.llm_model, settings.llm_base_url, window
         )
@@ -75,25 +77,29 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             if services is None:
                 svc.store.close()
 
-    app = FastAPI(
+    app = ServiceApp(
         title="RAG service",
         version="0.1.0",
         lifespan=lifespan,
         description="Grounded answers over your documents, with citations.",
+        # No 307 to the slash variant of a path: its Location would echo the Host header.
+        redirect_slashes=False,
     )
     install_error_handlers(app)
     metrics = Metrics()
     app.state.metrics = metrics
     app.state.api_keys = [k.encode() for k in settings.all_api_keys()]
-    for module in (search, query, openai, parents, documents, ingest, health):
+    app.state.readiness = health.ReadinessCache()
+    for module in (search, query, openai, parents, documents, file_types, ingest, health):
         app.include_router(module.router)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(await scrape(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    # Outermost last: request id + metrics, CORS (so 401s carry its headers and preflights
-    # are answered), the key check (before any body is read), the body limit.
+    # Outermost last (inside ServiceApp's request context and security headers): CORS (so
+    # 401s carry its headers and preflights are answered), the key check (before any body
+    # is read), the body limit.
     app.add_middleware(
         BodyLimitMiddleware,
         default_limit=settings.max_request_bytes,
@@ -107,7 +113,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
         )
-    app.add_middleware(RequestContextMiddleware, metrics=metrics)
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

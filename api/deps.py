@@ -8,8 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from ingest.jobs.inprocess import JobManager
-from ingest.jobs.queued import QueueJobs
+from ingest.jobs import JobService
 from rag.answer.llm import LLMClient
 from rag.answer.pipeline import RagPipeline
 from rag.settings import Settings
@@ -24,7 +23,7 @@ class Services:
     pipeline: RagPipeline
     store: QdrantStore
     llm: LLMClient
-    jobs: JobManager | QueueJobs | None
+    jobs: JobService | None
     started_at: float = field(default_factory=time.time)
 
 

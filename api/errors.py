@@ -16,11 +16,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ingest.queue.job_board import QueueUnavailable
+from ingest.jobs import QueueUnavailable
 from rag.answer.budget import BudgetError
 from rag.answer.events import InvalidRequest
-from rag.answer.llm import LLMError
-from rag.store.qdrant_store import StoreError
+from rag.answer.llm import LLMError, LLMFailure
+from rag.store.schema import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -118,10 +118,26 @@ def respond(
     return error_json(status, code, message, details, headers)
 
 
-def llm_error_body(exc: LLMError) -> dict[str, Any]:
-    """Logs the details, returns what the client may see (JSON responses and SSE events)."""
+#: The status of each kind of LLM failure: nothing answered, too slow, a wrong answer.
+LLM_STATUS: dict[LLMFailure, int] = {
+    LLMFailure.unavailable: 503,
+    LLMFailure.timeout: 504,
+    LLMFailure.bad_response: 502,
+    LLMFailure.error: 502,
+}
+
+
+def llm_status(exc: LLMError) -> int:
+    return LLM_STATUS.get(exc.code, 502)
+
+
+def llm_error_body(exc: LLMError, *, openai: bool = False) -> dict[str, Any]:
+    """Logs the details, returns what the client may see (JSON responses and stream
+    events), in our shape or, with ``openai``, in OpenAI's."""
     log.warning("LLM failure %s: %s", exc.code, exc)
-    return error_body(exc.status, exc.code, exc.public)
+    if openai:
+        return openai_error_body(llm_status(exc), exc.code, exc.public)
+    return error_body(llm_status(exc), exc.code, exc.public)
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -162,7 +178,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LLMError)
     async def _llm(request: Request, exc: LLMError) -> JSONResponse:
         llm_error_body(exc)  # logs the details
-        return respond(request, exc.status, exc.code, exc.public)
+        return respond(request, llm_status(exc), exc.code, exc.public)
 
     @app.exception_handler(StoreError)
     async def _store(request: Request, exc: StoreError) -> JSONResponse:

@@ -6,6 +6,7 @@ Each app has its own metrics registry (tests build many apps in one process).
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
 import logging
@@ -14,9 +15,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
+
+from ingest.outcomes import Outcome, Summary
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -69,12 +72,11 @@ class Metrics:
         retried): one scrape of the API covers the whole fleet."""
         self.registry.register(_QueueOutcomes(outcomes))
 
-    def record_ingest(self, summary: dict[str, Any]) -> None:
-        self.files.labels("ingested").inc(summary.get("ingested", 0))
-        self.files.labels("unchanged").inc(summary.get("unchanged", 0))
-        self.files.labels("failed").inc(len(summary.get("failed", [])))
-        self.files.labels("removed").inc(summary.get("removed", 0))
-        self.passages.inc(summary.get("passages", 0))
+    def record_ingest(self, summary: Summary) -> None:
+        """A finished in-process run: its files by outcome, the passages it stored."""
+        for state in Outcome:
+            self.files.labels(state.value).inc(len(summary.of_state(state)))
+        self.passages.inc(summary.passages)
 
 
 class _QueueOutcomes(Collector):
@@ -125,13 +127,36 @@ def configure_logging(json_logs: bool) -> None:
     root.setLevel(logging.INFO)
 
 
-def _route_of(scope: dict[str, Any]) -> str:
+#: The methods a ``method`` label may name; any other is counted as ``other``.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    return method if method in METHODS else "other"
+
+
+def route_label(scope: dict[str, Any]) -> str:
+    """The matched route's template (``/v1/documents/{document_id}``), never the path a
+    client sent: a path that matched no route (a 401 before routing included) is
+    ``unmatched``. With the fixed methods, every label comes from a fixed set, so requests
+    cannot grow the registry."""
     route = scope.get("route")
-    return getattr(route, "path", None) or "unmatched"
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) and path else "unmatched"
+
+
+async def scrape(registry: CollectorRegistry) -> bytes:
+    """The Prometheus text, made in a worker thread: collectors may block (Redis counts,
+    the queue depth) and serialising is CPU work, neither of which may stall the loop."""
+    return await asyncio.to_thread(generate_latest, registry)
 
 
 class RequestContextMiddleware:
-    """Request id (from X-Request-Id or new), latency metrics, one access log line."""
+    """Request id (from X-Request-Id or new), latency metrics, one access log line.
+
+    Meant to wrap the whole application, Starlette's error middleware included
+    (``api.app``): the id exists before any handler runs, so the 500 of an unhandled error
+    carries it in its body and its ``X-Request-Id`` like every other response."""
 
     def __init__(self, app: Any, metrics: Metrics) -> None:
         self.app, self.metrics = app, metrics
@@ -157,10 +182,10 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            route = _route_of(scope)
-            self.metrics.requests.labels(route, scope["method"], str(status["code"])).observe(
-                elapsed
-            )
+            route = route_label(scope)
+            self.metrics.requests.labels(
+                route, method_label(scope["method"]), str(status["code"])
+            ).observe(elapsed)
             if route not in ("/healthz", "/metrics"):
                 self.log.info(
                     "%s %s %s %.1f ms", scope["method"], route, status["code"], elapsed * 1000

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ]
         max_tokens = rng.randint(1, window // 2)
         try:
-            prepared = asyncio.run(pipeline.prepare(question, hits, max_tokens=max_tokens))
+            prepared = asyncio.run(pipeline.packer.pack(question, hits, max_tokens=max_tokens))
         except BudgetError:
             refused += 1
             continue
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     times = []
     for _ in range(5):
         t0 = time.perf_counter()
-        prepared = asyncio.run(pipeline.prepare("What happened?", big, max_tokens=1024))
+        prepared = asyncio.run(pipeline.packer.pack("What happened?", big, max_tokens=1024))
         times.append(time.perf_counter() - t0)
     rows = [
         ["requests", args.requests],

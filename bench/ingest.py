@@ -32,8 +32,10 @@ def run_corpus(name: str, folder: Path, limit: int | None, repeat: int = 1) -> d
     the pairs, with its spread, since one pair moves by +-10% on a shared machine."""
     import statistics
 
+    from ingest.files.identity import content_hash
     from ingest.files.walk import iter_files
-    from ingest.parsing.dispatch import ParseFailure, content_hash, parse_file, read_checked
+    from ingest.parsing.dispatch import parse_file
+    from ingest.parsing.limits import ParseFailure, read_checked
 
     files = [f for f in iter_files(folder) if isinstance(f, Path)]
     if limit:
@@ -122,7 +124,8 @@ def run_scanned(pages: int, first: int = 1) -> dict[str, Any]:
 
     import pypdfium2 as pdfium
 
-    from ingest.parsing.dispatch import content_hash, parse_file
+    from ingest.files.identity import content_hash
+    from ingest.parsing.dispatch import parse_file
     from ingest.parsing.pdf_text import pdf_pages
 
     work = Path(tempfile.mkdtemp())

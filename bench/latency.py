@@ -45,13 +45,13 @@ def grow(store: Any, target: int, seed: int = 0) -> int:
     rng = np.random.default_rng(seed)
 
     passages, _ = store.client.scroll(
-        store.passages, limit=1_000_000, with_payload=True, with_vectors=True
+        store.names.passages, limit=1_000_000, with_payload=True, with_vectors=True
     )
-    parents, _ = store.client.scroll(store.parents, limit=100_000, with_payload=True)
+    parents, _ = store.client.scroll(store.names.parents, limit=100_000, with_payload=True)
     by_parent = {str(p.id): p for p in parents}
-    records, _ = store.client.scroll(store.documents, limit=100_000, with_payload=True)
+    records, _ = store.client.scroll(store.names.documents, limit=100_000, with_payload=True)
     by_document = {str(r.id): r.payload for r in records}
-    count = store.count_passages()
+    count = store.documents.count_passages()
     copy = 0
     while count < target:
         copy += 1
@@ -103,13 +103,13 @@ def grow(store: Any, target: int, seed: int = 0) -> int:
             if old in by_document
         ]
         for i in range(0, len(new_records), 256):
-            store.client.upsert(store.documents, new_records[i : i + 256])
+            store.client.upsert(store.names.documents, new_records[i : i + 256])
         for i in range(0, len(new_parents), 256):
-            store.client.upsert(store.parents, new_parents[i : i + 256])
+            store.client.upsert(store.names.parents, new_parents[i : i + 256])
         for i in range(0, len(new_points), 512):
-            store.client.upsert(store.passages, new_points[i : i + 512])
+            store.client.upsert(store.names.passages, new_points[i : i + 512])
         count += len(new_points)
-    return store.count_passages()
+    return store.documents.count_passages()
 
 
 async def http_load(url: str, queries: list[str], clients: int) -> list[float]:
@@ -228,7 +228,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from rag.answer.pipeline import RagPipeline
     from rag.embedding.local import SentenceTransformerEmbedder
     from rag.settings import Settings
-    from rag.store.qdrant_store import QdrantStore, copy_points
+    from rag.store.engine import copy_points
+    from rag.store.qdrant_store import QdrantStore
 
     sizes = [int(s) for s in args.sizes.split(",")]
     queries = [q["question"] for q in load_questions(args.requests)]
@@ -261,7 +262,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ]
             if size == sizes[0] and "python" in args.engines:
                 seed_store = QdrantStore(py, embedder.name, embedder.dimension)
-                for collection in (store.parents, store.passages, store.documents):
+                names = store.names
+                for collection in (names.parents, names.passages, names.documents):
                     copy_points(store.client, collection, seed_store.client)
                 seed_store.close()
             store.close()  # one process per embedded store: hand it to the API

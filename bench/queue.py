@@ -108,9 +108,11 @@ def _job(env: dict, shared: Path) -> tuple[float, Any]:
 
 def _passages_and_tokens(shared: Path) -> tuple[list[str], int]:
     """The corpus's passages as the worker cuts them, and its Llama-token count."""
+    from ingest.files.identity import content_hash
     from ingest.files.walk import iter_files
     from ingest.indexer import Indexer
-    from ingest.parsing.dispatch import ParseFailure, content_hash, parse_file, read_checked
+    from ingest.parsing.dispatch import parse_file
+    from ingest.parsing.limits import ParseFailure, read_checked
     from rag.embedding.local import SentenceTransformerEmbedder
     from rag.settings import Settings
 

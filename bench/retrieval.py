@@ -150,9 +150,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         settings, embedder, store = squad_store(tmp)
 
         # Everything stored, for the BM25 baselines over the very same units.
-        parents, _ = store.client.scroll(store.parents, limit=100_000, with_payload=True)
+        parents, _ = store.client.scroll(store.names.parents, limit=100_000, with_payload=True)
         parent_texts = [p.payload["text"] for p in parents]
-        passages, _ = store.client.scroll(store.passages, limit=1_000_000, with_payload=True)
+        passages, _ = store.client.scroll(store.names.passages, limit=1_000_000, with_payload=True)
         by_parent = {p.id: p.payload for p in parents}
         passage_texts = []
         for p in passages:
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for i, q in enumerate(questions):
             for mode in RetrievalMode:
                 t0 = time.perf_counter()
-                hits = store.search(
+                hits = store.search.search(
                     query_vectors[i].tolist() if mode is not RetrievalMode.sparse else None,
                     sparse.encode_query(q["question"]),
                     limit=args.top_k,
@@ -279,7 +279,7 @@ def rerank_eval(
     pool = max(top_k, settings.rerank_candidates)
     for i, q in enumerate(questions):
         dense, query = query_vectors[i].tolist(), sparse.encode_query(q["question"])
-        hits = store.search(dense, query, limit=top_k)
+        hits = store.search.search(dense, query, limit=top_k)
         evaluate_ranked(
             scorer,
             "ours hybrid (rerank subset)",
@@ -300,7 +300,7 @@ def rerank_eval(
             reordered,
         )
         t0 = time.perf_counter()
-        wide = store.search(dense, query, limit=pool)
+        wide = store.search.search(dense, query, limit=pool)
         chosen = reranker.rerank(q["question"], wide, keep=top_k)
         latencies.setdefault(f"search {pool} + rerank to {top_k}", []).append(
             time.perf_counter() - t0

@@ -13,10 +13,15 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ingest.cli_progress import TerminalProgress
 from rag.settings import load_settings
+
+if TYPE_CHECKING:
+    from ingest.indexer import Indexer
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--watch",
         action="store_true",
-        help="keep running: re-scan PATH every --interval seconds (a worker)",
+        help="keep running: re-scan PATH every --interval seconds",
     )
     parser.add_argument("--interval", type=float, default=10.0)
     queue = parser.add_argument_group("ingestion queue (RAG_BROKER_URL)")
@@ -76,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.paths:
         print("error: name at least one file or folder", file=sys.stderr)
         return 2
+    summary: Mapping[str, Any]  # the --json shape (SummaryJSON), here or from the API
     if settings.api_url and not args.local:
         from ingest.remote import RemoteError, ingest_via_api
 
@@ -98,15 +104,15 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         store = index.store
         try:
-            worker = Indexer(settings, index.embedder, store)
+            indexer = Indexer(settings, index.embedder, store)
         except StartupError as exc:  # OCR's languages missing
             store.close()
             print(f"error: {exc}", file=sys.stderr)
             return 2
         if args.watch:
-            return _watch(worker, args)
+            return _watch(indexer, args)
         with TerminalProgress(enabled=not args.json and sys.stderr.isatty()) as progress:
-            summary = worker.run(args.paths, prune=args.prune, progress=progress).as_dict()
+            summary = indexer.run(args.paths, prune=args.prune, progress=progress).as_dict()
         store.close()
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -115,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if summary["failed"] else 0
 
 
-def _watch(worker, args) -> int:
-    """Worker loop; SIGTERM/SIGINT finish the current file, then exit cleanly."""
+def _watch(indexer: Indexer, args: argparse.Namespace) -> int:
+    """Re-scan loop; SIGTERM/SIGINT finish the current file, then exit cleanly."""
     import signal
     import threading
 
@@ -126,15 +132,17 @@ def _watch(worker, args) -> int:
     log = logging.getLogger("ingest.watch")
     log.warning("watching %s every %.0f s", ", ".join(map(str, args.paths)), args.interval)
     while not stop.is_set():
-        summary = worker.run(args.paths, prune=args.prune, should_stop=stop.is_set).as_dict()
-        if summary["ingested"] or summary["failed"] or summary["removed"]:
-            print(json.dumps(summary), flush=True)
+        summary = indexer.run(args.paths, prune=args.prune, should_stop=stop.is_set)
+        if summary.ingested or summary.failed or summary.removed:
+            print(json.dumps(summary.as_dict()), flush=True)
         stop.wait(args.interval)
-    worker.store.close()
+    indexer.store.close()
     return 0
 
 
-def _print_summary(s: dict) -> None:
+def _print_summary(s: Mapping[str, Any]) -> None:
+    """The ``--json`` shape in lines: ``Summary.as_dict()`` here, or the summary of a job
+    the API ran (a queued job's has no stages, warnings or rate)."""
     print(
         f"files seen {s['files_seen']}, ingested {s['ingested']}, unchanged {s['unchanged']}, "
         f"removed {s.get('removed', 0)}, failed {len(s['failed'])}"

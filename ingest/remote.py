@@ -2,7 +2,8 @@
 
 Sends ``RAG_API_CLIENT_KEY`` (default: the first of the API's own keys) as a bearer token.
 Every failure, the API going away mid-job included, is a ``RemoteError`` with a one-line
-message for the operator.
+message for the operator. The API answers a job in one shape (``JobView``) whichever way it
+runs ingestion; a queued job has no summary, so one is made from its counts.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from ingest.jobs import JobView
 from rag.settings import Settings
 
 
@@ -56,19 +58,18 @@ def ingest_via_api(
             try:
                 answer = client.get(f"/v1/ingest/{job_id}")
                 answer.raise_for_status()
-                job = answer.json()
+                job = JobView.model_validate(answer.json())
             except (httpx.HTTPError, ValueError) as exc:
                 raise RemoteError(
                     f"lost the API at {base} while job {job_id} was running "
                     f"({type(exc).__name__}); it resumes when the API starts again: "
                     f"GET /v1/ingest/{job_id}"
                 ) from exc
-            status = job.get("status")
-            if status == "done":
-                return job["summary"] if "summary" in job else _queue_summary(job)
-            if status == "failed":
-                raise RemoteError(f"ingest job {job_id} failed: {job.get('error')}")
-            if status == "interrupted":
+            if job.status == "done":
+                return job.summary if job.summary is not None else _queue_summary(job)
+            if job.status == "failed":
+                raise RemoteError(f"ingest job {job_id} failed: {job.error}")
+            if job.status == "interrupted":
                 raise RemoteError(
                     f"the API stopped before job {job_id} finished; it resumes "
                     "when the API starts again"
@@ -76,19 +77,18 @@ def ingest_via_api(
             time.sleep(poll_seconds)
 
 
-def _queue_summary(job: dict[str, Any]) -> dict[str, Any]:
+def _queue_summary(job: JobView) -> dict[str, Any]:
     """A job the API put on the queue (RAG_BROKER_URL there), in the CLI's summary shape."""
-    counts = job.get("counts") or {}
     return {
-        "files_seen": job.get("files_total", 0),
-        "ingested": counts.get("done", 0),
-        "unchanged": counts.get("unchanged", 0),
-        "removed": job.get("removed", 0),
-        "failed": list(job.get("failures") or []),
+        "files_seen": job.files_total,
+        "ingested": job.counts.done,
+        "unchanged": job.counts.unchanged,
+        "removed": job.removed,
+        "failed": [f.model_dump() for f in job.failures],
         "warnings": [],
         "parents": 0,
         "passages": 0,
         "tokens": 0,
         "stages": {},
-        "seconds": (job.get("finished_at") or 0) - (job.get("created_at") or 0),
+        "seconds": (job.finished_at or 0) - job.created_at,
     }

@@ -319,6 +319,16 @@ class ApiSettings(BaseModel):
     max_request_bytes: int = Field(1_000_000, ge=1024)
     max_upload_mb: float = Field(50.0, gt=0)
     log_json: bool = True
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="a connection must send a complete request head within this"
+    )
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="a request body may pause this long between bytes"
+    )
+    keepalive_timeout_s: int = Field(5, ge=1, description="an idle keep-alive connection")
+    max_connections: int = Field(
+        1000, ge=1, description="open connections at once; beyond: 503 and closed"
+    )
 
     def all_api_keys(self) -> list[str]:
         """Keys from the setting and from the keys file (read at start-up)."""

@@ -8,6 +8,7 @@ checked against the settings by the serving layer (``RAG_MAX_QUESTION_CHARS``).
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import (
@@ -22,6 +23,7 @@ from pydantic import (
 )
 
 from api.uploads import StoredFile
+from ingest.jobs import JobView
 from rag.settings import RetrievalMode
 
 #: An outer bound on request text before the settings' limit is applied.
@@ -60,6 +62,13 @@ class Filters(Strict):
 
 
 Include = Literal["snippet", "passages", "passage_text", "parent_text"]
+
+
+def _include(*parts: Include) -> Callable[[], list[Include]]:
+    """A default ``include`` list (a fresh one per request)."""
+    return lambda: list(parts)
+
+
 _INCLUDE_DOC = (
     "what each result carries besides its ids and scores: 'snippet' (the best "
     "matched passage's text), 'passages' (every matched passage's offsets and "
@@ -74,7 +83,7 @@ class SearchRequest(Strict):
     filters: Filters | None = None
     mode: RetrievalMode | None = None
     include: list[Include] = Field(
-        default_factory=lambda: ["snippet", "passages"], max_length=4, description=_INCLUDE_DOC
+        default_factory=_include("snippet", "passages"), max_length=4, description=_INCLUDE_DOC
     )
 
     _not_blank = field_validator("query")(_visible)
@@ -142,7 +151,7 @@ class QueryRequest(Strict):
     temperature: StrictFloat = Field(0.0, ge=0.0, le=2.0)
     stream: StrictBool = False
     include: list[Include] = Field(
-        default_factory=lambda: ["passages"],
+        default_factory=_include("passages"),
         max_length=4,
         description="besides the text each source showed the model: " + _INCLUDE_DOC,
     )
@@ -204,6 +213,10 @@ class UsageOut(BaseModel):
     history_turns_dropped: int = Field(0, description="oldest turns left out to fit")
 
 
+#: Where ``search_query`` came from (``rag.answer.rewrite.SearchQuery.source``).
+SearchQuerySource = Literal["question", "rewritten", "fallback"]
+
+
 class QueryResponse(BaseModel):
     answer: str
     citations: list[CitationOut]
@@ -213,7 +226,7 @@ class QueryResponse(BaseModel):
         description="[n] whose source does not state the sentence; dropped from citations",
     )
     search_query: str = Field(description="what retrieval searched for")
-    search_query_source: Literal["question", "rewritten", "fallback"] = Field(
+    search_query_source: SearchQuerySource = Field(
         description="'question' (no history), 'rewritten' by the LLM from the conversation, "
         "or 'fallback' (recent user questions joined: rewriting off, the LLM failed or "
         "answered junk)"
@@ -234,6 +247,25 @@ class QueryResponse(BaseModel):
     timings: dict[str, float]
     model: str
     finish_reason: str | None = None
+
+
+class SourcesEventOut(BaseModel):
+    """SSE ``sources`` (``stream``: the first event): what the model is shown, before the
+    answer streams; ``search_query_*`` as in ``QueryResponse``."""
+
+    sources: list[SourceOut]
+    usage: UsageOut
+    timings: dict[str, float]
+    model: str
+    search_query: str
+    search_query_source: SearchQuerySource
+    search_query_note: str | None
+
+
+class DeltaEventOut(BaseModel):
+    """SSE ``delta``: the next piece of the answer's text (``final`` has it whole)."""
+
+    text: str
 
 
 class DocumentOut(BaseModel):
@@ -265,6 +297,15 @@ class DocumentList(BaseModel):
     total: int
 
 
+class FileTypesResponse(BaseModel):
+    """The file types ingestion reads (``ingest.parsing.formats``)."""
+
+    file_types: list[str] = Field(
+        description="each file type once, in the order the page offers them"
+    )
+    extensions: dict[str, str] = Field(description="file extension (with its dot) -> file type")
+
+
 class IngestRequest(Strict):
     paths: list[StrictStr] = Field(
         min_length=1,
@@ -286,10 +327,24 @@ class IngestRequest(Strict):
         return paths
 
 
+class JobOut(JobView):
+    """An ingestion job, one shape whether it runs in the API process or on the queue
+    (``ingest.jobs.JobView``)."""
+
+    @classmethod
+    def of(cls, job: JobView) -> JobOut:
+        return cls.model_validate(job.model_dump())
+
+
+class JobList(BaseModel):
+    jobs: list[JobOut] = Field(description="the most recent jobs, newest first")
+    queue: bool = Field(description="jobs run on the ingestion queue (RAG_BROKER_URL)")
+
+
 class UploadResponse(BaseModel):
-    saved: list[str] = Field(description="stored paths, in request order")
+    saved: list[str] = Field(description="stored names in the inbox, in request order")
     files: list[StoredFile]
-    job: dict[str, Any] | None = Field(None, description="the ingestion job of these files")
+    job: JobOut | None = Field(None, description="the ingestion job of these files")
 
 
 class Readiness(BaseModel):

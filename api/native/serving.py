@@ -1,9 +1,11 @@
 """Adapts the pipeline's use cases to HTTP: request models in, response models out.
 
 Search returns ``SearchResponse``. The answer use case (``RagPipeline.answer``) yields typed
-events; here they become a ``QueryResponse`` or Server-Sent Events. Everything that decides
-what an answer is lives in the pipeline; this module only chooses status codes (failures
-before the first event), frames events, and stops generation when the client leaves.
+events; here they become a ``QueryResponse`` or Server-Sent Events (``sources``:
+``SourcesEventOut``, ``delta``: ``DeltaEventOut``, ``final``: ``QueryResponse``, ``error``:
+the error body, then ``done``). Everything that decides what an answer is lives in the
+pipeline; this module only chooses status codes (failures before the first event, mapped
+in ``api.errors``), frames events, and stops generation when the client leaves.
 """
 
 from __future__ import annotations
@@ -12,16 +14,19 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence, Set
 from dataclasses import asdict
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
 
 from api.deps import Services
 from api.errors import APIError, llm_error_body
 from api.native.protocol import (
     CitationOut,
+    DeltaEventOut,
     Filters,
     PassageOut,
     QueryRequest,
@@ -30,13 +35,16 @@ from api.native.protocol import (
     SearchResponse,
     SearchResult,
     SourceOut,
+    SourcesEventOut,
     UsageOut,
 )
 from rag.answer.budget import Source
+from rag.answer.citations import Citation
 from rag.answer.conversation import Message
 from rag.answer.events import (
     AnswerEvent,
     AnswerRequest,
+    AnswerStream,
     DeltaEvent,
     ErrorEvent,
     FinalEvent,
@@ -44,9 +52,8 @@ from rag.answer.events import (
     Usage,
 )
 from rag.answer.pipeline import run_sync
-from rag.answer.prompting import Citation
 from rag.documents import Hit
-from rag.store.qdrant_store import SearchFilters
+from rag.store.search import SearchFilters
 
 
 def to_filters(filters: Filters | None) -> SearchFilters | None:
@@ -104,8 +111,8 @@ async def search(services: Services, body: SearchRequest) -> SearchResponse:
 def source_out(
     source: Source,
     include: Sequence[str],
-    cited: set[int] = frozenset(),
-    attributed: set[int] = frozenset(),
+    cited: Set[int] = frozenset(),
+    attributed: Set[int] = frozenset(),
 ) -> SourceOut:
     hit = source.hit
     return SourceOut(
@@ -216,7 +223,7 @@ async def query(
 async def collect_final(
     services: Services,
     first: AnswerEvent,
-    events: AsyncIterator[AnswerEvent],
+    events: AnswerStream,
     request: Request,
     include: Sequence[str],
 ) -> QueryResponse:
@@ -249,14 +256,27 @@ async def collect_final(
             task.cancel()
 
 
-def _sse(event: str, data: object) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
+def sources_out(services: Services, event: SourcesEvent, include: Sequence[str]) -> SourcesEventOut:
+    return SourcesEventOut(
+        sources=[source_out(s, include) for s in event.sources],
+        usage=usage_out(event.usage),
+        timings=event.timings,
+        model=services.settings.llm_model,
+        search_query=event.search.text,
+        search_query_source=event.search.source,
+        search_query_note=event.search.note,
+    )
+
+
+def _sse(event: str, data: BaseModel | dict[str, Any]) -> bytes:
+    body = data.model_dump() if isinstance(data, BaseModel) else data
+    return f"event: {event}\ndata: {json.dumps(body)}\n\n".encode()
 
 
 async def _stream(
     services: Services,
     first: AnswerEvent,
-    events: AsyncIterator[AnswerEvent],
+    events: AnswerStream,
     request: Request,
     include: Sequence[str],
 ) -> AsyncIterator[bytes]:
@@ -264,26 +284,15 @@ async def _stream(
     try:
         while event is not None:
             if isinstance(event, SourcesEvent):
-                yield _sse(
-                    "sources",
-                    {
-                        "sources": [source_out(s, include).model_dump() for s in event.sources],
-                        "usage": usage_out(event.usage).model_dump(),
-                        "timings": event.timings,
-                        "model": services.settings.llm_model,
-                        "search_query": event.search.text,
-                        "search_query_source": event.search.source,
-                        "search_query_note": event.search.note,
-                    },
-                )
+                yield _sse("sources", sources_out(services, event, include))
             elif isinstance(event, DeltaEvent):
-                yield _sse("delta", {"text": event.text})
+                yield _sse("delta", DeltaEventOut(text=event.text))
             elif isinstance(event, ErrorEvent):
                 yield _sse("error", llm_error_body(event.error))
                 break
             else:
                 _record(request, event)
-                yield _sse("final", final_out(services, event, include).model_dump())
+                yield _sse("final", final_out(services, event, include))
                 break
             event = await anext(events, None)
     finally:

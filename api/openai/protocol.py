@@ -10,7 +10,19 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    model_serializer,
+)
+
+from api.native.protocol import SearchQuerySource, SourceOut, UsageOut
 
 
 class TextPart(BaseModel):
@@ -87,6 +99,56 @@ class ChatCompletion(BaseModel):
     choices: list[Choice]
     usage: CompletionUsage
     rag: dict[str, Any] = Field(description="sources, citations, search query and budget")
+
+
+class ChunkDelta(BaseModel):
+    """A chunk's ``delta``: only the keys that are set (``{}`` on the last chunk)."""
+
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _set_keys_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
+class ChunkChoice(BaseModel):
+    index: int = 0
+    delta: ChunkDelta
+    finish_reason: str | None = None
+
+
+class ChunkSources(BaseModel):
+    """``rag`` on the first stream chunk: the sources the model is shown, what was
+    searched (as in ``QueryResponse``) and the budget."""
+
+    sources: list[SourceOut]
+    search_query: str
+    search_query_source: SearchQuerySource
+    search_query_note: str | None
+    usage: UsageOut
+
+
+class ChatCompletionChunk(BaseModel):
+    """One ``chat.completion.chunk``: ``rag`` on the first (``ChunkSources``) and last
+    (``rag`` of ``ChatCompletion`` less the sources), ``usage`` on its own chunk after the
+    last (no choices, with ``stream_options.include_usage``). Absent ones are left out."""
+
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    rag: dict[str, Any] | None = None
+    usage: CompletionUsage | None = None
+
+    @model_serializer(mode="wrap")
+    def _present_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for key in ("rag", "usage"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
 
 
 class OpenAIErrorBody(BaseModel):

@@ -10,17 +10,22 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 
 from api.deps import Services
-from api.errors import APIError, llm_error_body, openai_error_body
+from api.errors import APIError, llm_error_body
 from api.native.serving import collect_final, final_out, source_out, usage_out
 from api.openai.protocol import (
     ChatCompletion,
+    ChatCompletionChunk,
     ChatCompletionRequest,
     Choice,
+    ChunkChoice,
+    ChunkDelta,
+    ChunkSources,
     CompletionUsage,
     ModelCard,
     ModelList,
@@ -30,6 +35,7 @@ from rag.answer.conversation import Message
 from rag.answer.events import (
     AnswerEvent,
     AnswerRequest,
+    AnswerStream,
     DeltaEvent,
     ErrorEvent,
     FinalEvent,
@@ -45,7 +51,7 @@ def models(services: Services) -> ModelList:
             ModelCard(
                 id=services.settings.rag_model_id,
                 created=int(services.started_at),
-                max_model_len=services.pipeline.served_window,
+                max_model_len=services.pipeline.model.window,
             )
         ]
     )
@@ -120,88 +126,80 @@ def _completion_usage(prompt_tokens: int, completion_tokens: int) -> CompletionU
     )
 
 
-def _data(body: dict) -> bytes:
+def _data(body: dict[str, Any]) -> bytes:
     return f"data: {json.dumps(body)}\n\n".encode()
 
 
-def _chunk(
-    completion_id: str,
-    created: int,
-    model: str,
-    delta: dict | None,
-    finish: str | None = None,
-    **extra: object,
-) -> bytes:
-    """One ``chat.completion.chunk``; ``delta=None`` is the usage chunk (no choices)."""
-    choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
-    return _data(
-        {
-            "id": completion_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": choices,
-            **extra,
-        }
-    )
+class _Chunks:
+    """The chunks of one completion (its id, creation time and model)."""
+
+    def __init__(self, completion_id: str, created: int, model: str) -> None:
+        self.completion_id, self.created, self.model = completion_id, created, model
+
+    def chunk(
+        self,
+        delta: ChunkDelta | None,
+        finish: str | None = None,
+        *,
+        rag: dict[str, Any] | None = None,
+        usage: CompletionUsage | None = None,
+    ) -> bytes:
+        """One ``chat.completion.chunk``; ``delta=None`` is the usage chunk (no choices)."""
+        choices = [] if delta is None else [ChunkChoice(delta=delta, finish_reason=finish)]
+        chunk = ChatCompletionChunk(
+            id=self.completion_id,
+            created=self.created,
+            model=self.model,
+            choices=choices,
+            rag=rag,
+            usage=usage,
+        )
+        return _data(chunk.model_dump())
+
+
+def _sources(event: SourcesEvent) -> dict[str, Any]:
+    return ChunkSources(
+        sources=[source_out(s, _INCLUDE) for s in event.sources],
+        search_query=event.search.text,
+        search_query_source=event.search.source,
+        search_query_note=event.search.note,
+        usage=usage_out(event.usage),
+    ).model_dump()
 
 
 async def _chunks(
     services: Services,
     first: AnswerEvent,
-    events: AsyncIterator[AnswerEvent],
+    events: AnswerStream,
     completion_id: str,
     created: int,
     usage: bool,
 ) -> AsyncIterator[bytes]:
-    model = services.settings.rag_model_id
+    out = _Chunks(completion_id, created, services.settings.rag_model_id)
     event: AnswerEvent | None = first
     try:
         while event is not None:
             if isinstance(event, SourcesEvent):
-                yield _chunk(
-                    completion_id,
-                    created,
-                    model,
-                    {"role": "assistant", "content": ""},
-                    rag={
-                        "sources": [source_out(s, _INCLUDE).model_dump() for s in event.sources],
-                        "search_query": event.search.text,
-                        "search_query_source": event.search.source,
-                        "search_query_note": event.search.note,
-                        "usage": usage_out(event.usage).model_dump(),
-                    },
-                )
+                yield out.chunk(ChunkDelta(role="assistant", content=""), rag=_sources(event))
             elif isinstance(event, DeltaEvent):
-                yield _chunk(completion_id, created, model, {"content": event.text})
+                yield out.chunk(ChunkDelta(content=event.text))
             elif isinstance(event, ErrorEvent):
-                llm_error_body(event.error)  # logs the details
-                yield _data(
-                    openai_error_body(event.error.status, event.error.code, event.error.public)
-                )
+                yield _data(llm_error_body(event.error, openai=True))
                 break
             elif isinstance(event, FinalEvent):
-                out = final_out(services, event, _INCLUDE)
+                final = final_out(services, event, _INCLUDE)
                 if event.reason is not None:  # nothing matched: the answer comes whole
-                    yield _chunk(completion_id, created, model, {"content": event.answer})
-                yield _chunk(
-                    completion_id,
-                    created,
-                    model,
-                    {},
+                    yield out.chunk(ChunkDelta(content=event.answer))
+                yield out.chunk(
+                    ChunkDelta(),
                     event.finish_reason or "stop",
-                    rag=out.model_dump(exclude={"answer", "sources"}),
+                    rag=final.model_dump(exclude={"answer", "sources"}),
                 )
                 if usage:
-                    yield _chunk(
-                        completion_id,
-                        created,
-                        model,
-                        None,
-                        usage=_completion_usage(
-                            event.usage.prompt_tokens, event.usage.completion_tokens
-                        ).model_dump(),
+                    counts = _completion_usage(
+                        event.usage.prompt_tokens, event.usage.completion_tokens
                     )
+                    yield out.chunk(None, usage=counts)
                 break
             event = await anext(events, None)
     finally:

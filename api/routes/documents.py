@@ -8,7 +8,13 @@ from fastapi import APIRouter, File, Query, UploadFile
 
 from api.deps import ServicesDep
 from api.errors import APIError, valid_uuid
-from api.native.protocol import DocumentList, DocumentOut, ErrorResponse, UploadResponse
+from api.native.protocol import (
+    DocumentList,
+    DocumentOut,
+    ErrorResponse,
+    JobOut,
+    UploadResponse,
+)
 from api.uploads import save_uploads
 from rag.answer.pipeline import run_sync
 from rag.store.payloads import DocumentRecord
@@ -18,7 +24,7 @@ router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
 @router.get("", response_model=DocumentList)
 async def list_documents(services: ServicesDep) -> DocumentList:
-    documents = await run_sync(services.store.list_documents)
+    documents = await run_sync(services.store.documents.list_documents)
     return DocumentList(documents=[document_out(d) for d in documents], total=len(documents))
 
 
@@ -31,6 +37,7 @@ async def list_documents(services: ServicesDep) -> DocumentList:
         413: {"model": ErrorResponse},
         422: {"model": ErrorResponse},
         503: {"model": ErrorResponse},
+        507: {"model": ErrorResponse},
     },
 )
 async def upload_documents(
@@ -39,19 +46,21 @@ async def upload_documents(
     replace: bool = Query(
         False, description="overwrite a stored file of the same name instead of keeping both"
     ),
-) -> dict[str, Any]:
+) -> UploadResponse:
     """Save files into the inbox (all or none) and queue their ingestion."""
     settings = services.settings
     limit = int(settings.max_upload_mb * 1_000_000)
-    stored = await save_uploads(files, settings.inbox, limit, replace=replace)
-    paths = [f.path for f in stored]
-    job = await run_sync(services.jobs.submit, paths, False) if services.jobs else None
-    return {"saved": paths, "files": stored, "job": job}
+    saved = await save_uploads(files, settings.inbox, limit, replace=replace)
+    job = await run_sync(services.jobs.submit, saved.paths, False) if services.jobs else None
+    names = [f.path for f in saved.files]  # relative to the inbox: no server paths out
+    return UploadResponse(saved=names, files=saved.files, job=JobOut.of(job) if job else None)
 
 
 @router.get("/{document_id}", response_model=DocumentOut, responses={404: {"model": ErrorResponse}})
 async def get_document(document_id: str, services: ServicesDep) -> DocumentOut:
-    record = await run_sync(services.store.get_document, valid_uuid(document_id, "document"))
+    record = await run_sync(
+        services.store.documents.get_document, valid_uuid(document_id, "document")
+    )
     if record is None:
         raise APIError(404, "not_found", f"no document with id {document_id}")
     return document_out(record)
@@ -63,7 +72,9 @@ def document_out(record: DocumentRecord) -> DocumentOut:
 
 @router.delete("/{document_id}", responses={404: {"model": ErrorResponse}})
 async def delete_document(document_id: str, services: ServicesDep) -> dict[str, Any]:
-    removed = await run_sync(services.store.delete_document, valid_uuid(document_id, "document"))
+    removed = await run_sync(
+        services.store.documents.delete_document, valid_uuid(document_id, "document")
+    )
     if not removed:
         raise APIError(404, "not_found", f"no document with id {document_id}")
     return {"deleted": document_id}

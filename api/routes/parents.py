@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1/parents", tags=["search"])
 )
 async def get_parent(parent_id: str, services: ServicesDep) -> ParentOut:
     key = valid_uuid(parent_id, "parent")
-    parent = await run_sync(services.store.parent, key)
+    parent = await run_sync(services.store.search.parent, key)
     if parent is None:
         raise APIError(404, "not_found", f"no parent with id {key}")
     return ParentOut.model_validate({**parent.to_payload(), "parent_id": key})

@@ -105,11 +105,55 @@ function askForKey() {
 
 /** The API's error message and code, else the HTTP status. @param {Response} response */
 export async function errorText(response) {
+  return messageOf(response.status, response.statusText, await response.text().catch(() => ""));
+}
+
+/** The API's error message and code in `body` (its JSON text), else the HTTP status. */
+function messageOf(status, statusText, body) {
   try {
-    const body = await response.json();
-    if (body.error) return `${body.error.message} (${response.status} ${body.error.code})`;
+    const error = JSON.parse(body).error;
+    if (error) return `${error.message} (${status} ${error.code})`;
   } catch (_) { /* not JSON */ }
-  return `HTTP ${response.status} ${response.statusText}`;
+  return `HTTP ${status} ${statusText}`;
+}
+
+/**
+ * What an upload came back with: `ok` and the body (parsed JSON), else the API's message.
+ * `status` 0: the request itself failed (no answer).
+ * @typedef {{ok: true, status: number, body: any} | {ok: false, status: number, message: string}} UploadResult
+ */
+
+/**
+ * POST `form` (multipart) to `path` with the key of this tab, calling `onProgress(sent, total)`
+ * as its bytes leave (XMLHttpRequest: fetch reports no upload progress). A 401 asks for a key
+ * and sends it again once, as `api` does. Nothing is thrown.
+ * @param {string} path
+ * @param {FormData} form
+ * @param {(sent: number, total: number) => void} onProgress
+ * @returns {Promise<UploadResult>}
+ */
+export async function upload(path, form, onProgress, retried = false) {
+  const key = sessionStorage.getItem(KEY);
+  const result = await new Promise((resolve) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", path);
+    if (key) xhr.setRequestHeader("Authorization", `Bearer ${key}`);
+    xhr.upload.addEventListener("progress", (e) => { if (e.lengthComputable) onProgress(e.loaded, e.total); });
+    xhr.addEventListener("load", () => {
+      if (xhr.status >= 200 && xhr.status < 300) {
+        try { resolve({ ok: true, status: xhr.status, body: JSON.parse(xhr.responseText) }); return; } catch (_) { /* below */ }
+      }
+      resolve({ ok: false, status: xhr.status, message: messageOf(xhr.status, xhr.statusText, xhr.responseText) });
+    });
+    const failed = () => resolve({ ok: false, status: 0, message: "The upload failed: the service did not answer (is a file over its size limit?)" });
+    xhr.addEventListener("error", failed);
+    xhr.addEventListener("abort", failed);
+    xhr.send(form);
+  });
+  if (result.status === 401 && !retried) {
+    if (sessionStorage.getItem(KEY) !== key || (await askForKey())) return upload(path, form, onProgress, true);
+  }
+  return result;
 }
 
 /**

@@ -4,9 +4,11 @@
 //   state.js   the conversation thread and what else the page knows (one owner)
 //   thread.js  a turn's lifecycle: request -> events -> state -> paint
 //   render.js  painting from state: answers, citations, sources, gauge, status, banner
-//   viewer.js  a source opened with its highlighted passage
+//   viewer.js  a source opened with its passages and cited span highlighted
+//   highlight.js  marks in document text: ranges at levels, a query's terms
 //   search.js  search results
 //   documents.js  the Documents view, ingest jobs, the documents and file types offered as filters
+//   upload.js  the Documents view's upload control (choose or drop files, progress, outcomes)
 //   filters.js the filters and mode, and both in the URL
 //   dom.js     element and text helpers
 // Every piece of text that comes from a user, a document or the model is inserted as text,
@@ -18,6 +20,7 @@ import { setStatus, showBanner, showMode } from "./render.js";
 import { clearResults, runSearch } from "./search.js";
 import { loadThread, state } from "./state.js";
 import { ask, newConversation, restoreThread } from "./thread.js";
+import { initUpload } from "./upload.js";
 import { closeViewer } from "./viewer.js";
 
 function showTab(name) {
@@ -79,6 +82,7 @@ function init() {
   $("tab-results").addEventListener("click", () => showTab("results"));
   $("tab-docs").addEventListener("click", () => showTab("docs"));
   $("f-clear").addEventListener("click", clearFilters);
+  initUpload(renderDocuments);
   $("filters").addEventListener("change", () => filters()); // the file-type boxes come later
   document.addEventListener("keydown", (e) => {
     const typing = ["INPUT", "TEXTAREA", "SELECT"].includes(document.activeElement.tagName);

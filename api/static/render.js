@@ -2,6 +2,7 @@
 // turns of the thread, the status line and the banner. Reads state, never changes it.
 import { $, el, fmt, pagesText, secs } from "./dom.js";
 import { mode } from "./filters.js";
+import { appendTerms, queryTerms, termPattern } from "./highlight.js";
 import { state } from "./state.js";
 import { openSource, sourceId } from "./viewer.js";
 
@@ -59,7 +60,7 @@ function renderAnswer(box, view, text) {
       const n = parseInt(part, 10);
       if (!known.has(n)) continue; // numbers naming no source are never shown as sources
       box.append(el("a", { class: "cite", href: `#${sourceId(view, n)}`, "aria-label": `Open source ${n}`,
-        onclick: (e) => { e.preventDefault(); openSource(view, n, true); } }, `${n}`));
+        onclick: (e) => { e.preventDefault(); openSource(view, n); } }, `${n}`));
     }
     last = m.index + m[0].length;
   }
@@ -71,13 +72,22 @@ function renderAnswer(box, view, text) {
       note.append(el("a", { class: "cite attributed", href: `#${sourceId(view, c.n)}`,
         title: "matched by text overlap, not cited by the model",
         "aria-label": `Open source ${c.n} (attributed by text overlap)`,
-        onclick: (e) => { e.preventDefault(); openSource(view, c.n, true); } }, `≈${c.n}`));
+        onclick: (e) => { e.preventDefault(); openSource(view, c.n); } }, `≈${c.n}`));
     }
     box.append("\n", note);
   }
 }
 
-function renderSources(list, view, askMode) {
+/**
+ * The list of `view`'s sources; in search results (not `askMode`) the words of `query` are
+ * marked in the snippets.
+ * @param {HTMLElement} list
+ * @param {View} view
+ * @param {boolean} askMode
+ * @param {string} [query]
+ */
+function renderSources(list, view, askMode, query = "") {
+  const pattern = askMode ? null : termPattern(queryTerms(query));
   list.textContent = "";
   for (const s of view.sources) {
     const cited = askMode && (s.cited || s.attributed);
@@ -88,20 +98,25 @@ function renderSources(list, view, askMode) {
     if (s.truncated) tags.push(el("span", { class: "tag" }, "excerpt"));
     const item = el("li", { class: "src", id: sourceId(view, s.n), tabindex: "0", role: "button",
       "aria-label": `Open source ${s.n}: ${s.title}`,
-      onclick: () => openSource(view, s.n, false),
-      onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); openSource(view, s.n, false); } } },
+      onclick: () => openSource(view, s.n),
+      onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); openSource(view, s.n); } } },
       el("h3", {}, el("span", { class: "n" }, `[${s.n}]`), el("span", {}, s.title || s.source), ...tags),
       el("p", { class: "muted" }, [s.source, pagesText(s.pages), askMode ? "" : `score ${s.score.toFixed(3)}`].filter(Boolean).join(" · ")),
-      el("p", { class: "snippet" }, (s.snippet || s.text || "").slice(0, 400)));
+      el("p", { class: "snippet" }));
+    appendTerms(item.querySelector(".snippet"), (s.snippet || s.text || "").slice(0, 400), pattern);
     list.append(item);
   }
 }
 
-/** The search results (`title` over them; hidden when there are none). @param {View} view */
-export function paintResults(view, title) {
+/**
+ * The search results (`title` over them; hidden when there are none), the words of `query`
+ * marked in their snippets.
+ * @param {View} view @param {string} title @param {string} [query]
+ */
+export function paintResults(view, title, query = "") {
   $("sources-title").hidden = !view.sources.length;
   $("sources-title").textContent = title;
-  renderSources($("sources"), view, false);
+  renderSources($("sources"), view, false, query);
 }
 
 // --- the context gauge ---------------------------------------------------------------------------

@@ -1,7 +1,8 @@
-// The source viewer: a source's whole parent text with the cited (or matched) passage
-// highlighted and scrolled to.
+// The source viewer: a source's whole parent text with its matched passages (faint) and the
+// cited span (strong) highlighted, and the strongest scrolled to.
 import { api } from "./api.js";
-import { $, el, pagesText } from "./dom.js";
+import { $, pagesText } from "./dom.js";
+import { appendLevels } from "./highlight.js";
 
 /** @typedef {import("./state.js").View} View */
 
@@ -14,14 +15,19 @@ export function closeViewer() {
   document.querySelectorAll(".src.active").forEach((n) => n.classList.remove("active"));
 }
 
+/** Highlight levels in the viewer: a matched passage is faint, the cited span strong. */
+const PASSAGE = 1, CITED = 2;
+const MARKS = { [PASSAGE]: "passage", [CITED]: "cited" };
+
 /**
- * Open source `n` of `view`: its citation's quote is the primary highlight, the matched
- * passages the others; ranges outside the text or overlapping an earlier one are left out.
+ * Open source `n` of `view`: its whole parent text with the matched passages as a faint
+ * highlight and its citation's quote (in Ask mode) as the strong one inside them, scrolled to
+ * (else the best passage). Ranges may overlap or nest: each piece of text shows the strongest
+ * level covering it; ranges not inside the text are left out.
  * @param {View} view
  * @param {number} n
- * @param {boolean} fromCitation
  */
-export async function openSource(view, n, fromCitation) {
+export async function openSource(view, n) {
   const s = view.sources.find((x) => x.n === n);
   if (!s) return;
   if (s.parent_text == null && (s.truncated || s.text == null)) {
@@ -31,33 +37,26 @@ export async function openSource(view, n, fromCitation) {
   }
   const text = s.parent_text || s.text || "";
   const base = s.start; // document offset of the parent text
-  const ranges = [];
   const citation = (view.citations || []).find((c) => c.n === n);
-  if (citation && fromCitation !== null) ranges.push([citation.quote_start - base, citation.quote_end - base, "primary"]);
-  for (const p of s.passages || []) ranges.push([p.start - base, p.end - base, ranges.length ? "secondary" : "primary"]);
+  const passages = [...(s.passages || [])].sort((a, b) => b.score - a.score);
+  const ranges = passages.map((p) => ({ start: p.start - base, end: p.end - base, level: PASSAGE }));
+  if (citation) ranges.push({ start: citation.quote_start - base, end: citation.quote_end - base, level: CITED });
   const turn = view.prefix.startsWith("source-") ? `Q${view.prefix.slice(7)} · ` : "";
   $("v-title").textContent = `[${n}] ${s.title || s.source}`;
-  $("v-meta").textContent = [turn + s.source, pagesText(s.pages), citation ? "cited passage highlighted" : "matched passages highlighted"]
+  $("v-meta").textContent = [turn + s.source, pagesText(s.pages), citation ? "cited text highlighted in its passage" : "matched passages highlighted"]
     .filter(Boolean).join(" · ");
   const box = $("v-text");
   box.textContent = "";
-  const valid = ranges.filter(([a, b]) => a >= 0 && b <= text.length && a < b).sort((x, y) => x[0] - y[0]);
-  let cursor = 0, first = null;
-  for (const [a, b, kind] of valid) {
-    if (a < cursor) continue; // overlapping ranges: keep the earlier one
-    box.append(text.slice(cursor, a));
-    const mark = el("mark", { class: kind === "primary" ? "" : "secondary" }, text.slice(a, b));
-    if (!first || kind === "primary" && first.className) first = mark;
-    box.append(mark);
-    cursor = b;
-  }
-  box.append(text.slice(cursor));
+  const inside = ranges.filter((r) => r.start >= 0 && r.end <= text.length);
+  const marks = appendLevels(box, text, inside, MARKS);
+  const best = passages.length ? Math.max(0, passages[0].start - base) : -1;
+  const shown = marks.find((m) => m.level === CITED) || marks.find((m) => m.start <= best && best < m.end) || marks[0];
+  const target = shown ? shown.mark : box;
   $("viewer").hidden = false;
   $("view-results").classList.add("with-viewer");
   document.querySelectorAll(".src.active").forEach((x) => x.classList.remove("active"));
   const item = $(sourceId(view, n));
   if (item) item.classList.add("active");
-  const target = first || box;
   requestAnimationFrame(() => {
     if (window.innerWidth < 1000) $("viewer").scrollIntoView({ block: "start" });
     target.scrollIntoView({ block: "center" });

@@ -20,7 +20,20 @@ OUTSIDE = "outside the allowed roots"
 
 
 class OutsideRoots(Exception):
-    """The path resolves outside every allowed root."""
+    """The path resolves outside every allowed root (``path``: the one refused, as given,
+    where a caller names it)."""
+
+    def __init__(self, message: str = OUTSIDE, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class NoSuchPath(FileNotFoundError):
+    """A path named for ingestion does not exist (``path``: as given)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"no such file or folder: {path[:200]}")
+        self.path = path
 
 
 class NotRegular(Exception):
@@ -44,6 +57,21 @@ class Roots:
         """Raise ``OutsideRoots`` when the folder resolves outside (checked before listing)."""
         if not self.contains(os.path.realpath(folder)):
             raise OutsideRoots(OUTSIDE)
+
+    def admit(self, paths: Iterable[Path | str]) -> list[Path]:
+        """The paths named for ingestion (the API's, the queue's), made absolute, each
+        checked to resolve inside a root and then to exist. ``OutsideRoots`` comes first,
+        so nothing is revealed about a path outside (not even whether it exists), then
+        ``NoSuchPath``; both name the path as given."""
+        admitted = []
+        for raw in paths:
+            path = Path(raw).absolute()
+            if not self.contains(os.path.realpath(path)):
+                raise OutsideRoots(OUTSIDE, str(raw))
+            if not path.exists():
+                raise NoSuchPath(str(raw))
+            admitted.append(path)
+        return admitted
 
 
 def _real_name(fd: int, path: Path) -> str:

@@ -9,7 +9,7 @@ files are checked again when they are opened (``ingest.files.confine``).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,3 +76,17 @@ def iter_files(root: Path, roots: Roots | None = None) -> Iterator[Path | WalkPr
             except OSError as exc:
                 yield WalkProblem(path, f"cannot inspect: {exc.strerror or exc}")
         stack.extend(reversed(subfolders))
+
+
+def walk_all(roots: Iterable[Path], confinement: Roots) -> tuple[list[Path], list[WalkProblem]]:
+    """The files under each of ``roots`` in turn (as ``iter_files`` finds them, all confined
+    to ``confinement``), and the problems met on the way."""
+    files: list[Path] = []
+    problems: list[WalkProblem] = []
+    for root in roots:
+        for item in iter_files(root, confinement):
+            if isinstance(item, WalkProblem):
+                problems.append(item)
+            else:
+                files.append(item)
+    return files, problems

@@ -1,4 +1,4 @@
-"""Ingestion jobs on the queue (RAG_BROKER_URL), behind the same face as ``JobManager``.
+"""Ingestion jobs on the queue (RAG_BROKER_URL), a ``JobService`` like ``JobManager``.
 
 The API enqueues (``POST /v1/ingest``, uploads) and reads job counts from the job board in
 Redis; workers run the tasks. With the embedded store the API process owns the store, so it
@@ -6,17 +6,20 @@ is also the queue's consumer (Celery's worker on a thread, ``RAG_QUEUE_CONCURREN
 once); with a Qdrant server it only produces, and ``python -m ingest --worker`` processes
 consume. Redis being down is a ``QueueUnavailable`` (HTTP 503), never a lost request: an
 upload is already saved in the inbox and is enqueued again at the next start.
+
+A job's view is the job board's ``JobStatus`` with the in-process fields filled where the
+queue knows them (``progress`` from the counts), so it reads like an in-process one.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from api.uploads import inbox_has_files
+from ingest.jobs.service import FinishHook, JobProgress, JobView, inbox_has_files
 from ingest.queue.consumer import Consumer, queue_ingest_worker, start_consumer
-from ingest.queue.job_board import QueueUnavailable
+from ingest.queue.job_board import JobStatus, QueueUnavailable
 from ingest.queue.producer import Producer
 from rag.embedding.protocol import Embedder
 from rag.settings import Settings
@@ -25,7 +28,19 @@ from rag.store.qdrant_store import QdrantStore
 log = logging.getLogger(__name__)
 
 
+def view_of(job: JobStatus) -> JobView:
+    """The board's record in the one job shape."""
+    return JobView.model_validate(
+        {
+            **job.as_dict(),
+            "progress": JobProgress(files_total=job.files_total, files_done=job.finished),
+        }
+    )
+
+
 class QueueJobs:
+    on_queue = True
+
     def __init__(
         self, settings: Settings, embedder: Embedder | None = None, store: QdrantStore | None = None
     ) -> None:
@@ -34,7 +49,7 @@ class QueueJobs:
         self.producer = Producer(settings)
         self._consume_with = (embedder, store) if embedder and store else None
         self.consumer: Consumer | None = None
-        self.on_finish = None  # workers count outcomes in Redis (``outcomes``)
+        self.on_finish: FinishHook | None = None  # unused: workers count in Redis (``outcomes``)
 
     def start(self) -> list[str]:
         if self._consume_with is not None:
@@ -45,27 +60,22 @@ class QueueJobs:
         if not inbox_has_files(self.settings.inbox):
             return []
         try:
-            return [
-                self.submit([str(self.settings.inbox.absolute())], prune=False, origin="inbox")[
-                    "job_id"
-                ]
-            ]
+            return [self.submit([self.settings.inbox], prune=False, origin="inbox").job_id]
         except (OSError, QueueUnavailable) as exc:
             log.warning("inbox not enqueued at start: %s", exc)
             return []
 
-    def submit(self, paths: list[str], prune: bool, origin: str = "request") -> dict[str, Any]:
-        job = self.producer.submit([Path(p) for p in paths], prune=prune, origin=origin)
-        return job.as_dict()
+    def submit(self, paths: Sequence[str | Path], prune: bool, origin: str = "request") -> JobView:
+        return view_of(self.producer.submit([Path(p) for p in paths], prune=prune, origin=origin))
 
-    def get(self, job_id: str) -> dict[str, Any] | None:
+    def get(self, job_id: str) -> JobView | None:
         self.producer.board.ping()
         job = self.producer.get(job_id)
-        return job.as_dict() if job else None
+        return view_of(job) if job else None
 
-    def recent(self, limit: int = 20) -> list[dict[str, Any]]:
+    def recent(self, limit: int = 20) -> list[JobView]:
         self.producer.board.ping()
-        return [job.as_dict() for job in self.producer.board.recent(limit)]
+        return [view_of(job) for job in self.producer.board.recent(limit)]
 
     def queue_depth(self) -> float:
         try:

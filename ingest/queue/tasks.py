@@ -18,14 +18,18 @@ from typing import Any
 
 from celery import Celery, Task
 
-from ingest.indexer import Indexer, TransientFailure
+from ingest.indexer import Indexer
+from ingest.outcomes import FileOutcome, Outcome, TransientFailure
 from ingest.queue.app import INGEST_TASK, PRUNE_TASK
-from ingest.queue.job_board import JobBoard
+from ingest.queue.job_board import FileState, JobBoard
 from rag.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_OUTCOME_STATE = {"ingested": "done", "unchanged": "unchanged", "failed": "failed"}
+#: A file's state on the job board, from its outcome in the run.
+_BOARD_STATE: dict[Outcome, FileState] = {Outcome.INGESTED: "done", Outcome.UNCHANGED: "unchanged"}
+#: The reason of a file the run did not reach (the walk found nothing at its path).
+_NOT_FOUND = "the worker found no such file under its shared roots"
 
 
 @dataclass
@@ -83,20 +87,16 @@ def _ingest_files(task: Task, job_id: str, paths: list[str]) -> dict[str, Any]:
         log.exception("ingest task of job %s failed", job_id)
         _fail(board, job_id, todo, f"internal error: {type(exc).__name__}: {exc}")
         return {"failed": len(todo)}
-    errors = {f["path"]: f["error"] for f in summary.failed}
-    by_state: dict[str, list[str]] = {}
-    for path in todo:
-        state = _OUTCOME_STATE.get(summary.outcomes.get(path) or "", "failed")
+    outcomes: dict[str, FileOutcome] = {o.source: o for o in summary.outcomes}
+    by_state: dict[FileState, list[str]] = {}
+    for path in todo:  # the task's paths are the display paths the producer walked
+        outcome = outcomes.get(path)
+        state: FileState = _BOARD_STATE.get(outcome.state, "failed") if outcome else "failed"
+        if state == "failed":  # each with its own reason
+            _fail(board, job_id, [path], (outcome.error if outcome else "") or _NOT_FOUND)
         by_state.setdefault(state, []).append(path)
-    for path in by_state.get("failed", []):  # each with its own reason
-        _fail(
-            board,
-            job_id,
-            [path],
-            errors.get(path) or "the worker found no such file under its shared roots",
-        )
-    for state in ("done", "unchanged"):
-        board.move(job_id, by_state.get(state, []), state)  # one round trip per state
+    for settled in _BOARD_STATE.values():  # done, unchanged: one round trip per state
+        board.move(job_id, by_state.get(settled, []), settled)
     return {state: len(paths) for state, paths in by_state.items()}
 
 

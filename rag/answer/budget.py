@@ -1,22 +1,24 @@
-"""The context budget: window, reserved headroom and packing, in one place.
+"""The context budget: window, reserved headroom, the invariant, and the sources that fill it.
 
 Invariant, for every request: ``prompt_tokens + max_tokens <= window - margin``, where the
 prompt is counted exactly as the server will see it (chat template included). The margin
 (default 10% of the window) is never handed to sources; it absorbs what no count can know
-in advance (a server-side template change, a tokenizer update).
+in advance (a server-side template change, a tokenizer update). ``Budget`` holds the
+arithmetic (``prompt_limit``, ``admits``, ``refuse_unfit``); the packer
+(``rag.answer.packing``) counts the rendered prompt and asks it.
 
-Packing picks parents by relevance until a target fill (32K by default: long-context models
-answer best well below their maximum) or the hard cap, then shows them in document order
-(order-preserving RAG), because a model reads a document's sections best in their order.
+Sources are chosen here from estimates: parents by relevance until a target fill (32K by
+default: long-context models answer best well below their maximum) or the hard cap, then
+shown in document order (order-preserving RAG), because a model reads a document's sections
+best in their order.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from rag.answer.conversation import HistoryFit, Turn
 from rag.documents import Hit
 from rag.text.chunking import sentence_spans
 from rag.text.tokens import count_tokens
@@ -65,6 +67,45 @@ class Budget:
     @property
     def headroom(self) -> int:
         return self.max_tokens + self.margin
+
+    def admits(self, prompt_tokens: int) -> bool:
+        """The invariant, for an exact count of the chat-templated prompt."""
+        return prompt_tokens + self.max_tokens <= self.window - self.margin
+
+    def available(self, base: int) -> int:
+        """Tokens sources may take after a prompt of ``base`` tokens without them."""
+        return min(self.prompt_limit - base, self.target_fill)
+
+    def history_allowance(self, share: float, alone: int) -> int:
+        """What earlier turns may add to a prompt of ``alone`` tokens (question only)."""
+        return max(min(int(share * self.prompt_limit), self.prompt_limit - alone), 0)
+
+    def numbers(self, base: int, question_tokens: int) -> dict[str, int]:
+        """What a ``BudgetError`` reports."""
+        return {
+            "question_tokens": question_tokens,
+            "prompt_tokens_without_sources": base,
+            "max_tokens": self.max_tokens,
+            "margin_tokens": self.margin,
+            "context_window": self.window,
+            "prompt_limit": self.prompt_limit,
+        }
+
+    def refuse_unfit(self, base: int, question_tokens: int) -> None:
+        """Raise ``BudgetError`` when a prompt of ``base`` tokens (no sources) cannot fit."""
+        if self.prompt_limit <= 0:
+            raise BudgetError(
+                f"max_tokens {self.max_tokens} plus the safety margin "
+                f"{self.margin} leave no room in the {self.window}-token window",
+                self.numbers(base, question_tokens),
+            )
+        if base > self.prompt_limit:
+            raise BudgetError(
+                f"the question alone needs {base} prompt tokens but at most "
+                f"{self.prompt_limit} fit (window {self.window} minus "
+                f"max_tokens {self.max_tokens} minus margin {self.margin})",
+                self.numbers(base, question_tokens),
+            )
 
 
 @dataclass
@@ -185,99 +226,3 @@ def document_order(sources: list[Source]) -> list[Source]:
     for n, source in enumerate(ordered, start=1):
         source.n = n
     return ordered
-
-
-Messages = list[dict[str, str]]
-#: Exact prompt tokens of chat messages, chat template included (local or the server's).
-ChatCounter = Callable[[Messages], Awaitable[int]]
-
-
-@dataclass
-class Packed:
-    sources: list[Source]
-    messages: Messages
-    prompt_tokens: int  # exact
-    context_tokens: int  # what the sources added to the prompt
-
-
-async def pack(
-    hits: Sequence[Hit],
-    budget: Budget,
-    *,
-    render: Callable[[Sequence[Source]], Messages],
-    label_tokens: Callable[[Hit], int],
-    count: ChatCounter,
-    question_tokens: int,
-    base: int | None = None,
-) -> Packed:
-    """Choose sources for ``budget`` and prove the invariant with an exact count.
-
-    ``render`` builds the chat messages for a list of sources (the prompt module's job);
-    ``label_tokens`` estimates a source block's tokens without its text. Estimates pick the
-    sources; the exact count of the rendered prompt decides. When the server's tokenizer
-    counts more than the estimate, its ratio is learnt and the sources repacked (at most six
-    rounds). Raises ``BudgetError`` (with the numbers) when the question alone cannot fit.
-    ``base``: the exact count of ``render([])`` when the caller has it already.
-    """
-    if base is None:
-        base = await count(render([]))
-    numbers = {
-        "question_tokens": question_tokens,
-        "prompt_tokens_without_sources": base,
-        "max_tokens": budget.max_tokens,
-        "margin_tokens": budget.margin,
-        "context_window": budget.window,
-        "prompt_limit": budget.prompt_limit,
-    }
-    if budget.prompt_limit <= 0:
-        raise BudgetError(
-            f"max_tokens {budget.max_tokens} plus the safety margin "
-            f"{budget.margin} leave no room in the {budget.window}-token window",
-            numbers,
-        )
-    if base > budget.prompt_limit:
-        raise BudgetError(
-            f"the question alone needs {base} prompt tokens but at most "
-            f"{budget.prompt_limit} fit (window {budget.window} minus "
-            f"max_tokens {budget.max_tokens} minus margin {budget.margin})",
-            numbers,
-        )
-    available = min(budget.prompt_limit - base, budget.target_fill)
-
-    def cost(hit: Hit, text: str) -> int:
-        if text is hit.text:  # counted at ingest; the exact check below guards the rest
-            return label_tokens(hit) + hit.tokens
-        return label_tokens(hit) + count_tokens(text)
-
-    scale = 1.0
-    for _ in range(6):
-        sources = document_order(choose_sources(hits, available, cost, scale))
-        messages = render(sources)
-        exact = await count(messages)
-        if exact <= budget.prompt_limit:
-            return Packed(sources, messages, exact, exact - base)
-        estimated = sum(cost(src.hit, src.text) for src in sources) or 1
-        scale *= max(1.02, (exact - base) / estimated * 1.02)
-    raise BudgetError("could not pack sources within the prompt limit", numbers)
-
-
-async def fit_history(
-    turns: Sequence[Turn],
-    allowance: int,
-    history_tokens: Callable[[Sequence[Turn]], Awaitable[int]],
-) -> HistoryFit:
-    """The newest whole turns whose exact prompt tokens stay within ``allowance``.
-
-    ``history_tokens(kept)`` counts what the kept turns add to the prompt, exactly. Turns are
-    dropped oldest first: estimated first (Llama 3.1 tokens per turn), then exact counts
-    confirm, dropping more while over."""
-    kept = list(turns)
-    estimate = [sum(count_tokens(m.content) + 8 for m in t.messages) for t in kept]
-    while kept and sum(estimate) > allowance:
-        kept.pop(0)
-        estimate.pop(0)
-    tokens = await history_tokens(kept) if kept else 0
-    while kept and tokens > allowance:
-        kept.pop(0)
-        tokens = await history_tokens(kept) if kept else 0
-    return HistoryFit(tuple(kept), len(turns) - len(kept), tokens)

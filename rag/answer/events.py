@@ -1,27 +1,31 @@
 """The answer use case's types: the request it takes and the events it yields.
 
-``RagPipeline.answer`` owns the whole use case (search, budget, packing, generation,
-citations, timings); callers (the HTTP API, benchmarks) only adapt these events:
+``RagPipeline.answer`` owns the whole use case (rewrite, retrieval, packing, generation,
+citations, timings); callers (the HTTP API, benchmarks) only translate these events.
+
+Event order, the invariant every adapter relies on: one ``SourcesEvent``, then zero or more
+``DeltaEvent``, then exactly one ``FinalEvent`` or ``ErrorEvent``, and nothing after it.
 
 1. ``SourcesEvent``: the packed sources, once the LLM has accepted the request (or at once
-   when nothing matched). Failures before it are raised: ``InvalidRequest``,
-   ``BudgetError``, ``LLMError``, so an adapter can still choose a status code.
-2. ``DeltaEvent`` ...: answer text as it streams.
+   when nothing matched). Failures before it are raised, not yielded (``InvalidRequest``,
+   ``BudgetError``, ``LLMError``), so an adapter can still refuse the request.
+2. ``DeltaEvent`` ...: answer text as it streams (none when nothing matched).
 3. ``FinalEvent``: the whole answer, checked citations, usage and timings; or
    ``ErrorEvent`` when the LLM failed after the sources were announced.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 from rag.answer.budget import Source
+from rag.answer.citations import CitationCheck
 from rag.answer.conversation import Message
 from rag.answer.llm import LLMError
-from rag.answer.prompting import CitationCheck
 from rag.answer.rewrite import SearchQuery
 from rag.settings import RetrievalMode
-from rag.store.qdrant_store import SearchFilters
+from rag.store.search import SearchFilters
 
 #: ``FinalEvent.reason`` when nothing matched: the LLM was not asked (it would answer from
 #: its own memory).
@@ -94,3 +98,5 @@ class ErrorEvent:
 
 
 AnswerEvent = SourcesEvent | DeltaEvent | FinalEvent | ErrorEvent
+#: What ``RagPipeline.answer`` returns; closing it (``aclose``) stops the generation.
+AnswerStream = AsyncGenerator[AnswerEvent, None]

@@ -1,11 +1,13 @@
 """An httpx client for vLLM's OpenAI-compatible API: streaming, timeouts, retries, cancel.
 
-Failure semantics the API maps to status codes:
+Failures carry a kind (``LLMFailure``, a stable code), not an HTTP status: the API maps
+kinds to status codes (``api.errors``).
 
-* ``LLMUnavailable`` (503): nothing answered (connection refused, DNS, connect timeout);
-* ``LLMTimeout`` (504): the first token or the whole answer took too long;
-* ``LLMBadResponse`` (502): the server answered wrongly (5xx, malformed JSON, a stream cut
-  before ``[DONE]``, a 4xx such as a context-length error).
+* ``LLMUnavailable`` (``llm_unavailable``): nothing answered (connection refused, DNS,
+  connect timeout);
+* ``LLMTimeout`` (``llm_timeout``): the first token or the whole answer took too long;
+* ``LLMBadResponse`` (``llm_bad_response``): the server answered wrongly (5xx, malformed
+  JSON, a stream cut before ``[DONE]``, a 4xx such as a context-length error).
 
 Retries (with exponential backoff, by tenacity) happen only while no token has been sent
 onwards: connection errors and 5xx before streaming starts. Once the caller has seen text, a
@@ -18,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
 import httpx
@@ -30,31 +33,38 @@ from tenacity import (
     wait_exponential,
 )
 
+from rag.settings import LLMSettings
+
+
+class LLMFailure(StrEnum):
+    """What kind of failure an ``LLMError`` is; the value is its stable public code."""
+
+    error = "llm_error"
+    unavailable = "llm_unavailable"
+    timeout = "llm_timeout"
+    bad_response = "llm_bad_response"
+
 
 class LLMError(RuntimeError):
     """``str()`` has the details (URL, upstream text) for logs; ``public`` is what a client
-    may be told."""
+    may be told; ``code`` says which kind of failure it is."""
 
-    status = 502
-    code = "llm_error"
+    code: LLMFailure = LLMFailure.error
     public = "the language model failed"
 
 
 class LLMUnavailable(LLMError):
-    status = 503
-    code = "llm_unavailable"
+    code = LLMFailure.unavailable
     public = "the language model server is not reachable; try again later"
 
 
 class LLMTimeout(LLMError):
-    status = 504
-    code = "llm_timeout"
+    code = LLMFailure.timeout
     public = "the language model did not answer in time"
 
 
 class LLMBadResponse(LLMError):
-    status = 502
-    code = "llm_bad_response"
+    code = LLMFailure.bad_response
     public = "the language model returned an error or an invalid response"
 
 
@@ -86,9 +96,9 @@ class LLMConfig:
     retries: int = 2
 
     @classmethod
-    def from_settings(cls, settings: Any, **overrides: Any) -> LLMConfig:
+    def from_settings(cls, settings: LLMSettings, **overrides: Any) -> LLMConfig:
         """The one place settings become an LLM client's configuration."""
-        values = dict(
+        config = cls(
             base_url=settings.llm_base_url,
             model=settings.llm_model,
             api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
@@ -97,7 +107,7 @@ class LLMConfig:
             total_timeout=settings.llm_total_timeout,
             retries=settings.llm_retries,
         )
-        return cls(**{**values, **overrides})
+        return replace(config, **overrides)
 
 
 _TOKEN_KEYS = (
@@ -233,7 +243,7 @@ class LLMClient:
         max_tokens: int,
         temperature: float,
         request_id: str | None = None,
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         payload: dict[str, Any] = {
             "model": self.config.model,
             "messages": messages,

@@ -4,7 +4,8 @@
 follow-up from the recent turns (its own small token budget and a short timeout); when it is
 down, slow, switched off or answers junk, a deterministic fallback searches with the recent
 user questions joined to the new one. Either way the original question is what gets answered,
-in the context of the conversation; the rewrite only drives retrieval.
+in the context of the conversation; the rewrite only drives retrieval. When the fallback is
+searched, ``SearchQuery.note`` says why: a ``RewriteNote``, or the LLM failure's code.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Literal
 
 from rag.answer.conversation import Turn
-from rag.answer.llm import LLMClient, LLMError
+from rag.answer.llm import LLMClient, LLMError, LLMFailure
 from rag.answer.prompting import escape_source_text
-from rag.settings import Settings
+from rag.settings import ConversationSettings
 
 REWRITE_PROMPT = (
     "You turn the last question of a conversation into one standalone search query. Replace "
@@ -33,13 +35,21 @@ _LABEL = re.compile(
 _FALLBACK_CHARS = 600
 
 
+class RewriteNote(StrEnum):
+    """Why the fallback was searched (besides an LLM failure, noted by its ``LLMFailure``);
+    the values are what the API reports in ``search_query_note``."""
+
+    off = "rewriting is off"
+    unusable = "unusable rewrite"
+
+
 @dataclass(frozen=True)
 class SearchQuery:
     """What retrieval searched for, and where it came from."""
 
     text: str
     source: Literal["question", "rewritten", "fallback"]
-    note: str | None = None  # why the fallback was used
+    note: RewriteNote | LLMFailure | None = None  # why the fallback was used
 
 
 def fallback_query(question: str, turns: Sequence[Turn], recent: int = 2) -> str:
@@ -89,7 +99,7 @@ def clean_rewrite(text: str, question: str) -> str | None:
 
 
 class QueryRewriter:
-    def __init__(self, settings: Settings, llm: LLMClient | None) -> None:
+    def __init__(self, settings: ConversationSettings, llm: LLMClient | None) -> None:
         self.settings, self.llm = settings, llm
 
     async def search_query(
@@ -103,7 +113,7 @@ class QueryRewriter:
             return SearchQuery(question, "question")
         s = self.settings
         if not s.rewrite_queries or self.llm is None:
-            return SearchQuery(fallback_query(question, turns), "fallback", "rewriting is off")
+            return SearchQuery(fallback_query(question, turns), "fallback", RewriteNote.off)
         lines = []
         for turn in turns[-s.rewrite_turns :]:
             for m in turn.messages:
@@ -130,5 +140,5 @@ class QueryRewriter:
             return SearchQuery(fallback_query(question, turns), "fallback", exc.code)
         rewritten = clean_rewrite(text, question)
         if rewritten is None:
-            return SearchQuery(fallback_query(question, turns), "fallback", "unusable rewrite")
+            return SearchQuery(fallback_query(question, turns), "fallback", RewriteNote.unusable)
         return SearchQuery(rewritten, "rewritten")

@@ -81,3 +81,95 @@ def test_document_errors(api):
         outside = httpx.post(f"{url}/v1/ingest", json={"paths": [path]})
         assert outside.status_code == 403 and outside.json()["error"]["code"] == "forbidden_path"
     assert httpx.post(f"{url}/v1/ingest", json={"paths": []}).status_code == 422
+
+
+def upload(url, name, content, **params):
+    return httpx.post(
+        f"{url}/v1/documents",
+        params=params,
+        files={"files": (name, content, "text/plain")},
+        timeout=60,
+    )
+
+
+def test_replace_onto_a_folder_or_a_pipe_is_a_409_with_a_reason(api):
+    import os
+
+    url, tmp = api
+    inbox = tmp / "data" / "inbox"
+    (inbox / "report.md").mkdir(parents=True)
+    (inbox / "report.md" / "kept.txt").write_text("inside the folder")
+    os.mkfifo(inbox / "pipe.txt")
+    for name in ("report.md", "pipe.txt"):
+        r = upload(url, name, b"# Report\n\nNew text.", replace="true")
+        assert r.status_code == 409, r.text
+        assert r.json()["error"]["code"] == "name_taken"
+        assert "not a file" in r.json()["error"]["message"]
+    # all or none: a good file in the same request is not saved either
+    r = httpx.post(
+        f"{url}/v1/documents",
+        params={"replace": "true"},
+        files=[
+            ("files", ("fine.md", b"# Fine\n\nText.", "text/plain")),
+            ("files", ("report.md", b"# Report\n\nText.", "text/plain")),
+        ],
+    )
+    assert r.status_code == 409
+    assert sorted(p.name for p in inbox.iterdir()) == ["pipe.txt", "report.md"]
+    assert (inbox / "report.md" / "kept.txt").read_text() == "inside the folder"
+    # without replace such a name is simply taken: the file gets a free one (the pipe is
+    # never opened to compare its bytes)
+    for name, free in (("report.md", "report-2.md"), ("pipe.txt", "pipe-2.txt")):
+        r = upload(url, name, b"# Other\n\nText.")
+        assert r.status_code == 202, r.text
+        assert r.json()["files"][0] == {"filename": name, "path": free, "outcome": "renamed"}
+        assert r.json()["saved"] == [free]
+
+
+def test_an_unwritable_inbox_is_a_503_not_a_500(api):
+    url, tmp = api
+    inbox = tmp / "data" / "inbox"
+    inbox.parent.mkdir(parents=True, exist_ok=True)
+    inbox.write_text("a file where the inbox folder should be")
+    r = upload(url, "note.txt", b"some text")
+    assert r.status_code == 503, r.text
+    assert r.json()["error"]["code"] == "inbox_unavailable"
+    assert str(tmp) not in r.text  # the path is for the log only
+
+
+def test_name_collisions_are_resolved_off_the_event_loop(api):
+    """Many taken names of the same size: each is hashed before the next is tried. That
+    work runs in a thread, so other requests are answered meanwhile."""
+    import threading
+
+    url, tmp = api
+    inbox = tmp / "data" / "inbox"
+    inbox.mkdir(parents=True)
+    size, taken = 1 << 20, 400
+    filler = b"x" * (size - 8)
+    for i in range(1, taken + 1):
+        (inbox / ("big.txt" if i == 1 else f"big-{i}.txt")).write_bytes(filler + b"%08d" % i)
+    latencies: list[float] = []
+    done = threading.Event()
+
+    def ping():
+        with httpx.Client() as client:
+            while not done.is_set():
+                started = time.perf_counter()
+                client.get(f"{url}/healthz")
+                latencies.append(time.perf_counter() - started)
+                time.sleep(0.02)
+
+    pinger = threading.Thread(target=ping)
+    pinger.start()
+    time.sleep(0.2)
+    started = time.perf_counter()
+    r = upload(url, "big.txt", filler + b"new-one!")
+    took = time.perf_counter() - started
+    done.set()
+    pinger.join()
+    assert r.status_code == 202, r.text
+    assert r.json()["files"][0]["path"] == f"big-{taken + 1}.txt"
+    print(f"upload {took:.2f} s, /healthz max {max(latencies) * 1000:.0f} ms")
+    assert took > 0.4  # the hashing took long enough to be seen
+    assert max(latencies) < min(0.3, took / 2)

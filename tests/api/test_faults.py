@@ -156,3 +156,18 @@ def test_max_tokens_over_limit(apis):
     urls, _ = apis
     r = ask(urls["ok"], max_tokens=100_000)
     assert r.status_code == 422 and "max_tokens" in r.json()["error"]["message"]
+
+
+def test_every_kind_of_llm_failure_has_its_status():
+    """``rag`` names the kind of failure; the API alone chooses the status."""
+    from api.errors import llm_status
+    from rag.answer.llm import LLMBadResponse, LLMError, LLMFailure, LLMTimeout, LLMUnavailable
+
+    errors = [LLMUnavailable("x"), LLMTimeout("x"), LLMBadResponse("x"), LLMError("x")]
+    assert [(e.code, llm_status(e)) for e in errors] == [
+        (LLMFailure.unavailable, 503),
+        (LLMFailure.timeout, 504),
+        (LLMFailure.bad_response, 502),
+        (LLMFailure.error, 502),
+    ]
+    assert not any(hasattr(e, "status") for e in errors)

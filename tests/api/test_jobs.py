@@ -6,12 +6,15 @@ import time
 
 import httpx
 
+from api.native.protocol import JobList, JobOut
 from tests.conftest import DOCS
 from tests.helpers.api_process import ApiProcess
 from tests.helpers.docx import write_compressible_docx
 
 KEY = "jobs-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
+#: The top-level keys of a job, in-process or queued.
+JOB_KEYS = set(JobOut.model_fields) | {"files_finished"}
 
 
 def wait(url, job_id, statuses=("done", "failed"), timeout=300):
@@ -57,6 +60,12 @@ def test_kill_9_mid_job_then_restart_finishes_the_job_and_the_inbox(tmp_path):
         job = wait(api.url, job_id)
         assert job["status"] == "done" and job["attempts"] == 2
         assert job["summary"]["failed"] == []
+        assert JobOut.model_validate(job).counts.done + job["counts"]["unchanged"] == 4
+        # Listed, newest first, in the one shape (the inbox job queued at start is newer).
+        listed = httpx.get(f"{api.url}/v1/ingest", headers=AUTH, timeout=10).json()
+        assert listed["queue"] is False
+        assert job_id in [j.job_id for j in JobList.model_validate(listed).jobs]
+        assert set(listed["jobs"][0]) == set(job) == JOB_KEYS
         docs = httpx.get(f"{api.url}/v1/documents", headers=AUTH).json()["documents"]
         names = sorted(d["source"].rsplit("/", 1)[1] for d in docs)
         deadline = time.monotonic() + 120
@@ -88,7 +97,9 @@ def test_a_job_no_process_runs_is_never_reported_running(tmp_path):
         json.dumps({"job_id": job_id, "status": "running", "paths": [], "prune": False})
     )
     manager = JobManager(worker=None, folder=folder)  # type: ignore[arg-type]
-    assert manager.get(job_id)["status"] == "interrupted"
+    job = manager.get(job_id)
+    assert job is not None and job.status == "interrupted"
+    assert [j.job_id for j in manager.recent()] == [job_id]
 
 
 def test_a_job_that_keeps_killing_its_process_is_given_up(tmp_path):
@@ -113,4 +124,52 @@ def test_a_job_that_keeps_killing_its_process_is_given_up(tmp_path):
     manager = JobManager(worker=None, folder=folder)  # type: ignore[arg-type]
     assert manager.start() == []
     job = manager.get(job_id)
-    assert job["status"] == "failed" and "not retried" in job["error"]
+    assert job is not None and job.status == "failed" and "not retried" in (job.error or "")
+
+
+def test_in_process_and_queued_jobs_have_one_shape(tmp_path):
+    """An in-process record (as earlier versions wrote it) and a queue job board record
+    show the same keys, and the counts mean the same."""
+    from ingest.jobs.inprocess import view_of as in_process
+    from ingest.jobs.queued import view_of as queued
+    from ingest.queue.job_board import JobStatus
+
+    record = {
+        "job_id": "c" * 32,
+        "status": "done",
+        "paths": ["/in"],
+        "prune": False,
+        "origin": "request",
+        "attempts": 1,
+        "created_at": 1.0,
+        "started_at": 2.0,
+        "finished_at": 3.0,
+        "progress": {"files_total": 3, "files_done": 3, "tokens": 10},
+        "summary": {
+            "files_seen": 3,
+            "ingested": 1,
+            "unchanged": 1,
+            "removed": 0,
+            "failed": [{"path": "/in/x.pdf", "error": "broken"}],
+        },
+        "error": None,
+    }
+    board = JobStatus(
+        job_id="d" * 32,
+        status="done",
+        origin="request",
+        paths=["/in"],
+        prune=False,
+        created_at=1.0,
+        finished_at=3.0,
+        files_total=3,
+        tasks_total=2,
+        counts={"queued": 0, "running": 0, "retrying": 0, "done": 1, "unchanged": 1, "failed": 1},
+        failures=[{"path": "/in/x.pdf", "error": "broken"}],
+    )
+    mine, theirs = in_process(record).model_dump(), queued(board).model_dump()  # type: ignore[arg-type]
+    assert set(mine) == set(theirs) == JOB_KEYS
+    for key in ("counts", "files_total", "files_finished", "failures", "removed"):
+        assert mine[key] == theirs[key], key
+    running = in_process({**record, "status": "running", "summary": None})  # type: ignore[typeddict-item]
+    assert (running.counts.queued, running.counts.running, running.files_total) == (0, 3, 3)

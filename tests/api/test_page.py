@@ -88,10 +88,13 @@ def own_api(tmp_path_factory, embedder):
     store.close()
 
 
-def shot(page, name: str) -> None:
-    for width in (1440, 360):
+def shot(page, name: str, show: str | None = None) -> None:
+    """Screenshots at a desktop and a phone width; `show`: a selector scrolled into view."""
+    for width in (1440, 390):
         page.set_viewport_size({"width": width, "height": 900})
         time.sleep(0.3)
+        if show:
+            page.locator(show).first.evaluate("n => n.scrollIntoView({block: 'center'})")
         page.screenshot(path=str(OUT / f"{name}-{width}.png"))
     page.set_viewport_size({"width": 1440, "height": 900})
 
@@ -112,18 +115,33 @@ def test_ask_streams_and_citation_opens_highlighted_passage(page, llm_api):
     assert "Oslo" in page.text_content("#turn-1 .answer-text")
     assert "mode=ask" in page.url and "Zorblax" in page.url  # shareable
     assert "of 8,192" in page.text_content("#turn-1 .gauge-text")
-    page.click("#turn-1 .answer-text a.cite")
-    mark = page.locator("#v-text mark").first
-    mark.wait_for()
-    assert "Oslo" in mark.text_content()
-    assert mark.is_visible()
-    shot(page, "ask")
+    cite = page.locator("#turn-1 .answer-text a.cite").first
+    n = int(cite.text_content().lstrip("≈"))  # ≈n: attributed by overlap
+    cite.click()
+    cited = page.locator("#v-text mark.cited")
+    cited.wait_for()
+    assert cited.count() == 1 and cited.is_visible()
+    # The strong highlight is the citation's quote, inside the faint matched passage.
+    turn = page.evaluate("JSON.parse(sessionStorage.getItem('rag-thread')).turns[0]")
+    quote = next(c for c in turn["citations"] if c["n"] == n)
+    start = next(s for s in turn["sources"] if s["n"] == n)["start"]
+    whole = page.text_content("#v-text")
+    quoted = whole[quote["quote_start"] - start : quote["quote_end"] - start]
+    assert cited.text_content() == quoted and "Oslo" in quoted
+    assert len(quoted) < len(whole) / 2  # the sentence, not the whole e-mail
+    passage = page.locator("#v-text mark.passage")
+    assert passage.count() >= 1
+    background = "m => getComputedStyle(m).backgroundColor"
+    assert cited.evaluate(background) != passage.first.evaluate(background)
+    shot(page, "ask", show="#v-text mark.cited")
 
 
 def test_search_mode_filters_and_shared_url(page, llm_api):
     page.goto(llm_api + "/?q=Normans+Sicily&mode=search")
     page.wait_for_selector("#sources li")
     assert page.is_checked("input[value=search]")
+    terms = page.locator("#sources .snippet mark.term").all_text_contents()
+    assert terms and {t.lower() for t in terms} <= {"normans", "sicily"}, terms
     page.click("#sources li >> nth=0")
     page.locator("#v-text mark").first.wait_for()
     shot(page, "search")
@@ -163,6 +181,8 @@ def test_document_text_is_never_html(page, own_api):
     assert page.evaluate("window.__xss") is None
     assert page.locator("#v-text script, #v-text img, #sources img").count() == 0
     assert "<script>window.__xss = 1</script>" in page.text_content("#v-text")
+    marked = page.locator("#sources .snippet mark.term").all_text_contents()
+    assert {t.lower() for t in marked} == {"quetzal", "gateway"}
     assert 'onerror="window.__xss = 2"' in page.text_content("#v-text")
     shot(page, "xss")
 
@@ -336,3 +356,117 @@ def test_documents_view_shows_the_queue_jobs(page, redis_server, tmp_path):
         shot(page, "jobs")
     finally:
         api.stop()
+
+
+def test_highlight_levels_and_query_terms(page, own_api):
+    """The viewer's levels: overlapping and nested ranges become segments at the strongest
+    level covering them; query terms are whole words, case-insensitive, stop words left out."""
+    page.goto(own_api + "/")
+    got = page.evaluate(
+        """async () => {
+          const h = await import("/static/highlight.js");
+          const box = document.createElement("div");
+          h.appendTerms(box, "Zorblax reactors: the zorblax <b>REACTOR</b>.",
+            h.termPattern(h.queryTerms("What is the Zorblax (reactor)?")));
+          return {
+            segments: h.levelSegments(100, [{start: 0, end: 60, level: 1},
+              {start: 9, end: 30, level: 2}, {start: 50, end: 80, level: 1},
+              {start: 70, end: 120, level: 2}, {start: 40, end: 40, level: 2}]),
+            terms: h.queryTerms("What is the Zorblax (reactor)? a.b c++"),
+            marks: [...box.querySelectorAll("mark")].map((m) => m.textContent),
+            html: box.children.length,
+            dots: "axb a.b".match(h.termPattern(["a.b"])),
+          };
+        }"""
+    )
+    assert got["segments"] == [
+        {"start": 0, "end": 9, "level": 1},
+        {"start": 9, "end": 30, "level": 2},
+        {"start": 30, "end": 70, "level": 1},
+        {"start": 70, "end": 100, "level": 2},
+    ]
+    assert got["terms"] == ["zorblax", "reactor"]
+    assert got["marks"] == ["Zorblax", "zorblax", "REACTOR"]  # "reactors" is another word
+    assert got["html"] == 3  # the <b> stayed text
+    assert got["dots"] == ["a.b"]  # metacharacters are literal
+
+
+@pytest.fixture
+def upload_api(tmp_path, embedder):
+    """A writable store with in-process ingestion jobs (uploads land in its inbox)."""
+    from ingest.jobs.inprocess import JobManager
+    from rag.settings import Settings
+
+    settings = Settings(data_dir=tmp_path / "data", llm_tokenizer="server")
+    store = QdrantStore(settings, embedder.name, embedder.dimension)
+    llm = LLMClient(
+        LLMConfig(
+            base_url=f"http://127.0.0.1:{free_port()}/v1", model="x", connect_timeout=1, retries=0
+        )
+    )
+    worker = Indexer(settings, embedder, store, allowed_roots=settings.api_ingest_roots)
+    jobs = JobManager(worker, settings.data_dir / "jobs", inbox=settings.inbox)
+    services = Services(settings, RagPipeline(settings, embedder, store, llm), store, llm, jobs)
+    with serve(create_app(settings, services=services)) as url:
+        yield url
+    store.close()
+
+
+def _upload_state(page, name: str) -> str:
+    return page.text_content(f"#up-list li[data-name='{name}'] .up-state") or ""
+
+
+def test_upload_shows_outcomes_and_the_in_process_job(page, upload_api):
+    """Two files through the file input: each row says what the API did with it and, once
+    the in-process job ended, that it was ingested; the job is listed, the documents too."""
+    page.goto(upload_api + "/")
+    page.click("#tab-docs")
+    assert page.get_attribute("#up-files", "accept").split(",")[:2] == [".pdf", ".docx"]
+    page.set_input_files("#up-files", [str(DOCS / "release-notes.txt"), str(DOCS / "Normans.md")])
+    for name in ("release-notes.txt", "Normans.md"):
+        page.wait_for_function(
+            f"/ingested|not ingested/.test(document.querySelector(\"#up-list li[data-name='{name}']"
+            ' .up-state")?.textContent)',
+            timeout=120_000,
+        )
+        assert _upload_state(page, name) == "saved · ingested"
+    page.wait_for_function("document.querySelectorAll('#docs-table tbody tr').length === 2")
+    assert "release-notes.txt" in page.text_content("#docs-table")
+    page.wait_for_selector("#jobs-section:not([hidden]) #jobs-table tbody tr")
+    cells = page.locator("#jobs-table tbody tr >> nth=0 >> td").all_text_contents()
+    assert cells[1:5] == ["done", "2", "2", "0"], cells
+
+    # The same file again: the API says it is unchanged.
+    page.set_input_files("#up-files", str(DOCS / "release-notes.txt"))
+    page.wait_for_function(
+        "document.querySelector(\"#up-list li[data-name='release-notes.txt'] .up-state.ok\")"
+        "?.textContent.startsWith('unchanged')",
+        timeout=60_000,
+    )
+    shot(page, "upload")
+
+
+def test_dropped_unsupported_file_shows_the_refusal(page, upload_api):
+    """A drop on the zone uploads what was dropped; a type the API does not read is refused
+    with its message, and nothing is saved."""
+    page.goto(upload_api + "/")
+    page.click("#tab-docs")
+    page.wait_for_selector("#up-types:not(:empty)")
+    drop = page.evaluate_handle(
+        """() => {
+          const dt = new DataTransfer();
+          dt.items.add(new File(["MZ not a document"], "tool.exe", {type: "application/x-msdownload"}));
+          return dt;
+        }"""
+    )
+    page.dispatch_event("#drop-zone", "dragover", {"dataTransfer": drop})
+    assert "over" in (page.get_attribute("#drop-zone", "class") or "")
+    page.dispatch_event("#drop-zone", "drop", {"dataTransfer": drop})
+    error = page.locator("#up-list .up-error")
+    error.wait_for()
+    assert "'.exe' is not accepted" in error.text_content()
+    assert "unsupported_type" in error.text_content()
+    assert _upload_state(page, "tool.exe") == "not saved"
+    assert "over" not in (page.get_attribute("#drop-zone", "class") or "")
+    assert page.locator("#jobs-table tbody tr").count() == 0
+    shot(page, "upload-refused")

@@ -109,12 +109,12 @@ def test_served_special_tokens_in_documents_reach_the_model_as_text(ingested, em
     async def discover() -> RagPipeline:
         llm = LLMClient(LLMConfig(base_url=vllm, model=model))
         pipeline = RagPipeline(settings, embedder, ingested["store"], llm)
-        await pipeline.refresh_window()
+        await pipeline.model.refresh()
         await llm.close()
         return pipeline
 
     pipeline = asyncio.run(discover())
-    assert {"<file_sep>", "<jupyter_output>", "<|im_start|>"} <= set(pipeline.special_tokens)
+    assert {"<file_sep>", "<jupyter_output>", "<|im_start|>"} <= set(pipeline.model.special_tokens)
     root = vllm.removesuffix("/v1")
 
     def ids(**body):
@@ -140,7 +140,7 @@ def test_served_special_tokens_in_documents_reach_the_model_as_text(ingested, em
     source = Source(hit, 0, text, False, n=1)
     unescaped = build_messages("What?", [source])
     assert file_sep in ids(messages=unescaped, add_generation_prompt=True)  # the attack
-    escaped = build_messages("What?", [source], pipeline.special_tokens)
+    escaped = build_messages("What?", [source], pipeline.model.special_tokens)
     assert file_sep not in ids(messages=escaped, add_generation_prompt=True)
 
 

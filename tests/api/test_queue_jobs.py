@@ -13,6 +13,7 @@ import time
 
 import httpx
 
+from api.native.protocol import JobList, JobOut
 from tests.conftest import DOCS, ROOT
 from tests.helpers.api_process import ApiProcess
 
@@ -56,6 +57,10 @@ def test_api_enqueues_reports_counts_and_answers_503_without_redis(tmp_path, red
         assert job["failures"][0]["path"].endswith("broken.pdf")
         listed = httpx.get(f"{api.url}/v1/ingest", headers=AUTH, timeout=10).json()
         assert listed["queue"] and listed["jobs"][0]["job_id"] == job["job_id"]
+        # One shape whichever way ingestion runs (tests/api/test_jobs.py: in-process).
+        assert JobOut.model_validate(job).files_finished == 4
+        assert JobList.model_validate(listed).jobs[0].progress.files_done == 4
+        assert set(job) == set(listed["jobs"][0]) == set(JobOut.model_fields) | {"files_finished"}
         docs = httpx.get(f"{api.url}/v1/documents", headers=AUTH, timeout=10).json()
         assert docs["total"] == 3
         metrics = httpx.get(f"{api.url}/metrics", headers=AUTH, timeout=10).text

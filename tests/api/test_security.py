@@ -213,7 +213,7 @@ def test_upload_never_overwrites_silently(secured):
     assert first["outcome"] == "new"
     assert upload(b"Minutes of the first meeting about valves.")["outcome"] == "unchanged"
     other = upload(b"Minutes of a different meeting about pumps.")
-    assert other["outcome"] == "renamed" and other["path"].endswith("minutes-2.txt")
+    assert other["outcome"] == "renamed" and other["path"] == "minutes-2.txt"
     assert (settings.inbox / "minutes.txt").read_bytes().startswith(b"Minutes of the first")
     replaced = upload(b"Corrected minutes of the first meeting.", replace="true")
     assert replaced["outcome"] == "replaced" and replaced["path"] == first["path"]
@@ -262,9 +262,11 @@ def test_upload_ingests_into_the_inbox(secured):
         files={"files": ("kestrel notes.txt", content, "text/plain")},
     )
     assert r.status_code == 202, r.text
-    saved = r.json()["saved"][0]
-    assert saved == str((settings.inbox / "kestrel notes.txt").resolve())
-    assert r.json()["files"] == [{"filename": "kestrel notes.txt", "path": saved, "outcome": "new"}]
+    assert r.json()["saved"] == ["kestrel notes.txt"]  # in the inbox, no server path
+    assert r.json()["files"] == [
+        {"filename": "kestrel notes.txt", "path": "kestrel notes.txt", "outcome": "new"}
+    ]
+    assert (settings.inbox / "kestrel notes.txt").read_bytes() == content
     job_id = r.json()["job"]["job_id"]
     for _ in range(300):
         job = httpx.get(f"{url}/v1/ingest/{job_id}", headers=AUTH).json()

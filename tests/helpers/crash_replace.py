@@ -15,7 +15,7 @@ import sys
 from rag.documents import document_id
 from rag.settings import Settings
 from rag.store.qdrant_store import QdrantStore
-from tests.rag.test_store import add_doc
+from tests.rag.store.test_qdrant_store import add_doc
 
 V1 = ["alpha old one", "alpha old two", "alpha old three"]
 V2 = ["alpha new one", "alpha new two"]
@@ -30,7 +30,7 @@ def main(data_dir: str, moment: str) -> None:
     if moment != "first":
         add_doc(store, "a", "v1", V1)
     calls = {"put": 0}
-    real_put = store.docs._put_record
+    real_put = store.documents._put_record
 
     def put(record):
         calls["put"] += 1
@@ -38,9 +38,9 @@ def main(data_dir: str, moment: str) -> None:
             die()  # the commit write never happens
         real_put(record)
 
-    store.docs._put_record = put
+    store.documents._put_record = put
     if moment == "commit":
-        store.docs._delete_other_versions = die
+        store.documents._delete_other_versions = die
     add_doc(store, "a", "v2", V2)
     print(document_id("a"))
 

@@ -190,7 +190,7 @@ def test_the_api_dying_mid_job_ends_the_cli_with_one_line(tmp_path):
     assert "resumes when the API starts again" in lines[0] and "Traceback" not in err
 
 
-def test_watch_worker_ingests_new_files_and_stops_gracefully(tmp_path):
+def test_watch_ingests_new_files_and_stops_gracefully(tmp_path):
     import signal
 
     folder = tmp_path / "inbox"

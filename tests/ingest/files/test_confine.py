@@ -7,7 +7,7 @@ import pytest
 from ingest.files.confine import OUTSIDE, NotRegular, OutsideRoots, Roots, read_confined
 from ingest.files.walk import WalkProblem, iter_files
 from ingest.indexer import Indexer
-from ingest.parsing.dispatch import Limits, ParseFailure, read_checked
+from ingest.parsing.limits import Limits, ParseFailure, read_checked
 from rag.store.qdrant_store import QdrantStore
 
 
@@ -60,14 +60,14 @@ def test_a_fifo_is_refused_without_blocking(tmp_path):
         read_confined(tmp_path / "pipe.txt", Roots.of([tmp_path]), 10**6)
 
 
-def test_worker_ingests_only_what_lies_inside(tree, settings_factory, embedder):
+def test_the_indexer_ingests_only_what_lies_inside(tree, settings_factory, embedder):
     allowed, outside = tree
     settings = settings_factory()
     store = QdrantStore(settings, embedder.name, embedder.dimension)
     try:
         summary = Indexer(settings, embedder, store).run([allowed])
-        sources = sorted(d.source for d in store.list_documents())
-        failed = {f["path"]: f["error"] for f in summary.failed}
+        sources = sorted(d.source for d in store.documents.list_documents())
+        failed = {f.source: f.error for f in summary.failed}
     finally:
         store.close()
     assert all(s.startswith(str(allowed) + "/") for s in sources)
@@ -80,16 +80,16 @@ def test_worker_ingests_only_what_lies_inside(tree, settings_factory, embedder):
     assert not any(str(outside) in path for path in failed)
 
 
-def test_api_worker_roots_bound_every_job(tree, settings_factory, embedder):
-    """The API's worker is confined to its configured roots whatever path a job names."""
+def test_the_api_indexer_roots_bound_every_job(tree, settings_factory, embedder):
+    """The API's indexer is confined to its configured roots whatever path a job names."""
     allowed, outside = tree
     settings = settings_factory()
     store = QdrantStore(settings, embedder.name, embedder.dimension)
     try:
-        worker = Indexer(settings, embedder, store, allowed_roots=[allowed / "sub"])
-        summary = worker.run([allowed, allowed / "sub-link"])
-        sources = [d.source for d in store.list_documents()]
+        indexer = Indexer(settings, embedder, store, allowed_roots=[allowed / "sub"])
+        summary = indexer.run([allowed, allowed / "sub-link"])
+        sources = [d.source for d in store.documents.list_documents()]
     finally:
         store.close()
     assert sources == [str(allowed / "sub-link" / "deep.txt")]
-    assert summary.failed == [{"path": str(allowed), "error": OUTSIDE}]
+    assert summary.as_dict()["failed"] == [{"path": str(allowed), "error": OUTSIDE}]

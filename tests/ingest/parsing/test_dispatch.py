@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from ingest.parsing.dispatch import Limits, ParseFailure, content_hash, parse_file, read_checked
+from ingest.files.identity import content_hash
+from ingest.parsing.dispatch import parse_file
+from ingest.parsing.limits import Limits, ParseFailure, read_checked
 from tests.conftest import DOCS, FIXTURES
 from tests.helpers.pdf import write_pdf
 
@@ -107,7 +109,7 @@ def test_unreadable(tmp_path):
     if not shutil.which("setpriv"):
         pytest.skip("no setpriv to drop capabilities")
     code = (
-        "from pathlib import Path; from ingest.parsing.dispatch import *\n"
+        "from pathlib import Path; from ingest.parsing.limits import *\n"
         f"try: read_checked(Path({str(p)!r}), Limits(10**6))\n"
         "except ParseFailure as e: print(e)"
     )

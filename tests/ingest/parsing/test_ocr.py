@@ -1,5 +1,5 @@
 """OCR with the real Tesseract on scans whose truth is known (pages of the repository's own
-text PDF rendered at 200 dpi), through the parse sandbox, the worker and the API."""
+text PDF rendered at 200 dpi), through the parse sandbox, the indexer and the API."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from rapidfuzz.distance import Levenshtein
 from api.app import create_app
 from api.deps import Services
 from ingest.indexer import Indexer
-from ingest.parsing.dispatch import Limits, ParseFailure, parse_file
+from ingest.parsing.dispatch import parse_file
+from ingest.parsing.limits import Limits, ParseFailure
 from ingest.parsing.ocr import OcrUnavailable, check_languages, page_text
 from ingest.parsing.pdf_text import pdf_pages
 from ingest.parsing.sandbox import ParseSandbox
@@ -241,7 +242,7 @@ def test_a_question_only_on_a_scanned_page_is_found_by_search(settings_factory, 
     store = QdrantStore(settings, embedder.name, embedder.dimension)
     summary = Indexer(settings, embedder, store).run([folder])
     assert summary.ingested == 2 and not summary.failed
-    assert summary.stages["ocr"] > 0  # reported apart from parsing
+    assert summary.stages.ocr > 0  # reported apart from parsing
     llm = LLMClient(LLMConfig(base_url=f"http://127.0.0.1:{free_port()}/v1", model="none"))
     services = Services(settings, RagPipeline(settings, embedder, store, llm), store, llm, None)
     try:

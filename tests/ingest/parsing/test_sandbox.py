@@ -6,8 +6,9 @@ import shutil
 
 import pytest
 
+from ingest.files.identity import content_hash
 from ingest.indexer import Indexer
-from ingest.parsing.dispatch import Limits, ParseFailure, content_hash, read_checked
+from ingest.parsing.limits import Limits, ParseFailure, read_checked
 from ingest.parsing.sandbox import ParseSandbox
 from rag.store.qdrant_store import QdrantStore
 from tests.conftest import DOCS
@@ -78,7 +79,7 @@ def test_a_runaway_file_fails_alone_in_a_job(tmp_path, settings_factory, embedde
     finally:
         store.close()
     assert summary.ingested == 1
-    assert summary.failed == [
+    assert summary.as_dict()["failed"] == [
         {
             "path": str(folder / "runaway.docx"),
             "error": "parsing took longer than 2 s; stopped (RAG_PARSE_TIMEOUT_S)",

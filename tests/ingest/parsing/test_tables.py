@@ -9,7 +9,8 @@ import docx
 import openpyxl
 
 from ingest.indexer import Indexer
-from ingest.parsing.dispatch import Limits, parse_file
+from ingest.parsing.dispatch import parse_file
+from ingest.parsing.limits import Limits
 from ingest.parsing.tables import html_table_markdown
 from rag.answer.pipeline import RagPipeline
 from rag.store.qdrant_store import QdrantStore

@@ -82,8 +82,12 @@ def stored(env: dict, embedder) -> tuple[list[str], int, int]:
     """Sources, parent count, passage count of the store (after the worker stopped)."""
     store = QdrantStore(as_settings(env), embedder.name, embedder.dimension)
     try:
-        docs = store.list_documents()
-        return sorted(d.source for d in docs), sum(d.parents for d in docs), store.count_passages()
+        docs = store.documents.list_documents()
+        return (
+            sorted(d.source for d in docs),
+            sum(d.parents for d in docs),
+            store.documents.count_passages(),
+        )
     finally:
         store.close()
 

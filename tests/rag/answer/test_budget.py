@@ -1,4 +1,5 @@
-"""The budget invariant, proven over random requests with the real Llama 3.1 tokenizer."""
+"""The budget invariant, proven over random requests with the real Llama 3.1 tokenizer
+(the packer's exact count against ``Budget``)."""
 
 import asyncio
 from pathlib import Path
@@ -9,7 +10,9 @@ from hypothesis import strategies as st
 
 from rag.answer.budget import Budget, BudgetError, Source, cut_to_tokens, document_order
 from rag.answer.conversation import Message
-from rag.answer.pipeline import RagPipeline
+from rag.answer.model_info import ServedModel
+from rag.answer.packing import ChatCounter, Packer
+from rag.answer.prompting import Messages
 from rag.documents import Hit
 from rag.settings import Settings
 from rag.text.tokens import count_llama31_chat, count_tokens
@@ -36,11 +39,17 @@ def make_hit(i: int, start: int, length: int) -> Hit:
     )
 
 
-def pipeline(window: int, margin: float, fill: int) -> RagPipeline:
+def packer(
+    window: int, margin: float, fill: int, share: float = 0.25, counter: ChatCounter | None = None
+) -> Packer:
     s = Settings(
-        context_window=window, margin_ratio=margin, target_fill_tokens=fill, llm_tokenizer="llama3"
+        context_window=window,
+        margin_ratio=margin,
+        target_fill_tokens=fill,
+        llm_tokenizer="llama3",
+        history_share=share,
     )
-    return RagPipeline(s, embedder=None, store=None, llm=None)  # type: ignore[arg-type]
+    return Packer(s.llm, s.conversation, ServedModel(s.llm, None, s.model_dir), counter)
 
 
 hits_strategy = st.lists(
@@ -58,11 +67,11 @@ hits_strategy = st.lists(
     fill=st.integers(256, 131_072),
 )
 def test_invariant_never_exceeded(hits, window, margin, max_tokens, qlen, fill):
-    p = pipeline(window, margin, fill)
+    p = packer(window, margin, fill)
     question = (TEXT * 3)[:qlen]
     hit_list = [make_hit(i, s, n) for i, (s, n) in enumerate(hits)]
     try:
-        prepared = asyncio.run(p.prepare(question, hit_list, max_tokens=max_tokens))
+        prepared = asyncio.run(p.pack(question, hit_list, max_tokens=max_tokens))
     except BudgetError as exc:
         n = exc.numbers
         assert n["prompt_tokens_without_sources"] > n["prompt_limit"] or n["prompt_limit"] <= 0
@@ -78,23 +87,23 @@ def test_server_tokenizer_that_counts_more_still_fits(embedder):
     """A different real tokenizer (BGE WordPiece over the rendered prompt) as the server's."""
     from rag.text.tokens import render_llama31_chat
 
-    async def wordpiece_count(messages):
-        return embedder.count_tokens(render_llama31_chat(messages)) * 2
+    class WordPiece:
+        async def count_chat(self, messages: Messages) -> int:
+            return embedder.count_tokens(render_llama31_chat(messages)) * 2
 
-    p = pipeline(8192, 0.1, 6000)
+    counter = WordPiece()
+    p = packer(8192, 0.1, 6000, counter=counter)
     hits = [make_hit(i, i * 3000, 6000) for i in range(6)]
-    prepared = asyncio.run(
-        p.prepare("Who was Rollo?", hits, max_tokens=512, counter=wordpiece_count)
-    )
-    exact = asyncio.run(wordpiece_count(prepared.messages))
+    prepared = asyncio.run(p.pack("Who was Rollo?", hits, max_tokens=512))
+    exact = asyncio.run(counter.count_chat(prepared.messages))
     assert exact + 512 <= prepared.budget.window - prepared.budget.margin
     assert prepared.sources, "something should still fit"
 
 
 def test_question_alone_too_big_is_a_budget_error_with_numbers():
-    p = pipeline(2048, 0.1, 1000)
+    p = packer(2048, 0.1, 1000)
     with pytest.raises(BudgetError) as err:
-        asyncio.run(p.prepare(TEXT[:20_000], [], max_tokens=100))
+        asyncio.run(p.pack(TEXT[:20_000], [], max_tokens=100))
     assert err.value.numbers["context_window"] == 2048
     assert err.value.numbers["prompt_tokens_without_sources"] > err.value.numbers["prompt_limit"]
 
@@ -149,13 +158,12 @@ def test_history_never_breaks_the_invariant(turns, window, max_tokens, share, ql
     always fits, history stays within its share, and only the oldest whole turns go."""
     from rag.answer.conversation import turns_of
 
-    p = pipeline(window, 0.1, 131_072)
-    p.settings = p.settings.model_copy(update={"history_share": share})
+    p = packer(window, 0.1, 131_072, share=share)
     question = TEXT[:qlen]
     thread = turns_of(history_of(turns))
     hit_list = [make_hit(i, s, n) for i, (s, n) in enumerate(hits)]
     try:
-        prepared = asyncio.run(p.prepare(question, hit_list, max_tokens=max_tokens, history=thread))
+        prepared = asyncio.run(p.pack(question, hit_list, max_tokens=max_tokens, history=thread))
     except BudgetError as exc:  # only when the question alone cannot fit
         n = exc.numbers
         assert (
@@ -179,10 +187,10 @@ def test_history_never_breaks_the_invariant(turns, window, max_tokens, share, ql
 def test_a_huge_history_is_trimmed_not_refused():
     from rag.answer.conversation import turns_of
 
-    p = pipeline(8192, 0.1, 2000)
+    p = packer(8192, 0.1, 2000)
     thread = turns_of(history_of([(200, 20_000)] * 10))  # ~50K tokens of history
     prepared = asyncio.run(
-        p.prepare("And then?", [make_hit(0, 0, 3000)], max_tokens=256, history=thread)
+        p.pack("And then?", [make_hit(0, 0, 3000)], max_tokens=256, history=thread)
     )
     assert (
         prepared.history.dropped > 0

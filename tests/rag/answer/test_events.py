@@ -17,7 +17,7 @@ from rag.answer.events import (
 )
 from rag.answer.llm import LLMClient, LLMConfig, LLMUnavailable
 from rag.answer.pipeline import RagPipeline
-from rag.store.qdrant_store import SearchFilters
+from rag.store.search import SearchFilters
 from tests.helpers.servers import free_port
 
 QUESTION = "Where was the Zorblax reactor built?"

@@ -3,8 +3,8 @@
 import asyncio
 
 from rag.answer.conversation import Message, turns_of
-from rag.answer.llm import LLMClient, LLMConfig
-from rag.answer.rewrite import QueryRewriter, clean_rewrite, fallback_query
+from rag.answer.llm import LLMClient, LLMConfig, LLMFailure
+from rag.answer.rewrite import QueryRewriter, RewriteNote, clean_rewrite, fallback_query
 from rag.settings import Settings
 from tests.helpers.servers import free_port
 
@@ -63,7 +63,8 @@ def test_no_history_searches_the_question():
 def test_llm_down_falls_back_and_still_names_the_subject():
     s = Settings(llm_base_url=f"http://127.0.0.1:{free_port()}/v1", llm_retries=0)
     query = rewrite(s, LLMClient(LLMConfig.from_settings(s)))
-    assert query.source == "fallback" and query.note == "llm_unavailable"
+    assert query.source == "fallback" and query.note is LLMFailure.unavailable
+    assert query.note == "llm_unavailable"  # the value the API reports
     assert "Zorblax" in query.text
 
 
@@ -78,4 +79,5 @@ def test_a_slow_llm_falls_back_within_the_timeout(fault_server):
 
 def test_rewriting_can_be_switched_off():
     query = rewrite(Settings(rewrite_queries=False), None)
-    assert query.source == "fallback" and query.note == "rewriting is off"
+    assert query.source == "fallback" and query.note is RewriteNote.off
+    assert query.note == "rewriting is off"  # the value the API reports

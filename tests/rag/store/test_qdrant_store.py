@@ -12,15 +12,11 @@ from qdrant_client import models as qm
 from rag.documents import document_id, parent_point_id, passage_point_id
 from rag.embedding.sparse import BM25Encoder
 from rag.settings import RetrievalMode
+from rag.store.documents import ParentPoint, PassagePoint
 from rag.store.payloads import DocumentRecord, ParentPayload, PassagePayload
-from rag.store.qdrant_store import (
-    ParentPoint,
-    PassagePoint,
-    QdrantStore,
-    SchemaMismatch,
-    SearchFilters,
-    StoreError,
-)
+from rag.store.qdrant_store import QdrantStore
+from rag.store.schema import SchemaMismatch, StoreError
+from rag.store.search import SearchFilters
 
 
 def parent_payload(
@@ -90,7 +86,7 @@ def add_doc(
                 passage_payload(doc, digest, source, file_type, p.id, i, 0, len(t), [folder, "/"]),
             )
         )
-    store.replace_document(
+    store.documents.replace_document(
         DocumentRecord(doc, digest, source, file_type, title=name, parents=len(parents)),
         parents,
         passages,
@@ -107,19 +103,19 @@ def store(settings_factory):
 def test_replace_leaves_no_stale_points(store):
     add_doc(store, "a", "v1", ["alpha one", "alpha two", "alpha three"])
     add_doc(store, "a", "v2", ["alpha new"])
-    assert store.count_passages() == 1
-    points, _ = store.client.scroll(store.parents, limit=10)
+    assert store.documents.count_passages() == 1
+    points, _ = store.client.scroll(store.names.parents, limit=10)
     assert [p.payload["content_hash"] for p in points] == ["v2"]
-    assert store.get_document(document_id("a")).content_hash == "v2"
+    assert store.documents.get_document(document_id("a")).content_hash == "v2"
 
 
 def test_delete_removes_everything(store):
     add_doc(store, "a", "v1", ["alpha"])
     add_doc(store, "b", "v1", ["beta"])
-    assert store.delete_document(document_id("a")) is True
-    assert store.delete_document(document_id("a")) is False
-    assert [d.document_id for d in store.list_documents()] == [document_id("b")]
-    assert store.count_passages() == 1
+    assert store.documents.delete_document(document_id("a")) is True
+    assert store.documents.delete_document(document_id("a")) is False
+    assert [d.document_id for d in store.documents.list_documents()] == [document_id("b")]
+    assert store.documents.count_passages() == 1
 
 
 def test_filters_apply_to_both_branches(store):
@@ -133,7 +129,7 @@ def test_filters_apply_to_both_branches(store):
             (SearchFilters(file_types=["TXT"]), "b"),
             (SearchFilters(document_ids=[document_id("a")]), "a"),
         ]:
-            hits = store.search(dense, sparse, limit=5, filters=flt, mode=mode)
+            hits = store.search.search(dense, sparse, limit=5, filters=flt, mode=mode)
             assert [h.document_id for h in hits] == [document_id(expected)], (mode, flt)
 
 
@@ -148,7 +144,7 @@ def test_old_dense_only_collection_is_refused_with_instructions(settings_factory
     s = settings_factory()
     store = QdrantStore.unchecked(s, "m", 4)
     store.client.create_collection(
-        store.passages,
+        store.names.passages,
         vectors_config={"dense": qm.VectorParams(size=4, distance=qm.Distance.COSINE)},
     )
     store.close()
@@ -162,7 +158,8 @@ def test_old_dense_only_collection_is_refused_with_instructions(settings_factory
 
 def test_second_process_gets_a_clear_lock_error(store, settings_factory):
     code = (
-        "import sys; from rag.store.qdrant_store import QdrantStore, StoreError; from rag.settings import "
+        "import sys; from rag.store.qdrant_store import QdrantStore; "
+        "from rag.store.schema import StoreError; from rag.settings import "
         f"Settings; s=Settings(data_dir={str(store.settings.data_dir)!r})\n"
         "try:\n QdrantStore(s, 'test-model', 4)\nexcept StoreError as e:\n print(e); sys.exit(3)"
     )
@@ -205,7 +202,7 @@ def add_many(
                     passage_payload(doc, digest, source, "txt", pid, 0, j, 50, ["/docs", "/"]),
                 )
             )
-        store.replace_document(
+        store.documents.replace_document(
             DocumentRecord(doc, digest, source, "txt", title=name, parents=1), [parent], passages
         )
 
@@ -223,7 +220,7 @@ def native_groups(
         }
     )
     return store.client.query_points_groups(
-        store.passages,
+        store.names.passages,
         group_by="parent_id",
         limit=limit,
         group_size=size,
@@ -253,7 +250,7 @@ def test_embedded_grouping_matches_qdrant_grouping(settings_factory, tmp_path, m
                 near=[1.0, 0.0, 0.0, 0.0],
             )
         reference = native_groups(reference_store, mode, dense, sparse, 7, 3)
-        hits = store.search(dense, sparse, limit=7, group_size=3, mode=mode)
+        hits = store.search.search(dense, sparse, limit=7, group_size=3, mode=mode)
         # Same parents in the same order; each parent's passages are the best of the
         # reference's list (those inside the ranked window), never others.
         assert [h.parent_id for h in hits] == [str(g.id) for g in reference]
@@ -274,7 +271,7 @@ def test_embedded_grouping_widens_until_enough_parents(settings_factory):
         near = [1.0, 0.0, 0.0, 0.0]
         add_many(store, rng, parents=12, per_parent=40, near=near, close_parent=0)
         for mode in RetrievalMode:
-            hits = store.search(
+            hits = store.search.search(
                 near, BM25Encoder().encode_query("term1 term2"), limit=3, group_size=1, mode=mode
             )
             assert len({h.parent_id for h in hits}) == 3, mode
@@ -291,15 +288,15 @@ def test_a_store_of_the_pure_python_engine_is_adopted_by_edge(settings_factory):
     old.close()
     new = QdrantStore(settings_factory(embedded_engine="edge"), "test-model", 4)
     try:
-        assert new.count_passages() == 2
-        assert [d.document_id for d in new.list_documents()] == [document_id("a")]
-        hits = new.search([1.0, 0.0, 0.0, 0.0], BM25Encoder().encode_query("zebra"), limit=2)
+        assert new.documents.count_passages() == 2
+        assert [d.document_id for d in new.documents.list_documents()] == [document_id("a")]
+        hits = new.search.search([1.0, 0.0, 0.0, 0.0], BM25Encoder().encode_query("zebra"), limit=2)
         assert hits[0].text == "zebra crossing rules"
     finally:
         new.close()
     again = QdrantStore(settings_factory(embedded_engine="edge"), "test-model", 4)
     try:  # adopted once: reopening does not copy again
-        assert again.count_passages() == 2
+        assert again.documents.count_passages() == 2
     finally:
         again.close()
 
@@ -328,7 +325,7 @@ def crash_in_replace(tmp_path, moment: str) -> str:
 
 
 def texts(store):
-    hits = store.search([1.0, 0.0, 0.0, 0.0], BM25Encoder().encode_query("alpha"), limit=10)
+    hits = store.search.search([1.0, 0.0, 0.0, 0.0], BM25Encoder().encode_query("alpha"), limit=10)
     return sorted(h.text for h in hits)
 
 
@@ -344,16 +341,16 @@ def test_kill_9_inside_a_replace_shows_one_version_and_reopening_repairs(
     # follow the record, so exactly one version is visible.
     raw = QdrantStore.unchecked(settings_factory(data_dir=data), "test-model", 4)
     try:
-        assert raw.count_passages() == len(V1) + len(V2)  # both versions are on disk
+        assert raw.documents.count_passages() == len(V1) + len(V2)  # both versions are on disk
         assert texts(raw) == expected
     finally:
         raw.close()
     # Opening the store finishes or rolls back the replace: what a clean run would leave.
     store = QdrantStore(settings_factory(data_dir=data), "test-model", 4)
     try:
-        assert store.count_passages() == len(expected)
+        assert store.documents.count_passages() == len(expected)
         assert texts(store) == expected
-        record = store.get_document(document_id("a"))
+        record = store.documents.get_document(document_id("a"))
         assert record.content_hash == ("v1" if visible == "old" else "v2")
         assert record.state == "committed"
     finally:
@@ -364,14 +361,17 @@ def test_kill_9_inside_a_first_ingest_leaves_nothing(tmp_path, settings_factory)
     data = crash_in_replace(tmp_path, "first")
     raw = QdrantStore.unchecked(settings_factory(data_dir=data), "test-model", 4)
     try:
-        assert raw.count_passages() == 2 and texts(raw) == []
-        assert raw.list_documents() == [] and raw.get_document(document_id("a")) is None
+        assert raw.documents.count_passages() == 2 and texts(raw) == []
+        assert (
+            raw.documents.list_documents() == []
+            and raw.documents.get_document(document_id("a")) is None
+        )
     finally:
         raw.close()
     store = QdrantStore(settings_factory(data_dir=data), "test-model", 4)
     try:
-        assert store.count_passages() == 0
-        points, _ = store.client.scroll(store.documents, limit=10)
+        assert store.documents.count_passages() == 0
+        points, _ = store.client.scroll(store.names.documents, limit=10)
         assert points == []
     finally:
         store.close()
@@ -380,8 +380,8 @@ def test_kill_9_inside_a_first_ingest_leaves_nothing(tmp_path, settings_factory)
 def test_server_mode_recovery_leaves_live_replaces_alone(store):
     """Recovery in server mode only touches replaces older than the stale limit."""
     add_doc(store, "a", "v1", ["alpha one"])
-    record = store.docs._record(document_id("a"))
-    store.docs._put_record(replace(record, state="replacing", replacing_since=time.time()))
-    assert store.recover(older_than=600) == 0
-    assert store.recover(older_than=0) == 1
-    assert store.docs._record(document_id("a")).state == "committed"
+    record = store.documents._record(document_id("a"))
+    store.documents._put_record(replace(record, state="replacing", replacing_since=time.time()))
+    assert store.documents.recover(older_than=600) == 0
+    assert store.documents.recover(older_than=0) == 1
+    assert store.documents._record(document_id("a")).state == "committed"

@@ -1,0 +1,97 @@
+"""A parsed, chunked and embedded document as the store keeps it: its parent points, its
+passage points (dense and sparse vectors) and its record (the commit marker of a replace).
+
+Point ids derive from the document id, the content hash and the positions, so the same
+input always maps to the same points: a crashed run repeated overwrites, never duplicates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rag.documents import Parent, ParsedDocument, parent_point_id, passage_point_id
+from rag.embedding.sparse import BM25Encoder
+from rag.store.documents import ParentPoint, PassagePoint
+from rag.store.payloads import DocumentRecord, ParentPayload, PassagePayload
+from rag.store.search import folders_of
+
+
+@dataclass(frozen=True)
+class DocumentPoints:
+    record: DocumentRecord
+    parents: list[ParentPoint]
+    passages: list[PassagePoint]
+
+
+def document_points(
+    doc: ParsedDocument,
+    parents: list[Parent],
+    vectors: np.ndarray,
+    sparse: BM25Encoder,
+) -> DocumentPoints:
+    """``vectors``: one dense vector per passage, in the order of ``parents``' passages."""
+    doc_id, digest = doc.id, doc.content_hash
+    parent_points: list[ParentPoint] = []
+    passage_points: list[PassagePoint] = []
+    folders = folders_of(doc.source)
+    v = 0
+    for parent in parents:
+        pid = parent_point_id(doc_id, digest, parent.index)
+        parent_points.append(
+            ParentPoint(
+                pid,
+                ParentPayload(
+                    document_id=doc_id,
+                    content_hash=digest,
+                    source=doc.source,
+                    file_type=doc.file_type,
+                    title=doc.title,
+                    parent_index=parent.index,
+                    text=parent.text,
+                    start=parent.start,
+                    end=parent.end,
+                    tokens=parent.tokens,
+                    pages=parent.pages,
+                    heading=parent.heading,
+                ),
+            )
+        )
+        for passage in parent.passages:
+            passage_points.append(
+                PassagePoint(
+                    passage_point_id(doc_id, digest, parent.index, passage.index),
+                    dense=[float(x) for x in vectors[v]],
+                    sparse=sparse.encode_document(passage.text),
+                    payload=PassagePayload(
+                        document_id=doc_id,
+                        content_hash=digest,
+                        source=doc.source,
+                        file_type=doc.file_type,
+                        parent_id=pid,
+                        parent_index=parent.index,
+                        passage_index=passage.index,
+                        start=passage.start,
+                        end=passage.end,
+                        folders=folders,
+                    ),
+                )
+            )
+            v += 1
+    record = DocumentRecord(
+        document_id=doc_id,
+        content_hash=digest,
+        source=doc.source,
+        file_type=doc.file_type,
+        title=doc.title,
+        size_bytes=doc.size_bytes,
+        pages=doc.pages,
+        parents=len(parent_points),
+        passages=len(passage_points),
+        tokens=sum(p.tokens for p in parents),
+        chars=len(doc.text),
+        ocr_confidence={str(k): c for k, c in doc.ocr_confidence.items()},
+        warnings=list(doc.warnings),
+    )
+    return DocumentPoints(record, parent_points, passage_points)
