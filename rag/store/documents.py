@@ -57,21 +57,42 @@ class DocumentStore:
         return record if record is not None and record.committed else None
 
     def list_documents(self) -> list[DocumentRecord]:
-        records: list[DocumentRecord] = []
-        offset = None
-        with self._lock:
-            while True:
-                points, offset = self.client.scroll(
-                    self.documents, limit=512, offset=offset, with_payload=True
-                )
-                records.extend(
-                    r
-                    for r in (DocumentRecord.from_payload(p.payload) for p in points)
-                    if r.committed
-                )
-                if offset is None:
-                    break
+        records = [r for r in self._records() if r.committed]
         return sorted(records, key=lambda r: r.source)
+
+    def iter_parents(self) -> Iterator[ParentPoint]:
+        """Every stored parent, in pages (benchmarks and exports; not a search)."""
+        for point in self._scroll(self.parents, vectors=False):
+            yield ParentPoint(str(point.id), ParentPayload.from_payload(point.payload))
+
+    def iter_passages(self) -> Iterator[PassagePoint]:
+        """Every stored passage with its dense and sparse vectors, in pages."""
+        for point in self._scroll(self.passages, vectors=True):
+            vectors = point.vector or {}
+            sparse = vectors.get("bm25")
+            yield PassagePoint(
+                id=str(point.id),
+                dense=list(vectors.get("dense", [])),
+                sparse=SparseVector(
+                    list(sparse.indices) if sparse else [], list(sparse.values) if sparse else []
+                ),
+                payload=PassagePayload.from_payload(point.payload),
+            )
+
+    def _records(self) -> Iterator[DocumentRecord]:
+        for point in self._scroll(self.documents, vectors=False):
+            yield DocumentRecord.from_payload(point.payload)
+
+    def _scroll(self, collection: str, vectors: bool) -> Iterator[Any]:
+        offset = None
+        while True:
+            with self._lock:
+                points, offset = self.client.scroll(
+                    collection, limit=512, offset=offset, with_payload=True, with_vectors=vectors
+                )
+            yield from points
+            if offset is None:
+                break
 
     def count_passages(self) -> int:
         with self._lock:

@@ -109,6 +109,20 @@ def test_replace_leaves_no_stale_points(store):
     assert store.documents.get_document(document_id("a")).content_hash == "v2"
 
 
+def test_iterators_return_what_was_stored(store):
+    add_doc(store, "a", "v1", ["alpha one", "alpha two"])
+    add_doc(store, "b", "v1", ["beta"])
+    parents = sorted(store.documents.iter_parents(), key=lambda p: p.payload.text)
+    assert [p.payload.text for p in parents] == ["alpha one", "alpha two", "beta"]
+    passages = list(store.documents.iter_passages())
+    assert len(passages) == 3
+    by_parent = {p.payload.parent_id: p for p in passages}
+    assert set(by_parent) == {p.id for p in parents}
+    first = by_parent[parents[0].id]
+    assert first.dense == pytest.approx([1.0, 0.0, 0.0, 0.0])
+    assert first.sparse.indices and len(first.sparse.indices) == len(first.sparse.values)
+
+
 def test_delete_removes_everything(store):
     add_doc(store, "a", "v1", ["alpha"])
     add_doc(store, "b", "v1", ["beta"])
