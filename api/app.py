@@ -16,7 +16,7 @@ from starlette.types import ASGIApp
 
 from api.deps import Services
 from api.errors import install_error_handlers
-from api.observability import BodyLimitMiddleware, Metrics, RequestContextMiddleware, scrape
+from api.observability import BodyLimitMiddleware, Metrics, RequestContextMiddleware
 from api.routes import documents, file_types, health, ingest, openai, parents, query, search
 from api.security import AuthMiddleware, SecurityHeadersMiddleware
 from api.uploads import remove_stale_temporaries
@@ -95,7 +95,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus() -> Response:
-        return Response(await scrape(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(await metrics.scrape(), media_type=CONTENT_TYPE_LATEST)
 
     # Outermost last (inside ServiceApp's request context and security headers): CORS (so
     # 401s carry its headers and preflights are answered), the key check (before any body

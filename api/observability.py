@@ -18,6 +18,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ingest.outcomes import Outcome, Summary
 
@@ -29,6 +30,7 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
+        self.scraping = asyncio.Lock()
         self.requests = Histogram(
             "rag_http_request_seconds",
             "HTTP request latency",
@@ -66,6 +68,14 @@ class Metrics:
             "Ingest jobs queued or running (with RAG_BROKER_URL: tasks waiting in the queue)",
             registry=r,
         )
+
+    async def scrape(self) -> bytes:
+        """The Prometheus text, made in a worker thread: collectors may block (Redis
+        counts, the queue depth) and serialising is CPU work, neither of which may stall
+        the loop. One scrape at a time, so a flood of scrapes holds one worker thread, not
+        the pool the store calls share."""
+        async with self.scraping:
+            return await asyncio.to_thread(generate_latest, self.registry)
 
     def watch_queue(self, outcomes: Callable[[], dict[str, int]]) -> None:
         """Task outcomes of every worker, as counted in Redis (done, unchanged, failed,
@@ -135,7 +145,7 @@ def method_label(method: str) -> str:
     return method if method in METHODS else "other"
 
 
-def route_label(scope: dict[str, Any]) -> str:
+def route_label(scope: Scope) -> str:
     """The matched route's template (``/v1/documents/{document_id}``), never the path a
     client sent: a path that matched no route (a 401 before routing included) is
     ``unmatched``. With the fixed methods, every label comes from a fixed set, so requests
@@ -145,12 +155,6 @@ def route_label(scope: dict[str, Any]) -> str:
     return path if isinstance(path, str) and path else "unmatched"
 
 
-async def scrape(registry: CollectorRegistry) -> bytes:
-    """The Prometheus text, made in a worker thread: collectors may block (Redis counts,
-    the queue depth) and serialising is CPU work, neither of which may stall the loop."""
-    return await asyncio.to_thread(generate_latest, registry)
-
-
 class RequestContextMiddleware:
     """Request id (from X-Request-Id or new), latency metrics, one access log line.
 
@@ -158,11 +162,11 @@ class RequestContextMiddleware:
     (``api.app``): the id exists before any handler runs, so the 500 of an unhandled error
     carries it in its body and its ``X-Request-Id`` like every other response."""
 
-    def __init__(self, app: Any, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app, self.metrics = app, metrics
         self.log = logging.getLogger("api.access")
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -172,7 +176,7 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         status = {"code": 500}
 
-        async def send_with_id(message: dict[str, Any]) -> None:
+        async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
                 message.setdefault("headers", []).append((b"x-request-id", rid.encode()))

@@ -5,6 +5,9 @@ Checked by an ASGI middleware before routing and before the body is read, so a r
 without a key gets 401 whatever else is wrong with it (bad JSON, unknown route under /v1).
 Keys are compared in constant time against every configured key (no early exit), never
 logged, and a failure says only that the key is missing or wrong.
+
+Also here: the security headers every response carries (CSP, ``nosniff``, no framing, no
+referrer) and the check that refuses an open bind without keys.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import hmac
 import ipaddress
 import json
 from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import is_openai_path, openai_error_body
 from rag.settings import Settings
@@ -107,17 +112,17 @@ class SecurityHeadersMiddleware:
     carries a Content-Security-Policy, ``nosniff``, no framing and no referrer; a header
     the response already sets wins."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         csp = DOCS_CSP if scope["path"] in _DOCS_PATHS else PAGE_CSP
         extra = [(b"content-security-policy", csp.encode()), *_COMMON_HEADERS]
 
-        async def send_with_headers(message: dict[str, Any]) -> None:
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}

@@ -31,7 +31,7 @@ import logging
 import resource
 import time
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Literal
 
 import h11
 import uvicorn
@@ -79,6 +79,7 @@ class _Tally:
 
 
 _tally = _Tally()
+_DEFAULT_LIMITS = ApiSettings.model_validate({})
 
 
 class ServerConfig(uvicorn.Config):
@@ -105,9 +106,9 @@ class GuardedH11Protocol(H11Protocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        self.limits = config.limits if isinstance(config, ServerConfig) else ApiSettings()
+        self.limits = config.limits if isinstance(config, ServerConfig) else _DEFAULT_LIMITS
         self.timer: asyncio.TimerHandle | None = None
-        self.phase: str | None = None  # "head", "body" or None: what the timer watches
+        self.phase: Literal["head", "body"] | None = None  # what the timer watches
         self.head_bytes = False  # bytes of the awaited request head have arrived
         self.last_data = 0.0
 
@@ -235,7 +236,7 @@ def server_config(
 ) -> ServerConfig:
     """One place that shapes uvicorn for ``python -m api`` and the tests (``limits``: the
     defaults of ``ApiSettings`` when not given)."""
-    limits = limits or ApiSettings()
+    limits = limits or _DEFAULT_LIMITS
     return ServerConfig(
         app,
         host=host,

@@ -1,5 +1,5 @@
 // Highlighting in text that came from a document: ranges at levels (the viewer's matched
-// passages and cited span) and a query's terms (search snippets). Marks are built as DOM
+// passages and cited span) and a query's terms (search snippets and the viewer of a result). Marks are built as DOM
 // nodes around text nodes: the document's text is never parsed as HTML.
 import { el } from "./dom.js";
 
@@ -34,19 +34,22 @@ export function levelSegments(length, ranges) {
 }
 
 /**
- * Append `text` to `box` with each segment above level 0 in a `<mark>` of `classes[level]`.
+ * Append `text` to `box` with each segment above level 0 in a `<mark>` of `classes[level]`,
+ * and the matches of `pattern` (from termPattern) marked inside them as appendTerms does.
  * @param {HTMLElement} box
  * @param {string} text
  * @param {Range[]} ranges
  * @param {Record<number, string>} classes
+ * @param {RegExp | null} [pattern]
  * @returns {(Range & {mark: HTMLElement})[]} the marked segments, in text order
  */
-export function appendLevels(box, text, ranges, classes) {
+export function appendLevels(box, text, ranges, classes, pattern = null) {
   const marks = [];
   for (const s of levelSegments(text.length, ranges)) {
     const part = text.slice(s.start, s.end);
-    if (!s.level) { box.append(part); continue; }
-    const mark = el("mark", { class: classes[s.level] || "" }, part);
+    if (!s.level) { appendTerms(box, part, pattern); continue; }
+    const mark = el("mark", { class: classes[s.level] || "" });
+    appendTerms(mark, part, pattern);
     marks.push({ ...s, mark });
     box.append(mark);
   }

@@ -79,15 +79,14 @@ function renderAnswer(box, view, text) {
 }
 
 /**
- * The list of `view`'s sources; in search results (not `askMode`) the words of `query` are
- * marked in the snippets.
+ * The list of `view`'s sources; in search results (not `askMode`) the words of the view's
+ * query are marked in the snippets.
  * @param {HTMLElement} list
  * @param {View} view
  * @param {boolean} askMode
- * @param {string} [query]
  */
-function renderSources(list, view, askMode, query = "") {
-  const pattern = askMode ? null : termPattern(queryTerms(query));
+function renderSources(list, view, askMode) {
+  const pattern = askMode ? null : termPattern(queryTerms(view.query || ""));
   list.textContent = "";
   for (const s of view.sources) {
     const cited = askMode && (s.cited || s.attributed);
@@ -109,14 +108,14 @@ function renderSources(list, view, askMode, query = "") {
 }
 
 /**
- * The search results (`title` over them; hidden when there are none), the words of `query`
- * marked in their snippets.
- * @param {View} view @param {string} title @param {string} [query]
+ * The search results (`title` over them; hidden when there are none), the words of their
+ * query marked in their snippets.
+ * @param {View} view @param {string} title
  */
-export function paintResults(view, title, query = "") {
+export function paintResults(view, title) {
   $("sources-title").hidden = !view.sources.length;
   $("sources-title").textContent = title;
-  renderSources($("sources"), view, false, query);
+  renderSources($("sources"), view, false);
 }
 
 // --- the context gauge ---------------------------------------------------------------------------

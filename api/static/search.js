@@ -20,7 +20,8 @@ export async function runSearch(q, fallback = false) {
   if (!response.ok) { setStatus(""); showBanner(await errorText(response), "error"); return; }
   const body = await response.json();
   state.results.sources = body.results.map((r, i) => ({ ...r, n: i + 1, cited: false, truncated: false }));
-  paintResults(state.results, fallback ? `Search results for “${q}”` : "Results", q);
+  state.results.query = q;
+  paintResults(state.results, fallback ? `Search results for “${q}”` : "Results");
   const n = state.results.sources.length;
   setStatus(n ? `${n} results in ${secs((performance.now() - started) / 1000)}` + (fallback ? " (LLM unavailable: search results only)" : "")
     : "No results. Try other words or clear the filters.");

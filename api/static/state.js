@@ -7,8 +7,9 @@
 /** @typedef {import("./api.js").Citation} Citation */
 /**
  * A list of sources with the answer that cites it: a turn of the conversation or the search
- * results. Its items' element ids are `${prefix}-${n}`.
- * @typedef {{prefix: string, sources: Source[], citations: Citation[]}} View
+ * results (with their `query`, whose words are marked). Its items' element ids are
+ * `${prefix}-${n}`.
+ * @typedef {{prefix: string, sources: Source[], citations: Citation[], query?: string}} View
  */
 /**
  * One question and its answer; stored as is (less the sources' fetched `parent_text`).

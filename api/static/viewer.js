@@ -2,7 +2,7 @@
 // cited span (strong) highlighted, and the strongest scrolled to.
 import { api } from "./api.js";
 import { $, pagesText } from "./dom.js";
-import { appendLevels } from "./highlight.js";
+import { appendLevels, queryTerms, termPattern } from "./highlight.js";
 
 /** @typedef {import("./state.js").View} View */
 
@@ -23,7 +23,8 @@ const MARKS = { [PASSAGE]: "passage", [CITED]: "cited" };
  * Open source `n` of `view`: its whole parent text with the matched passages as a faint
  * highlight and its citation's quote (in Ask mode) as the strong one inside them, scrolled to
  * (else the best passage). Ranges may overlap or nest: each piece of text shows the strongest
- * level covering it; ranges not inside the text are left out.
+ * level covering it; ranges not inside the text are left out. A search result's view marks
+ * its query's terms too.
  * @param {View} view
  * @param {number} n
  */
@@ -48,7 +49,7 @@ export async function openSource(view, n) {
   const box = $("v-text");
   box.textContent = "";
   const inside = ranges.filter((r) => r.start >= 0 && r.end <= text.length);
-  const marks = appendLevels(box, text, inside, MARKS);
+  const marks = appendLevels(box, text, inside, MARKS, view.query ? termPattern(queryTerms(view.query)) : null);
   const best = passages.length ? Math.max(0, passages[0].start - base) : -1;
   const shown = marks.find((m) => m.level === CITED) || marks.find((m) => m.start <= best && best < m.end) || marks[0];
   const target = shown ? shown.mark : box;

@@ -1,4 +1,8 @@
-"""The search page in real headless Chromium against the real API (and real vLLM)."""
+"""The search page in real headless Chromium against the real API (and real vLLM).
+
+The page's Content-Security-Policy refuses eval: conditions Playwright polls are written as
+functions ("() => ..."), which it runs without evaluating a string, and a violation the
+page itself causes fails the test."""
 
 from __future__ import annotations
 
@@ -55,10 +59,12 @@ def browser():
 
 @pytest.fixture
 def page(browser):
+    # The page runs under its own CSP (see the module docstring for the wait conditions).
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("console", lambda m: "Content Security Policy" in m.text and errors.append(m.text))
     yield pg
     context.close()
     assert not errors, errors
@@ -144,12 +150,16 @@ def test_search_mode_filters_and_shared_url(page, llm_api):
     assert terms and {t.lower() for t in terms} <= {"normans", "sicily"}, terms
     page.click("#sources li >> nth=0")
     page.locator("#v-text mark").first.wait_for()
+    viewed = page.locator("#v-text mark.term").all_text_contents()  # in the viewer too
+    assert viewed and {t.lower() for t in viewed} <= {"normans", "sicily"}, viewed
     shot(page, "search")
     page.click("#filters summary")
     page.check("#f-types input[value=txt]")
     page.fill("#q", "reactor")
     page.press("#q", "Enter")
-    page.wait_for_function("document.getElementById('status').textContent.includes('results')")
+    page.wait_for_function(
+        "() => document.getElementById('status').textContent.includes('results')"
+    )
     tags = page.locator("#sources .tag").all_text_contents()
     assert tags and set(tags) <= {"txt"}
     assert "types=txt" in page.url
@@ -199,7 +209,7 @@ def test_documents_view_and_confirmed_delete(page, own_api):
     shot(page, "documents")
     page.once("dialog", lambda d: d.accept())
     page.click("#docs-table tbody tr >> nth=0 >> button")
-    page.wait_for_function("document.querySelectorAll('#docs-table tbody tr').length === 1")
+    page.wait_for_function("() => document.querySelectorAll('#docs-table tbody tr').length === 1")
 
 
 def test_stop_cancels_the_stream_on_the_server(page, ingested, embedder, fault_server):
@@ -210,11 +220,11 @@ def test_stop_cancels_the_stream_on_the_server(page, ingested, embedder, fault_s
         page.fill("#q", "Where was the Zorblax reactor built?")
         page.press("#q", "Enter")
         page.wait_for_function(
-            "document.querySelector('#turn-1 .answer-text').textContent.length > 10"
+            "() => document.querySelector('#turn-1 .answer-text').textContent.length > 10"
         )
         page.click("#stop")
         page.wait_for_function(
-            "document.getElementById('status').textContent.startsWith('Stopped')"
+            "() => document.getElementById('status').textContent.startsWith('Stopped')"
         )
         assert fs.disconnected.wait(10), "generation was not cancelled on the server"
         assert page.is_hidden("#stop")
@@ -233,15 +243,19 @@ def test_no_matching_documents_is_said_without_asking_the_model(page, own_api):
     """own_api's LLM is down: a question whose filters match nothing still gets its answer."""
     page.goto(own_api + "/?q=Kestrel+session+timeout&mode=ask&types=xlsx")
     page.press("#q", "Enter")
-    page.wait_for_function("document.querySelector('#turn-1 .answer-text').textContent.length > 0")
+    page.wait_for_function(
+        "() => document.querySelector('#turn-1 .answer-text').textContent.length > 0"
+    )
     assert page.text_content("#turn-1 .answer-text").startswith("No documents matched")
-    page.wait_for_function("document.querySelector('#status').textContent.includes('not asked')")
+    page.wait_for_function(
+        "() => document.querySelector('#status').textContent.includes('not asked')"
+    )
     shot(page, "no-match")
 
 
 def _wait_answered(page, turn: int) -> None:
     page.wait_for_function(
-        f"document.querySelectorAll('#thread .turn').length === {turn} && "
+        f"() => document.querySelectorAll('#thread .turn').length === {turn} && "
         "/^(Answered|No documents)/.test(document.getElementById('status').textContent)",
         timeout=180_000,
     )
@@ -287,7 +301,7 @@ def test_conversation_follow_up_reload_and_new_conversation(page, llm_api):
     assert page.locator("#thread .turn").count() == 0 and page.is_hidden("#fq")
     assert page.evaluate("sessionStorage.getItem('rag-thread')") is None
     page.reload()
-    page.wait_for_function("document.readyState === 'complete'")
+    page.wait_for_function("() => document.readyState === 'complete'")
     assert page.locator("#thread .turn").count() == 0
 
 
@@ -344,7 +358,7 @@ def test_documents_view_shows_the_queue_jobs(page, redis_server, tmp_path):
         row = page.locator(f"#jobs-table tr[data-job='{job['job_id']}']")
         row.wait_for()
         page.wait_for_function(
-            f"document.querySelector(\"#jobs-table tr[data-job='{job['job_id']}'] td:nth-child(2)\")"
+            f"() => document.querySelector(\"#jobs-table tr[data-job='{job['job_id']}'] td:nth-child(2)\")"
             ".textContent === 'done'",
             timeout=120_000,
         )
@@ -352,7 +366,9 @@ def test_documents_view_shows_the_queue_jobs(page, redis_server, tmp_path):
         assert cells[1:5] == ["done", "3", "2", "0"] and cells[5] == "0 / 0 / 0"
         row.locator("summary").click()
         assert "broken.pdf" in row.locator(".job-failures").text_content()
-        page.wait_for_function("document.querySelectorAll('#docs-table tbody tr').length === 2")
+        page.wait_for_function(
+            "() => document.querySelectorAll('#docs-table tbody tr').length === 2"
+        )
         shot(page, "jobs")
     finally:
         api.stop()
@@ -425,12 +441,12 @@ def test_upload_shows_outcomes_and_the_in_process_job(page, upload_api):
     page.set_input_files("#up-files", [str(DOCS / "release-notes.txt"), str(DOCS / "Normans.md")])
     for name in ("release-notes.txt", "Normans.md"):
         page.wait_for_function(
-            f"/ingested|not ingested/.test(document.querySelector(\"#up-list li[data-name='{name}']"
+            f"() => /ingested|not ingested/.test(document.querySelector(\"#up-list li[data-name='{name}']"
             ' .up-state")?.textContent)',
             timeout=120_000,
         )
         assert _upload_state(page, name) == "saved · ingested"
-    page.wait_for_function("document.querySelectorAll('#docs-table tbody tr').length === 2")
+    page.wait_for_function("() => document.querySelectorAll('#docs-table tbody tr').length === 2")
     assert "release-notes.txt" in page.text_content("#docs-table")
     page.wait_for_selector("#jobs-section:not([hidden]) #jobs-table tbody tr")
     cells = page.locator("#jobs-table tbody tr >> nth=0 >> td").all_text_contents()
@@ -439,7 +455,7 @@ def test_upload_shows_outcomes_and_the_in_process_job(page, upload_api):
     # The same file again: the API says it is unchanged.
     page.set_input_files("#up-files", str(DOCS / "release-notes.txt"))
     page.wait_for_function(
-        "document.querySelector(\"#up-list li[data-name='release-notes.txt'] .up-state.ok\")"
+        "() => document.querySelector(\"#up-list li[data-name='release-notes.txt'] .up-state.ok\")"
         "?.textContent.startsWith('unchanged')",
         timeout=60_000,
     )
