@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
@@ -11,7 +13,9 @@ from api.openai import serving as openai_serving
 from api.openai.protocol import ChatCompletion, ChatCompletionRequest, ModelList, OpenAIError
 
 router = APIRouter(prefix="/v1", tags=["openai"])
-_ERRORS = {code: {"model": OpenAIError} for code in (400, 401, 404, 413, 502, 503, 504)}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": OpenAIError} for code in (400, 401, 404, 413, 502, 503, 504)
+}
 
 
 @router.get("/models", response_model=ModelList, responses={401: {"model": OpenAIError}})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
@@ -12,7 +14,9 @@ from api.observability import request_id_var
 
 router = APIRouter(prefix="/v1", tags=["query"])
 
-_ERRORS = {code: {"model": ErrorResponse} for code in (413, 422, 502, 503, 504)}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (413, 422, 502, 503, 504)
+}
 
 
 @router.post(
