@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +45,9 @@ def grow(store: Any, target: int, seed: int = 0) -> int:
 
     rng = np.random.default_rng(seed)
 
-    passages, _ = store.client.scroll(
-        store.names.passages, limit=1_000_000, with_payload=True, with_vectors=True
-    )
-    parents, _ = store.client.scroll(store.names.parents, limit=100_000, with_payload=True)
-    by_parent = {str(p.id): p for p in parents}
-    records, _ = store.client.scroll(store.names.documents, limit=100_000, with_payload=True)
-    by_document = {str(r.id): r.payload for r in records}
+    passages = list(store.documents.iter_passages())
+    by_parent = {p.id: p.payload for p in store.documents.iter_parents()}
+    by_document = {r.document_id: r for r in store.documents.list_documents()}
     count = store.documents.count_passages()
     copy = 0
     while count < target:
@@ -61,31 +58,27 @@ def grow(store: Any, target: int, seed: int = 0) -> int:
         for p in passages:
             if count + len(new_points) >= target:
                 break
-            pid = str(p.payload["parent_id"])
+            pid = p.payload.parent_id
             if pid not in parent_map:
                 parent_map[pid] = str(uuid.uuid4())
-                doc = doc_map.setdefault(p.payload["document_id"], str(uuid.uuid4()))
-                src = by_parent[pid].payload
+                doc = doc_map.setdefault(p.payload.document_id, str(uuid.uuid4()))
+                src = by_parent[pid]
+                copied = replace(src, document_id=doc, source=f"{src.source}#copy{copy}")
                 new_parents.append(
-                    qm.PointStruct(
-                        id=parent_map[pid],
-                        vector={},
-                        payload={
-                            **src,
-                            "document_id": doc,
-                            "source": f"{src['source']}#copy{copy}",
-                        },
-                    )
+                    qm.PointStruct(id=parent_map[pid], vector={}, payload=copied.to_payload())
                 )
-            payload = {
-                **p.payload,
-                "parent_id": parent_map[pid],
-                "document_id": doc_map[p.payload["document_id"]],
-            }
-            dense = np.asarray(p.vector["dense"], dtype=np.float32)
+            payload = replace(
+                p.payload, parent_id=parent_map[pid], document_id=doc_map[p.payload.document_id]
+            )
+            dense = np.asarray(p.dense, dtype=np.float32)
             dense = dense + rng.normal(0, 0.1 / np.sqrt(dense.size), dense.size)
-            vector = {**p.vector, "dense": (dense / np.linalg.norm(dense)).tolist()}
-            new_points.append(qm.PointStruct(id=str(uuid.uuid4()), vector=vector, payload=payload))
+            vector = {
+                "dense": (dense / np.linalg.norm(dense)).tolist(),
+                "bm25": qm.SparseVector(indices=p.sparse.indices, values=p.sparse.values),
+            }
+            new_points.append(
+                qm.PointStruct(id=str(uuid.uuid4()), vector=vector, payload=payload.to_payload())
+            )
         # Each copy is a committed document (its record names its content hash), as after a
         # real ingest; without records every copy would be an uncommitted version, hidden
         # from search, and the search would widen its window looking for committed ones.
@@ -93,11 +86,11 @@ def grow(store: Any, target: int, seed: int = 0) -> int:
             qm.PointStruct(
                 id=new,
                 vector={},
-                payload={
-                    **by_document[old],
-                    "document_id": new,
-                    "source": f"{by_document[old]['source']}#copy{copy}",
-                },
+                payload=replace(
+                    by_document[old],
+                    document_id=new,
+                    source=f"{by_document[old].source}#copy{copy}",
+                ).to_payload(),
             )
             for old, new in doc_map.items()
             if old in by_document

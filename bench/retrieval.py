@@ -150,15 +150,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         settings, embedder, store = squad_store(tmp)
 
         # Everything stored, for the BM25 baselines over the very same units.
-        parents, _ = store.client.scroll(store.names.parents, limit=100_000, with_payload=True)
-        parent_texts = [p.payload["text"] for p in parents]
-        passages, _ = store.client.scroll(store.names.passages, limit=1_000_000, with_payload=True)
-        by_parent = {p.id: p.payload for p in parents}
+        parents = {p.id: p.payload for p in store.documents.iter_parents()}
+        parent_texts = [p.text for p in parents.values()]
         passage_texts = []
-        for p in passages:
-            parent = by_parent[p.payload["parent_id"]]
-            s, e = p.payload["start"] - parent["start"], p.payload["end"] - parent["start"]
-            passage_texts.append(parent["text"][s:e])
+        for p in store.documents.iter_passages():
+            parent = parents[p.payload.parent_id]
+            s, e = p.payload.start - parent.start, p.payload.end - parent.start
+            passage_texts.append(parent.text[s:e])
         articles = [f.read_text() for f in sorted((SQUAD / "articles").glob("*.md"))]
         chunk_texts = [c for a in articles for c in chunk_512(a)]
 
