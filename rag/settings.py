@@ -9,6 +9,9 @@ The knobs are grouped by the component that reads them (``StoreSettings``,
 ``EmbeddingSettings``, ``LLMSettings``...). ``Settings`` inherits every group, so env names
 stay flat (``RAG_QDRANT_URL``, not ``RAG_STORE__QDRANT_URL``) while each component's
 signature names the one group it reads.
+
+Over 350 lines on purpose: it is the service's one table of knobs (about a hundred fields,
+each with its bound and description); splitting it would scatter that table.
 """
 
 from __future__ import annotations
@@ -140,20 +143,34 @@ class ParsingSettings(BaseModel):
     parse_with_spacy: bool = Field(
         False, description="classify elements with unstructured's spaCy path (slow)"
     )
-    parse_timeout_s: float = Field(120.0, gt=0, description="wall clock per file's parse")
+    parse_timeout_s: float = Field(
+        120.0,
+        gt=0,
+        description="a parse with no progress this long is stopped (an OCRed page is progress)",
+    )
+    parse_max_wall_s: float = Field(
+        600.0, gt=0, description="wall clock per file's parse in all, whatever the progress"
+    )
     parse_max_memory_mb: int = Field(
-        2048, ge=64, description="parser process RSS before it is killed"
+        2048, ge=64, description="RSS of the parser process and its Tesseract processes together"
     )
     parse_max_archive_mb: float = Field(
         200.0, gt=0, description="DOCX/PPTX/XLSX declared uncompressed size"
     )
     parse_max_archive_ratio: float = Field(
-        100.0, gt=1, description="compression ratio of a part over 1 MB"
+        100.0,
+        gt=1,
+        description="compression ratio no part may exceed once such parts hold over 1 MB",
     )
     parse_max_archive_members: int = Field(10_000, ge=1)
     parse_max_pages: int = Field(5_000, ge=1)
     parse_max_chars: int = Field(20_000_000, ge=1)
     parse_max_elements: int = Field(200_000, ge=1)
+    ingest_allow_hardlinks: bool = Field(
+        False,
+        description="read files with more than one hard link (another name of the file may "
+        "lie outside the allowed roots)",
+    )
 
 
 class OcrSettings(BaseModel):
@@ -174,7 +191,21 @@ class OcrSettings(BaseModel):
         le=100,
         description="pages whose mean word confidence is lower are reported, not indexed",
     )
-    ocr_max_pages: int = Field(500, ge=1, description="most pages OCRed in one file")
+    ocr_max_pages: int = Field(
+        500, ge=1, description="most pages OCRed in one file (checked before any OCR)"
+    )
+    ocr_max_blank_run: int = Field(
+        20,
+        ge=1,
+        description="more OCRed pages than this in a row without usable text (blank or under "
+        "the confidence floor) fail the file",
+    )
+    ocr_max_pixels: int = Field(
+        50_000_000,
+        ge=1_000_000,
+        description="largest image frame OCRed (width x height, from the header); PDF pages "
+        "larger at RAG_OCR_DPI are rendered at a lower resolution",
+    )
     ocr_page_timeout_s: float = Field(
         60.0,
         gt=0,
@@ -224,10 +255,11 @@ class QueueSettings(BaseModel):
     queue_name: str = "rag-ingest"
     queue_concurrency: int = Field(2, ge=1, le=64, description="tasks a worker runs at once")
     queue_visibility_timeout_s: float = Field(
-        3600.0,
-        ge=1,
-        description="a task not acknowledged this long after delivery (its "
-        "worker died) is delivered again; keep it above the longest task",
+        60.0,
+        ge=4,
+        description="a task whose worker has not been heard of this long (it died) is "
+        "delivered again; a live worker extends its tasks' visibility every quarter of this, "
+        "so a long task is never redelivered while it runs",
     )
     queue_restore_interval_s: float = Field(
         10.0, gt=0, description="how often workers look for such tasks"
@@ -241,6 +273,13 @@ class QueueSettings(BaseModel):
         "files go to the dead letters",
     )
     queue_retry_backoff_s: float = Field(5.0, ge=0, description="first retry delay; doubles")
+    queue_max_deliveries: int = Field(
+        3,
+        ge=1,
+        le=100,
+        description="starts of one task that never finished (its worker died each time) "
+        "before its files go to the dead letters",
+    )
     queue_batch_files: int = Field(16, ge=1, le=1000, description="small files per task")
     queue_batch_mb: float = Field(4.0, gt=0, description="bytes of small files per task")
 

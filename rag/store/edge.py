@@ -17,6 +17,9 @@ so the store keeps a single code path for every engine. A call it cannot map rai
 Layout: ``<path>/<collection>/shard`` (Edge's folder) and ``<path>/<collection>/collection.json``
 (vector layout and metadata). A lock file makes a second process fail at once with the same
 message as qdrant-client's embedded mode.
+
+Over 350 lines on purpose: one adapter for one foreign API (calls, filters, queries and
+points translated both ways); its halves only make sense side by side.
 """
 
 from __future__ import annotations
