@@ -3,11 +3,13 @@
 Every name of a request is checked before any byte is written; every file is then streamed
 to a hidden temporary file in the inbox (the ingestion walk skips hidden files), and only
 when all of them passed their size checks are they moved to their names. A name that is
-already taken is never overwritten silently: the same bytes are recognised as unchanged,
-other bytes get a free name (``report-2.pdf``), and ``replace=true`` overwrites on purpose
-(a file or a link; a name taken by a folder or anything else is a 409 ``name_taken``). A
-failing inbox is a 503 (507 when full), never a 500. Clients see names relative to the
-inbox; the absolute paths go to the job and the log.
+already taken is never overwritten silently: the same bytes are recognised as unchanged
+(``saved`` instead when no document holds them, a deleted one's file or one not ingested
+yet: they are ingested, ``restate_unstored``), other bytes get a free name
+(``report-2.pdf``), and ``replace=true`` overwrites on purpose (a file or a link; a name
+taken by a folder or anything else is a 409 ``name_taken``). A failing inbox is a 503 (507
+when full), never a 500. Clients see names relative to the inbox; the absolute paths go to
+the job and the log.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import tempfile
 import time
 import unicodedata
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -36,11 +39,13 @@ log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
 _TEMP_PREFIX = ".upload-"
 
+UploadOutcome = Literal["new", "renamed", "replaced", "unchanged", "saved"]
+
 
 class StoredFile(BaseModel):
     filename: str  # as the client named it
     path: str  # its name in the inbox (RAG_INBOX_DIR): the server's own paths stay inside
-    outcome: Literal["new", "renamed", "replaced", "unchanged"]
+    outcome: UploadOutcome
 
 
 @dataclass(frozen=True)
@@ -198,10 +203,21 @@ def _replaceable(target: Path, name: str) -> bool:
     return True
 
 
-def _stored(
-    name: str, path: Path, outcome: Literal["new", "renamed", "replaced", "unchanged"]
-) -> tuple[StoredFile, Path]:
+def _stored(name: str, path: Path, outcome: UploadOutcome) -> tuple[StoredFile, Path]:
     return StoredFile(filename=name, path=path.name, outcome=outcome), path.resolve()
+
+
+def restate_unstored(saved: Saved, stored: Callable[[str], bool]) -> Saved:
+    """``unchanged`` means the inbox holds these bytes *and* they are stored; a file whose
+    bytes are in the inbox but not in the store (``stored(path)`` false: its document was
+    deleted, or is not ingested yet) is ``saved``: its job ingests it."""
+    files = [
+        f.model_copy(update={"outcome": "saved"})
+        if f.outcome == "unchanged" and not stored(path)
+        else f
+        for f, path in zip(saved.files, saved.paths)
+    ]
+    return Saved(files=files, paths=saved.paths)
 
 
 def _not_a_file(name: str) -> APIError:

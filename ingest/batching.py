@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ingest.files.identity import display_path
 from ingest.outcomes import FileOutcome, Outcome, Stages, TransientFailure
 from ingest.points import document_points
 from rag.documents import Parent, ParsedDocument
@@ -32,11 +33,16 @@ FLUSH_PASSAGES = 256
 
 @dataclass(frozen=True)
 class Prepared:
-    """A file read, parsed and chunked, waiting for its vectors."""
+    """A file read, parsed and chunked, waiting for its vectors. ``path`` is the file as
+    named (what its outcome reports), ``doc.source`` the document it is (its real path)."""
 
     path: Path
     doc: ParsedDocument
     parents: list[Parent]
+
+    @property
+    def reported(self) -> str:
+        return display_path(self.path)
 
     @property
     def passages(self) -> int:
@@ -48,7 +54,7 @@ class Prepared:
 
     def failed(self, error: str) -> FileOutcome:
         return FileOutcome(
-            self.path, self.doc.source, Outcome.FAILED, error, tuple(self.doc.warnings)
+            self.path, self.reported, Outcome.FAILED, error, tuple(self.doc.warnings)
         )
 
 
@@ -126,7 +132,7 @@ class EmbedBatch:
         stages.store += time.perf_counter() - t0
         return FileOutcome(
             item.path,
-            item.doc.source,
+            item.reported,
             Outcome.INGESTED,
             warnings=tuple(item.doc.warnings),
             parents=len(item.parents),

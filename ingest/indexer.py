@@ -15,6 +15,10 @@ Crash safety, the invariants every part keeps:
   intact and a re-run converges (point ids are deterministic: a repeat overwrites).
 - A file whose content hash (its bytes, ``signature``, the pipeline version) is the one
   stored is not parsed again, so a re-run does only what is left.
+- A document is the file read, not the name it was reached by: its ``source`` is the real
+  path of the file opened (``ingest.files.identity``), so an alias of a stored file is
+  ``unchanged`` and two names of one file in a run store it once (the second is
+  ``unchanged``, with a warning naming the first). Outcomes report the path as named.
 - A stop request (``should_stop``) ends the run after the file being worked on: what is
   already waiting for its vectors is embedded and stored, nothing after it is started.
 - The summary is written by the run's own thread only; files prepared ahead but not reached
@@ -24,6 +28,7 @@ Crash safety, the invariants every part keeps:
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from contextlib import closing
@@ -31,10 +36,10 @@ from pathlib import Path
 
 from ingest.batching import EmbedBatch, Prepared
 from ingest.files.confine import Roots
-from ingest.files.identity import content_hash, display_path
+from ingest.files.identity import canonical_source, content_hash, display_path
 from ingest.files.walk import walk_all
 from ingest.outcomes import FileOutcome, Outcome, Stages, Summary, TransientFailure
-from ingest.parsing.limits import Limits, ParseFailure, read_checked
+from ingest.parsing.limits import Limits, ParseFailure, read_checked_file
 from ingest.parsing.ocr import check_languages
 from ingest.parsing.sandbox import ParseSandbox
 from ingest.prefetch import prefetched
@@ -121,24 +126,30 @@ class Indexer:
         prune: bool = False,
         progress: Progress | None = None,
         should_stop: Callable[[], bool] | None = None,
+        exclude: Callable[[Path], bool] | None = None,
     ) -> Summary:
         """Ingest every file under ``roots``; with ``prune``, also remove the stored
-        documents under them whose files are gone (not after a stop request)."""
+        documents under them whose files are gone, or that another name of a stored file
+        left (not after a stop request). ``exclude``: files the walk leaves out (those whose
+        document was deleted, ``ingest.erasure``)."""
         started = time.perf_counter()
         emit = progress or _ignore
         summary = Summary()
         roots = [r.absolute() for r in roots]
         confinement = self.confinement(roots)
         files, problems = walk_all(roots, confinement)
+        if exclude is not None:
+            files = [f for f in files if not exclude(f)]
         for problem in problems:
             source = display_path(problem.path)
             summary.record(FileOutcome(problem.path, source, Outcome.FAILED, problem.reason))
         summary.files_seen = len(files)
         emit(RunStarted(len(files)))
         batch = EmbedBatch(self.embedder, self.store.documents, self.sparse, self.raise_transient)
+        documents: dict[str, str] = {}  # this run's documents: source -> the path first named
 
         def prepare(path: Path) -> _Step:
-            return self._prepare(path, confinement)
+            return self._prepare(path, confinement, documents)
 
         steps = prefetched(files, prepare, _PREFETCH_FILES, should_stop)
         with closing(steps):
@@ -155,32 +166,40 @@ class Indexer:
                 emit(FileDone(display_path(path)))
         self._flush(batch, summary, emit)
         if prune and not (should_stop and should_stop()):
-            for outcome in self._pruned(roots, {display_path(f) for f in files}):
+            for outcome in self._pruned(roots, {display_path(f) for f in files} | set(documents)):
                 summary.record(outcome)
         summary.seconds = time.perf_counter() - started
         return summary
 
     def prune(self, roots: list[Path], present: set[str] | None = None) -> int:
-        """Delete stored documents under the given roots whose files no longer exist; how
-        many were deleted."""
+        """Delete stored documents under the given roots whose files no longer exist (and
+        those stored under another name of a stored file: ``_pruned``); how many were
+        deleted."""
         return len(self._pruned(roots, present or set()))
 
     # --- steps -----------------------------------------------------------------------------
-    def _prepare(self, path: Path, confinement: Roots) -> _Step:
+    def _prepare(self, path: Path, confinement: Roots, documents: dict[str, str]) -> _Step:
         """Read, hash, compare with the stored record, parse and chunk one file (on the
-        prefetch thread: it touches no shared state but the sandbox, which locks)."""
-        source = display_path(path)
+        prefetch thread: it touches no shared state but the sandbox, which locks, and
+        ``documents``, the run's documents, which only this thread writes)."""
+        named = display_path(path)
         stages = Stages()
         try:
             t0 = time.perf_counter()
-            data = read_checked(path, self.limits, confinement)
-            digest = content_hash(data, self.signature)
+            read = read_checked_file(path, self.limits, confinement)
+            source = canonical_source(read.real)
+            digest = content_hash(read.data, self.signature)
             stages.read += time.perf_counter() - t0
+            first = documents.setdefault(source, named)
+            if first != named:  # another name of a file this run has already taken
+                alias = f"the same file as {first[:200]} (stored once)"
+                return FileOutcome(path, named, Outcome.UNCHANGED, warnings=(alias,)), stages
             stored = self._stored(source)
             if stored is not None and stored.content_hash == digest:
-                return FileOutcome(path, source, Outcome.UNCHANGED), stages
+                return FileOutcome(path, named, Outcome.UNCHANGED), stages
             t1 = time.perf_counter()
-            doc = self.sandbox.parse(path, data, digest, self.limits)
+            doc = self.sandbox.parse(path, read.data, digest, self.limits)
+            doc.source = source  # the document is the real file, whatever name reached it
             t2 = time.perf_counter()
             parents = self.chunker.parents(doc)
             t3 = time.perf_counter()
@@ -193,9 +212,9 @@ class Indexer:
         except TransientFailure:
             raise
         except Exception as exc:  # a bug or an unexpected library error: report, continue
-            log.exception("unexpected failure on %s", source)
+            log.exception("unexpected failure on %s", named)
             error = f"{type(exc).__name__}: {exc}"
-        return FileOutcome(path, source, Outcome.FAILED, error), stages
+        return FileOutcome(path, named, Outcome.FAILED, error), stages
 
     def _stored(self, source: str) -> DocumentRecord | None:
         try:
@@ -213,12 +232,27 @@ class Indexer:
             summary.record(outcome)
 
     def _pruned(self, roots: list[Path], present: set[str]) -> list[FileOutcome]:
-        prefixes = [display_path(r) for r in roots]
+        """The stored documents under ``roots`` (as named or resolved) that are removed:
+        those whose file is gone, and those stored under another name of a file (before
+        documents were their real paths) whose real path is stored too."""
+        prefixes = {display_path(r) for r in roots} | {
+            canonical_source(os.path.realpath(r)) for r in roots
+        }
         removed = []
         for record in self.store.documents.list_documents():
             source = record.source
             under = any(source == p or source.startswith(p.rstrip("/") + "/") for p in prefixes)
-            if under and source not in present and not Path(source).exists():
+            if not under or source in present and self._canonical(source) == source:
+                continue
+            if not Path(source).exists() or self._alias_of_stored(source):
                 self.store.documents.delete_document(record.document_id)
                 removed.append(FileOutcome(Path(source), source, Outcome.REMOVED))
         return removed
+
+    @staticmethod
+    def _canonical(source: str) -> str:
+        return canonical_source(os.path.realpath(source))
+
+    def _alias_of_stored(self, source: str) -> bool:
+        real = self._canonical(source)
+        return real != source and self.store.documents.get_document(document_id(real)) is not None

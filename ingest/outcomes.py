@@ -30,8 +30,9 @@ class Outcome(StrEnum):
 class FileOutcome:
     """What a run did to one file (``REMOVED``: to one stored document whose file is gone).
 
-    ``source`` is the display path (the document's ``source``, the summary's "path");
-    ``path`` the file as walked. Counts are those stored, so non-zero only when INGESTED;
+    ``source`` is the display path of the file as named (the summary's "path"; the
+    document's own ``source`` is its real path, the same for a plain path); ``path`` the file
+    as walked. Counts are those stored, so non-zero only when INGESTED;
     ``warnings`` name the parts left out (blank or unreadable scanned pages)."""
 
     path: Path

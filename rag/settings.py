@@ -326,6 +326,13 @@ class LLMSettings(BaseModel):
     llm_first_token_timeout: float = Field(120.0, gt=0)
     llm_total_timeout: float = Field(600.0, gt=0)
     llm_retries: int = Field(2, ge=0, le=10)
+    min_context_tokens: int = Field(
+        1000,
+        ge=0,
+        description="prompt tokens reserved for retrieved sources (at most half the prompt "
+        "limit): the client's own text (question, system messages) may not take them (413), "
+        "and earlier turns are trimmed to leave them",
+    )
 
 
 class ConversationSettings(BaseModel):
@@ -341,6 +348,15 @@ class ConversationSettings(BaseModel):
     rewrite_turns: int = Field(3, ge=1, le=20, description="recent turns the rewrite reads")
     rewrite_max_tokens: int = Field(64, ge=8, le=512)
     rewrite_timeout_s: float = Field(8.0, gt=0)
+    max_history_turns: int = Field(
+        200, ge=0, description="most earlier turns a request may carry (beyond: 422)"
+    )
+    max_history_chars: int = Field(
+        200_000,
+        ge=0,
+        description="most characters of earlier turns and of a client's system messages, "
+        "each, a request may carry (beyond: 422)",
+    )
 
 
 class ApiSettings(BaseModel):
@@ -349,6 +365,16 @@ class ApiSettings(BaseModel):
     api_host: str = "127.0.0.1"
     api_port: int = Field(8080, ge=1, le=65535)
     max_question_chars: int = Field(8000, ge=1)
+    cpu_workers: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="threads for the answer path's CPU work (counting, escaping, packing), "
+        "never the event loop; requests beyond wait their turn",
+    )
+    search_workers: int = Field(
+        8, ge=1, le=256, description="threads for searches (query embedding, the store)"
+    )
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, description="Bearer keys; comma-separated in the env"
     )

@@ -1,4 +1,5 @@
-"""GET/DELETE /v1/documents: what is ingested, and removing it."""
+"""GET/DELETE /v1/documents: what is ingested, and removing it (for good: a deleted
+upload's inbox copy goes too, an operator's file is tombstoned; ``ingest.erasure``)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from api.native.protocol import (
     JobOut,
     UploadResponse,
 )
-from api.uploads import save_uploads
+from api.uploads import restate_unstored, save_uploads
+from ingest.erasure import Tombstones, erase, source_of
 from rag.answer.pipeline import run_sync
+from rag.documents import document_id as document_id_of
 from rag.store.payloads import DocumentRecord
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
@@ -51,6 +54,8 @@ async def upload_documents(
     settings = services.settings
     limit = int(settings.max_upload_mb * 1_000_000)
     saved = await save_uploads(files, settings.inbox, limit, replace=replace)
+    saved = await run_sync(restate_unstored, saved, lambda path: _is_stored(services, path))
+    await run_sync(Tombstones(settings.inbox).readmit, saved.paths)  # uploaded on purpose
     job = await run_sync(services.jobs.submit, saved.paths, False) if services.jobs else None
     names = [f.path for f in saved.files]  # relative to the inbox: no server paths out
     return UploadResponse(saved=names, files=saved.files, job=JobOut.of(job) if job else None)
@@ -70,11 +75,27 @@ def document_out(record: DocumentRecord) -> DocumentOut:
     return DocumentOut.model_validate(record.to_payload())
 
 
+def _is_stored(services: ServicesDep, path: str) -> bool:
+    return services.store.documents.get_document(document_id_of(source_of(path))) is not None
+
+
 @router.delete("/{document_id}", responses={404: {"model": ErrorResponse}})
 async def delete_document(document_id: str, services: ServicesDep) -> dict[str, Any]:
-    removed = await run_sync(
-        services.store.documents.delete_document, valid_uuid(document_id, "document")
+    """Its points, and what would bring it back: the inbox copy of an upload is deleted,
+    a file under RAG_INGEST_ROOTS is tombstoned (skipped by folder walks until it changes
+    or is named on purpose)."""
+    doc_id = valid_uuid(document_id, "document")
+    documents = services.store.documents
+    record = await run_sync(documents.get_document, doc_id)
+    if record is None:
+        raise APIError(404, "not_found", f"no document with id {document_id}")
+    removed, erased = await run_sync(
+        erase, record.source, doc_id, documents.delete_document, services.settings.inbox
     )
     if not removed:
         raise APIError(404, "not_found", f"no document with id {document_id}")
-    return {"deleted": document_id}
+    return {
+        "deleted": document_id,
+        "file_removed": erased.file_removed,
+        "tombstone": erased.tombstone,
+    }

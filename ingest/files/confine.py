@@ -6,6 +6,16 @@ A path is checked where it matters, on the file actually opened: the file is ope
 and the open therefore cannot lead outside, and neither can a link anywhere in the path.
 A file outside is a per-file failure whose reported path is the one inside the root (the
 link), never the target.
+
+Hard links: a hard link has no target to resolve, so one made inside a root to a file outside
+it would pass the check above. The rule is therefore: a regular file with more than one link
+(``st_nlink > 1``) is refused (``HardLinked``), since where its other names lie cannot be
+known, unless the operator allows them (``RAG_INGEST_ALLOW_HARDLINKS=true``: every writer
+below the roots is trusted not to link in files from outside).
+
+The kernel's name for the descriptor is also the file's identity (``ConfinedFile.real``):
+every alias of a file (a link, ``a/../a/x.txt``, ``/proc/self/root/...``) opens the same
+name, so it is the same document (``ingest.files.identity``).
 """
 
 from __future__ import annotations
@@ -38,6 +48,25 @@ class NoSuchPath(FileNotFoundError):
 
 class NotRegular(Exception):
     """The path is not a regular file (a FIFO, a device, a socket)."""
+
+
+class HardLinked(Exception):
+    """A regular file with more than one hard link, refused unless they are allowed."""
+
+    def __init__(self, links: int) -> None:
+        super().__init__(
+            f"file has {links} hard links (another name may lie outside the allowed roots); "
+            "refused (RAG_INGEST_ALLOW_HARDLINKS=true reads it)"
+        )
+
+
+@dataclass(frozen=True)
+class ConfinedFile:
+    """A file read inside the roots: its bytes and the real path of the file opened (the
+    kernel's name for the descriptor, links and ``..`` resolved)."""
+
+    data: bytes
+    real: str
 
 
 @dataclass(frozen=True)
@@ -81,19 +110,29 @@ def _real_name(fd: int, path: Path) -> str:
         return os.path.realpath(path)
 
 
-def read_confined(path: Path, roots: Roots, max_bytes: int) -> bytes:
-    """The bytes of ``path`` if the opened file lies inside ``roots``.
+def read_confined(path: Path, roots: Roots, max_bytes: int, allow_hardlinks: bool = False) -> bytes:
+    """The bytes of ``path`` if the opened file lies inside ``roots`` (``read_confined_file``)."""
+    return read_confined_file(path, roots, max_bytes, allow_hardlinks).data
 
-    Raises ``OutsideRoots``, ``NotRegular``, ``FileTooLarge`` or ``OSError``.
+
+def read_confined_file(
+    path: Path, roots: Roots, max_bytes: int, allow_hardlinks: bool = False
+) -> ConfinedFile:
+    """The bytes and real path of ``path`` if the opened file lies inside ``roots``.
+
+    Raises ``OutsideRoots``, ``NotRegular``, ``HardLinked``, ``FileTooLarge`` or ``OSError``.
     """
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(path, flags)
     try:
-        if not roots.contains(_real_name(fd, path)):
+        real = _real_name(fd, path)
+        if not roots.contains(real):
             raise OutsideRoots(OUTSIDE)
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise NotRegular("not a regular file")
+        if info.st_nlink > 1 and not allow_hardlinks:
+            raise HardLinked(info.st_nlink)
         if info.st_size > max_bytes:
             raise FileTooLarge(info.st_size, max_bytes)
         chunks, size = [], 0
@@ -102,7 +141,7 @@ def read_confined(path: Path, roots: Roots, max_bytes: int) -> bytes:
             if size > max_bytes:  # the file grew while being read
                 raise FileTooLarge(size, max_bytes)
             chunks.append(chunk)
-        return b"".join(chunks)
+        return ConfinedFile(b"".join(chunks), real)
     finally:
         os.close(fd)
 

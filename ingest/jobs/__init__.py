@@ -44,9 +44,11 @@ def open_jobs(settings: Settings, embedder: Embedder, store: QdrantStore) -> Job
     if settings.broker_url:
         from ingest.jobs.queued import QueueJobs
 
-        return QueueJobs(settings, *((embedder, store) if not settings.qdrant_url else ()))
+        return QueueJobs(settings, embedder, store, consume=not settings.qdrant_url)
     from ingest.indexer import Indexer
     from ingest.jobs.inprocess import JobManager
 
     worker = Indexer(settings, embedder, store, allowed_roots=settings.api_ingest_roots)
-    return JobManager(worker, settings.data_dir / "jobs", inbox=settings.inbox)
+    return JobManager(
+        worker, settings.data_dir / "jobs", inbox=settings.inbox, roots=settings.api_ingest_roots
+    )

@@ -12,7 +12,11 @@ crash). A graceful shutdown marks the running job ``interrupted`` for the same t
 
 A job is kept as a ``JobRecord``, the JSON of its file (the format earlier versions wrote),
 and shown as a ``JobView`` (``view_of``): counts from its progress while it runs, from its
-summary once it ends.
+summary once it ends; its paths relative to the shared roots (``PathNames``).
+
+A job names each file or folder once (``distinct_roots``: the same path twice, a folder
+and its own subfolder, two spellings of one file are one), and its walk leaves out files
+whose document was deleted (``ingest.erasure``), which the start also finishes erasing.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import heapq
 import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -28,12 +33,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Required, TypedDict, cast
 
+from ingest.erasure import Tombstones
 from ingest.jobs.service import (
     FAILURES_SHOWN,
     FileCounts,
     FileProblem,
     FinishHook,
     JobView,
+    PathNames,
     inbox_has_files,
 )
 from ingest.progress import FileDone, ProgressEvent, RunStarted, TokensEmbedded
@@ -77,10 +84,21 @@ class JobRecord(TypedDict, total=False):
 class JobManager:
     on_queue = False
 
-    def __init__(self, worker: Indexer, folder: Path, inbox: Path | None = None) -> None:
+    def __init__(
+        self,
+        worker: Indexer,
+        folder: Path,
+        inbox: Path | None = None,
+        roots: Sequence[Path] | None = None,
+    ) -> None:
+        """``roots``: the shared roots views name paths against (default: the worker's
+        allowed roots)."""
         self.worker = worker
         self.folder = folder
         self.inbox = inbox
+        self.tombstones = Tombstones(inbox) if inbox is not None else None
+        shown = roots if roots is not None else getattr(worker, "allowed_roots", None)
+        self.names = PathNames(shown or [])
         self.folder.mkdir(parents=True, exist_ok=True)
         self._jobs: dict[str, JobRecord] = {}
         self._lock = threading.Lock()
@@ -115,13 +133,19 @@ class JobManager:
             queued.append(job["job_id"])
         if queued:
             log.warning("resumed %d unfinished ingest job(s): %s", len(queued), ", ".join(queued))
+        if self.tombstones is not None:  # before the inbox is read again
+            self.tombstones.resume(self.worker.store.documents.delete_document)
         if self.inbox is not None and inbox_has_files(self.inbox):
             queued.append(self.submit([self.inbox], prune=False, origin="inbox").job_id)
         return queued
 
     def submit(self, paths: Sequence[str | Path], prune: bool, origin: str = "request") -> JobView:
-        """Queue a job on paths inside the worker's roots (``Roots.admit``)."""
-        admitted = self.worker.confinement(Path(p) for p in paths).admit(paths)
+        """Queue a job on paths inside the worker's roots (``Roots.admit``), each once
+        (``distinct_roots``); a file named itself is readmitted if its document was
+        deleted."""
+        admitted = distinct_roots(self.worker.confinement(Path(p) for p in paths).admit(paths))
+        if self.tombstones is not None:
+            self.tombstones.readmit(admitted)
         job_id = uuid.uuid4().hex
         job: JobRecord = {
             "job_id": job_id,
@@ -139,7 +163,7 @@ class JobManager:
         }
         with self._lock:
             self._jobs[job_id] = job
-            view = view_of(job)
+            view = self.names.view(view_of(job))
         self._save(job)
         self._pool.submit(self._run, job_id)
         return view
@@ -148,7 +172,7 @@ class JobManager:
         with self._lock:
             job = self._jobs.get(job_id)
             if job is not None:
-                return view_of(job)
+                return self.names.view(view_of(job))
         path = self.folder / f"{job_id}.json"
         if len(job_id) == 32 and all(c in "0123456789abcdef" for c in job_id) and path.is_file():
             stored = _load(path)
@@ -160,7 +184,7 @@ class JobManager:
         disk. Files are read newest first and reading stops once a file is older than the
         ``limit``-th job found (a record is written after its job is created)."""
         with self._lock:
-            live = {job_id: view_of(job) for job_id, job in self._jobs.items()}
+            live = {job_id: self.names.view(view_of(job)) for job_id, job in self._jobs.items()}
         found = list(live.values())
         stamped = []
         for path in self.folder.glob("*.json"):
@@ -200,7 +224,7 @@ class JobManager:
             # Not in this process, which is the only one that runs jobs on this store:
             # nobody runs it now. Say so instead of "running".
             job["status"] = "interrupted"
-        return view_of(job)
+        return self.names.view(view_of(job))
 
     def _save(self, job: JobRecord) -> None:
         tmp = self.folder / f".{job['job_id']}.tmp"
@@ -233,11 +257,13 @@ class JobManager:
                         p["tokens"] += tokens
 
         try:
+            erased = self.tombstones.walk_filter() if self.tombstones is not None else None
             summary = self.worker.run(
                 [Path(p) for p in job["paths"]],
                 prune=job["prune"],
                 progress=progress,
                 should_stop=self._stopping.is_set,
+                exclude=erased,
             )
             status = "interrupted" if self._stopping.is_set() else "done"
             self._update(
@@ -256,6 +282,30 @@ class JobManager:
                 error=f"{type(exc).__name__}: {exc}",
                 finished_at=time.time(),
             )
+
+
+def distinct_roots(paths: Sequence[Path]) -> list[Path]:
+    """Each file or folder once, in the order given: a path whose real path is an earlier
+    one's, or lies inside another's folder (reached by that folder's walk: no hidden folder
+    on the way), is left out."""
+    reals = [os.path.realpath(p) for p in paths]
+    kept = []
+    for i, (path, real) in enumerate(zip(paths, reals)):
+        if any(
+            (real == other and j < i) or _walked_under(real, other)
+            for j, other in enumerate(reals)
+            if j != i
+        ):
+            continue
+        kept.append(path)
+    return kept
+
+
+def _walked_under(real: str, folder: str) -> bool:
+    prefix = folder.rstrip("/") + "/"
+    if real == folder or not real.startswith(prefix):
+        return False
+    return not any(part.startswith(".") for part in real[len(prefix) :].split("/"))
 
 
 def _load(path: Path) -> JobRecord | None:

@@ -8,7 +8,10 @@ consume. Redis being down is a ``QueueUnavailable`` (HTTP 503), never a lost req
 upload is already saved in the inbox and is enqueued again at the next start.
 
 A job's view is the job board's ``JobStatus`` with the in-process fields filled where the
-queue knows them (``progress`` from the counts), so it reads like an in-process one.
+queue knows them (``progress`` from the counts), so it reads like an in-process one, its
+paths relative to the shared roots (``PathNames``; the board and the CLI keep them
+absolute). ``outcomes`` are counters: while Redis is away they hold the last totals read,
+never drop to zero.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from ingest.jobs.service import FinishHook, JobProgress, JobView, inbox_has_files
+from ingest.erasure import Tombstones
+from ingest.jobs.service import FinishHook, JobProgress, JobView, PathNames, inbox_has_files
 from ingest.queue.consumer import Consumer, queue_ingest_worker, start_consumer
 from ingest.queue.job_board import JobStatus, QueueUnavailable
 from ingest.queue.producer import Producer
@@ -42,14 +46,22 @@ class QueueJobs:
     on_queue = True
 
     def __init__(
-        self, settings: Settings, embedder: Embedder | None = None, store: QdrantStore | None = None
+        self,
+        settings: Settings,
+        embedder: Embedder | None = None,
+        store: QdrantStore | None = None,
+        consume: bool = True,
     ) -> None:
-        """``embedder`` and ``store``: given when this process consumes (embedded store)."""
+        """``embedder`` and ``store``: this process's; it consumes with them when
+        ``consume`` (the embedded store); the store also finishes deletions at start."""
         self.settings = settings
         self.producer = Producer(settings)
-        self._consume_with = (embedder, store) if embedder and store else None
+        self.store = store
+        self._consume_with = (embedder, store) if embedder and store and consume else None
         self.consumer: Consumer | None = None
         self.on_finish: FinishHook | None = None  # unused: workers count in Redis (``outcomes``)
+        self.names = PathNames(settings.api_ingest_roots)
+        self._outcomes: dict[str, int] | None = None
 
     def start(self) -> list[str]:
         if self._consume_with is not None:
@@ -57,6 +69,8 @@ class QueueJobs:
             worker = queue_ingest_worker(self.settings, embedder, store)
             self.consumer = start_consumer(self.settings, worker, self.settings.queue_concurrency)
             log.warning("this API consumes the ingestion queue (embedded store)")
+        if self.store is not None:  # before the inbox is read again
+            Tombstones(self.settings.inbox).resume(self.store.documents.delete_document)
         if not inbox_has_files(self.settings.inbox):
             return []
         try:
@@ -66,16 +80,17 @@ class QueueJobs:
             return []
 
     def submit(self, paths: Sequence[str | Path], prune: bool, origin: str = "request") -> JobView:
-        return view_of(self.producer.submit([Path(p) for p in paths], prune=prune, origin=origin))
+        job = self.producer.submit([Path(p) for p in paths], prune=prune, origin=origin)
+        return self.names.view(view_of(job))
 
     def get(self, job_id: str) -> JobView | None:
         self.producer.board.ping()
         job = self.producer.get(job_id)
-        return view_of(job) if job else None
+        return self.names.view(view_of(job)) if job else None
 
     def recent(self, limit: int = 20) -> list[JobView]:
         self.producer.board.ping()
-        return [view_of(job) for job in self.producer.board.recent(limit)]
+        return [self.names.view(view_of(job)) for job in self.producer.board.recent(limit)]
 
     def queue_depth(self) -> float:
         try:
@@ -84,7 +99,15 @@ class QueueJobs:
             return float("nan")
 
     def outcomes(self) -> dict[str, int]:
-        return self.producer.board.outcomes()
+        """The fleet's totals; while Redis cannot be read, the last ones read (a counter
+        must not drop), or the error when none was read yet."""
+        try:
+            self._outcomes = self.producer.board.outcomes()
+        except Exception:
+            if self._outcomes is None:
+                raise
+            log.debug("queue outcomes unreadable: the last totals stand")
+        return dict(self._outcomes)
 
     def shutdown(self) -> None:
         if self.consumer is not None:

@@ -11,11 +11,16 @@ in-process job too (from its progress while it runs, from its summary once it en
 the in-process ``progress``, ``summary``, ``attempts`` and ``started_at`` exist on a queued
 job (the progress from its counts; no summary). Fields a mode cannot know keep their
 defaults (``None``, 0 or empty).
+
+A view names files relative to the shared root they lie under (``PathNames``): the inbox
+or a ``RAG_INGEST_ROOTS`` folder; a root itself reads ``.``. Absolute paths stay in the
+records, the logs and the operator's CLI.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -146,3 +151,53 @@ def inbox_has_files(inbox: Path) -> bool:
         return any(not p.name.startswith(".") for p in inbox.iterdir())
     except OSError:
         return False
+
+
+class PathNames:
+    """Paths as a job's view shows them: relative to the deepest shared root they lie
+    under (as given or resolved); a path under none (a record older than the roots) by its
+    name only. No roots at all: paths are shown as they are."""
+
+    def __init__(self, roots: Iterable[Path]) -> None:
+        prefixes = set()
+        for root in roots:
+            absolute = str(Path(root).absolute())
+            prefixes |= {absolute.rstrip("/") or "/", os.path.realpath(absolute)}
+        self._roots = sorted(prefixes, key=len, reverse=True)
+
+    def name(self, path: str) -> str:
+        if not self._roots:
+            return path
+        for root in self._roots:
+            if path == root:
+                return "."
+            if path.startswith(root.rstrip("/") + "/"):
+                return path[len(root.rstrip("/")) + 1 :]
+        return Path(path).name
+
+    def view(self, job: JobView) -> JobView:
+        """The view with every path named (its paths, failures, retrying, summary)."""
+        if not self._roots:
+            return job
+        summary = job.summary
+        if summary is not None:
+            summary = {
+                **summary,
+                **{
+                    key: [{**item, "path": self.name(item["path"])} for item in summary[key]]
+                    for key in ("failed", "warnings")
+                    if isinstance(summary.get(key), list)
+                },
+            }
+        return job.model_copy(
+            update={
+                "paths": [self.name(p) for p in job.paths],
+                "failures": [
+                    f.model_copy(update={"path": self.name(f.path)}) for f in job.failures
+                ],
+                "retrying": [
+                    f.model_copy(update={"path": self.name(f.path)}) for f in job.retrying
+                ],
+                "summary": summary,
+            }
+        )

@@ -8,7 +8,10 @@ text-layer reader) and read by Tesseract (``bench ingest --scanned`` measures bo
 
 Tesseract runs as its own process per page (``unstructured.pytesseract`` spawns the
 ``tesseract`` binary), at most ``OcrConfig.processes`` at a time, each single-threaded
-(``OMP_THREAD_LIMIT=1``), each with a deadline. One pass gives words with their
+(``OMP_THREAD_LIMIT=1``), each with a deadline, each killed by the kernel if the parser
+process dies (``processes.die_with_parent``). No page is larger than ``OcrConfig.max_pixels``
+(an image frame over it is refused from its header; a PDF page is rendered at a lower
+resolution so it fits). One pass gives words with their
 confidence: the page's text is rebuilt from the words (lines of a paragraph joined, words
 hyphenated at a line end rejoined) and its confidence is the mean word confidence. A page
 whose confidence is under the floor, or that holds no words (a blank scan), is reported and
@@ -18,6 +21,8 @@ not indexed.
 from __future__ import annotations
 
 import functools
+import logging
+import math
 import os
 import shutil
 import subprocess
@@ -25,9 +30,13 @@ import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
+from ingest.parsing.processes import die_with_parent
 from rag.wiring import StartupError
+
+log = logging.getLogger(__name__)
 
 #: Image files that become documents through OCR (multi-page TIFF: one page per frame).
 #: A page with fewer letters and digits than this in its text layer is treated as scanned.
@@ -46,6 +55,10 @@ class OcrConfig:
     processes: int = 2  # Tesseract processes at once (RAG_OCR_WORKERS)
     min_confidence: float = 40.0
     max_pages: int = 500
+    #: More OCRed pages than this in a row without usable text fail the file (a scan of
+    #: hundreds of blank pages ends in seconds, not after all of them)
+    max_blank_run: int = 20
+    max_pixels: int = 50_000_000  # one page or frame, width x height
     page_timeout_s: float = 60.0
     #: Tesseract's page segmentation: "single_column" (--psm 4: lines top to bottom; robust
     #: on JPEG-compressed scans, where "auto" split one column into out-of-order blocks: CER
@@ -170,10 +183,26 @@ def prepare_image(image: Any) -> Any:
     return gray
 
 
+@functools.lru_cache(maxsize=1)
+def _tesseract() -> ModuleType:
+    """``unstructured_pytesseract``, its Tesseract processes started with
+    ``die_with_parent`` (the library has no option for it: its ``subprocess_args`` is
+    wrapped)."""
+    import unstructured_pytesseract as tess
+    from unstructured_pytesseract import pytesseract as runner
+
+    plain = runner.subprocess_args
+
+    def subprocess_args(include_stdout: bool = True) -> dict[str, Any]:
+        return {**plain(include_stdout), "preexec_fn": die_with_parent}
+
+    runner.subprocess_args = subprocess_args
+    return tess
+
+
 def ocr_image(image: Any, page: int, config: OcrConfig) -> OcrPage:
     """One page image through Tesseract (a child process with a deadline)."""
-    import unstructured_pytesseract as tess
-
+    tess = _tesseract()
     started = time.perf_counter()
     gray = prepare_image(image)
     try:
@@ -209,12 +238,16 @@ def ocr_pages(
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=max(1, config.processes), thread_name_prefix="ocr") as pool:
         window: list[Any] = []
-        for number, image in images:
-            window.append(pool.submit(ocr_image, image, number, config))
-            if len(window) >= 2 * max(1, config.processes):
+        try:
+            for number, image in images:
+                window.append(pool.submit(ocr_image, image, number, config))
+                if len(window) >= 2 * max(1, config.processes):
+                    yield _take(window.pop(0), report)
+            while window:
                 yield _take(window.pop(0), report)
-        while window:
-            yield _take(window.pop(0), report)
+        finally:  # the caller stopped early: pages not started are not read
+            for future in window:
+                future.cancel()
     report.seconds += time.perf_counter() - started
 
 
@@ -246,8 +279,21 @@ def has_text_layer(text: str) -> bool:
     return sum(c.isalnum() for c in text) >= MIN_TEXT_LAYER_CHARS
 
 
-def render_pdf_pages(data: bytes, numbers: list[int], dpi: int) -> Iterator[tuple[int, Any]]:
-    """PDFium renders the given pages (1-based) to grayscale PIL images at ``dpi``."""
+def render_scale(width_pt: float, height_pt: float, dpi: int, max_pixels: int) -> float:
+    """PDFium's scale for a page: ``dpi``, or less where the page would exceed
+    ``max_pixels`` at it (a poster-sized page is read at a lower resolution, not refused)."""
+    scale = dpi / 72
+    area = width_pt * height_pt * scale * scale
+    if area > max_pixels:
+        scale *= math.sqrt(max_pixels / area)
+    return scale
+
+
+def render_pdf_pages(
+    data: bytes, numbers: list[int], dpi: int, max_pixels: int = OcrConfig.max_pixels
+) -> Iterator[tuple[int, Any]]:
+    """PDFium renders the given pages (1-based) to grayscale PIL images at ``dpi``, each at
+    most ``max_pixels``."""
     import pypdfium2 as pdfium
 
     document = pdfium.PdfDocument(data)
@@ -255,7 +301,13 @@ def render_pdf_pages(data: bytes, numbers: list[int], dpi: int) -> Iterator[tupl
         for number in numbers:
             page = document[number - 1]
             try:
-                bitmap = page.render(scale=dpi / 72, grayscale=True)
+                width, height = page.get_size()
+                scale = render_scale(width, height, dpi, max_pixels)
+                if scale < dpi / 72:
+                    log.info(
+                        "page %d rendered at %.0f dpi to fit the pixel limit", number, scale * 72
+                    )
+                bitmap = page.render(scale=scale, grayscale=True)
                 image = bitmap.to_pil()
                 bitmap.close()
             finally:

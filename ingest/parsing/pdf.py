@@ -53,7 +53,7 @@ def pdfium_elements(
                 f"{len(scanned):,} pages without a text layer, over the "
                 f"{limits.ocr.max_pages:,}-page OCR limit (RAG_OCR_MAX_PAGES)"
             )
-        images = render_pdf_pages(data, scanned, limits.ocr.dpi)
+        images = render_pdf_pages(data, scanned, limits.ocr.dpi, limits.ocr.max_pixels)
         pages = ocr_text(images, limits, report, heartbeat)
         for number in scanned:
             texts[number] = pages.get(number, "")

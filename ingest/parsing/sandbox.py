@@ -3,10 +3,14 @@
 unstructured and the libraries under it (python-docx, lxml, pdfminer) have no time or memory
 limits of their own: a few KB of hostile DOCX kept a process at 100% CPU for minutes. Here the
 parse runs in a long-lived child process (spawned once, reused file after file) while the
-caller watches the clock and the child's resident memory; past ``Limits.timeout_s`` or
-``Limits.max_memory_mb`` the child is killed (SIGKILL), the file fails with a one-line reason,
-and a fresh child serves the next file. A child that crashes (a segfault in a C library) is
-reported the same way. Checks that need no parser (size, confinement, zip bombs) run before.
+caller watches the clock and the resident memory of the child and its Tesseract processes
+(``processes.tree_rss_mb``). The child is killed (SIGKILL, its whole process group) when a
+parse makes no progress for ``Limits.timeout_s`` (each OCRed page is progress), when it has
+run ``Limits.max_wall_s`` in all whatever its progress, or past ``Limits.max_memory_mb``; the
+file fails with a one-line reason, and a fresh child serves the next file. A child that
+crashes (a segfault in a C library) is reported the same way. A child whose owner dies
+(SIGKILL included) kills itself and its Tesseract processes (``processes.watch_parent``).
+Checks that need no parser (size, confinement, zip bombs) run before.
 """
 
 from __future__ import annotations
@@ -24,18 +28,20 @@ from typing import Any
 
 from ingest.parsing.dispatch import parse_file
 from ingest.parsing.limits import Limits, ParseFailure
+from ingest.parsing.processes import tree_rss_mb, watch_parent
 from rag.documents import ParsedDocument
 
 log = logging.getLogger(__name__)
 
 _START_TIMEOUT_S = 300.0  # spawning and importing unstructured, on a loaded 2-core machine
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_MEMORY_EVERY_S = 0.1  # how often the process tree's memory is summed
 
 
 def _child(conn: Connection, use_spacy: bool) -> None:
     """The child's loop: (path, data, digest, limits) in, ("ok", doc) or ("fail", why) out."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the child ends
     os.setpgrp()  # its own process group: a kill also stops the Tesseract processes it runs
+    watch_parent()  # the owner killed (even with SIGKILL): this group ends too
     from ingest.parsing.dispatch import warm_up
 
     warm_up(use_spacy)  # module loading is not a file's parse time
@@ -65,14 +71,6 @@ def _child(conn: Connection, use_spacy: bool) -> None:
             )
         del data
         conn.send(reply)
-
-
-def _rss_mb(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * _PAGE / 1e6
-    except (OSError, ValueError, IndexError):
-        return 0.0
 
 
 class ParseSandbox:
@@ -105,7 +103,8 @@ class ParseSandbox:
             except (BrokenPipeError, OSError) as exc:
                 self._kill()
                 raise ParseFailure("parser process is gone; retry the file") from exc
-            started = time.monotonic()
+            started = progress = time.monotonic()
+            measured = 0.0
             while True:
                 if conn.poll(0.05):
                     try:
@@ -117,25 +116,33 @@ class ParseSandbox:
                         break
                     # Each OCRed page is progress (a page has its own Tesseract limit): a
                     # long scan goes on, a stalled parse is still stopped after timeout_s.
-                    started = time.monotonic()
+                    progress = time.monotonic()
                     continue
-                elapsed = time.monotonic() - started
+                now = time.monotonic()
                 if not proc.is_alive():
                     code = proc.exitcode
                     self._kill()
                     raise ParseFailure(f"parser crashed (exit code {code})")
-                if elapsed > limits.timeout_s:
+                if now - started > limits.max_wall_s:
+                    self._kill()
+                    raise ParseFailure(
+                        f"parsing took longer than {limits.max_wall_s:g} s in all; "
+                        "stopped (RAG_PARSE_MAX_WALL_S)"
+                    )
+                if now - progress > limits.timeout_s:
                     self._kill()
                     raise ParseFailure(
                         f"parsing took longer than {limits.timeout_s:g} s; "
                         "stopped (RAG_PARSE_TIMEOUT_S)"
                     )
-                if _rss_mb(proc.pid) > limits.max_memory_mb:
-                    self._kill()
-                    raise ParseFailure(
-                        f"parsing used more than {limits.max_memory_mb} MB of "
-                        "memory; stopped (RAG_PARSE_MAX_MEMORY_MB)"
-                    )
+                if now - measured >= _MEMORY_EVERY_S:
+                    measured = now
+                    if tree_rss_mb(proc.pid) > limits.max_memory_mb:
+                        self._kill()
+                        raise ParseFailure(
+                            f"parsing used more than {limits.max_memory_mb} MB of "
+                            "memory; stopped (RAG_PARSE_MAX_MEMORY_MB)"
+                        )
             if kind == "ok":
                 return value
             raise ParseFailure(value)

@@ -2,8 +2,11 @@
 ``ocr`` (Tesseract, page by page) and a file's one-line failures.
 
 A page is worth indexing when OCR read it confidently; the others go to the file's
-``OcrReport`` and become its warnings. Any OCR fault (a page over its deadline, a missing
-language, a crash) fails the file, never the run.
+``OcrReport`` and become its warnings, and more than ``OcrConfig.max_blank_run`` of them in
+a row fail the file (500 blank pages are no reason to run Tesseract 500 times). Any OCR fault
+(a page over its deadline, a missing language, a crash) fails the file, never the run. An
+image is bounded from its header before any frame is decoded: frames (``max_pages``) and
+pixels per frame (``max_pixels``).
 """
 
 from __future__ import annotations
@@ -33,12 +36,26 @@ def ocr_text(
 ) -> dict[int, str]:
     """Page number -> OCR text for the pages worth indexing (the rest go to the report)."""
     out: dict[int, str] = {}
+    unusable: list[int] = []  # the current run of adjacent pages without usable text
     try:
         for page in ocr_pages(images, limits.ocr, report):
             if heartbeat is not None:
                 heartbeat()
             if usable(page, limits.ocr, report):
                 out[page.page] = page.text
+                unusable = []
+                continue
+            if unusable and unusable[-1] != page.page - 1:
+                unusable = []  # a page with a text layer came between: a new run
+            unusable.append(page.page)
+            if len(unusable) > limits.ocr.max_blank_run:
+                raise ParseFailure(
+                    f"pages {unusable[0]}-{unusable[-1]}: {len(unusable)} pages in a row "
+                    "without text OCR could use (blank, or under RAG_OCR_MIN_CONFIDENCE); "
+                    f"stopped, over the {limits.ocr.max_blank_run} limit (RAG_OCR_MAX_BLANK_RUN)"
+                )
+    except ParseFailure:
+        raise
     except OcrPageTimeout as exc:
         raise ParseFailure(f"{exc} (RAG_OCR_PAGE_TIMEOUT_S)") from exc
     except Exception as exc:  # Tesseract failed (missing language, crash): the file fails
@@ -55,22 +72,14 @@ def image_elements(
     heartbeat: Heartbeat | None = None,
 ) -> list[RawElement]:
     """An image file (every frame of a multi-page TIFF) read by OCR."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     if not limits.ocr.enabled:
         raise ParseFailure(f"{file_type.upper()} images need OCR, which is off (RAG_OCR=false)")
-    Image.MAX_IMAGE_PIXELS = 200_000_000  # a decompression bomb fails the file, not the parser
+    max_pixels = limits.ocr.max_pixels
     try:
-        with Image.open(io.BytesIO(data)) as probe:
-            frames = getattr(probe, "n_frames", 1)
-            probe.verify()
-    except (
-        UnidentifiedImageError,
-        Image.DecompressionBombError,
-        OSError,
-        SyntaxError,
-        ValueError,
-    ) as exc:
+        frames, size = _frames_and_largest(data, limits.ocr.max_pages)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ParseFailure(
             f"damaged or unreadable {file_type.upper()} image: {' '.join(str(exc).split())[:160]}"
         ) from exc
@@ -79,6 +88,35 @@ def image_elements(
             f"image has {frames:,} pages, over the {limits.ocr.max_pages:,}-page "
             "OCR limit (RAG_OCR_MAX_PAGES)"
         )
+    width, height = size
+    if width * height > max_pixels:
+        raise ParseFailure(
+            f"image is {width:,} x {height:,} pixels ({width * height / 1e6:.0f} M), over the "
+            f"{max_pixels / 1e6:g} M-pixel OCR limit (RAG_OCR_MAX_PIXELS)"
+        )
     # frames are decoded inside ocr_text, which turns any failure into the file's one line
     pages = ocr_text(image_frames(data, frames), limits, report, heartbeat)
     return classified(sorted(pages.items()))
+
+
+def _frames_and_largest(data: bytes, max_pages: int) -> tuple[int, tuple[int, int]]:
+    """The frame count and the largest frame's size, from the headers (no pixel decoded;
+    past ``max_pages`` frames the sizes are not read), after PIL's structure check. PIL's
+    own pixel bound is off while the headers are read (the caller checks the sizes and
+    words the failure); it is not the bound, as it checks the first frame only."""
+    from PIL import Image
+
+    bound, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            frames = getattr(probe, "n_frames", 1)
+            largest = probe.size
+            for index in range(1, frames if frames <= max_pages else 0):
+                probe.seek(index)  # reads the frame's header only
+                if probe.size[0] * probe.size[1] > largest[0] * largest[1]:
+                    largest = probe.size
+        with Image.open(io.BytesIO(data)) as probe:
+            probe.verify()
+    finally:
+        Image.MAX_IMAGE_PIXELS = bound
+    return frames, largest

@@ -3,10 +3,13 @@ CLI, the API) and consumers (``python -m ingest --worker``).
 
 Delivery is at least once: a task is acknowledged only after it ran (``acks_late``), so a
 worker killed mid-task leaves it unacknowledged and Redis hands it out again once
-``RAG_QUEUE_VISIBILITY_TIMEOUT_S`` has passed (kombu's visibility timeout; the sweep runs
-every ``RAG_QUEUE_RESTORE_INTERVAL_S``). Re-running a task is harmless: unchanged files are
-skipped by hash and point ids are deterministic. One task is reserved per worker thread at a
-time (prefetch 1), so a dead worker strands at most its running tasks.
+``RAG_QUEUE_VISIBILITY_TIMEOUT_S`` (60 s) has passed since its worker's last heartbeat
+(``ingest.queue.heartbeat``: a live worker keeps its tasks fresh, so a long task is not
+redelivered; the sweep runs every ``RAG_QUEUE_RESTORE_INTERVAL_S``). Re-running a task is
+harmless: unchanged files are skipped by hash and point ids are deterministic; a task
+started ``RAG_QUEUE_MAX_DELIVERIES`` times without finishing is given up
+(``ingest.queue.tasks``). One task is reserved per worker thread at a time (prefetch 1), so
+a dead worker strands at most its running tasks.
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ one process may own the folder, so one worker process (or the API, see ``start_c
 is the consumer.
 
 SIGTERM / Ctrl-C: a warm shutdown, running tasks finish; a second one (or kill -9) leaves
-them unacknowledged, and Redis redelivers them after the visibility timeout.
+them unacknowledged, and Redis redelivers them after the visibility timeout. While the
+process lives, its heartbeat (``ingest.queue.heartbeat``) keeps the tasks it holds from
+being redelivered, however long they run.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from celery import Celery
 
 from ingest.indexer import Indexer
 from ingest.queue.app import make_celery, redis_prefix
+from ingest.queue.heartbeat import Heartbeat
 from ingest.queue.job_board import JobBoard
 from ingest.queue.tasks import TaskContext, active_tasks, install, register
 from rag.embedding.protocol import Embedder
@@ -34,23 +37,20 @@ from rag.store.qdrant_store import QdrantStore
 log = logging.getLogger(__name__)
 
 
-def queue_app(settings: Settings, worker: Indexer) -> Celery:
-    """The Celery app with the tasks bound to this process's worker."""
+def queue_app(settings: Settings, worker: Indexer) -> tuple[Celery, Heartbeat]:
+    """The Celery app with the tasks bound to this process's worker, and the heartbeat of
+    the tasks it will hold (started)."""
     app = make_celery(settings)
     register(app)
-    install(
-        TaskContext(
-            settings,
-            worker,
-            JobBoard.connect(
-                settings.broker_url or "",
-                redis_prefix(settings),
-                timeout_s=30.0,
-                sentinel_master=settings.queue_sentinel_master,
-            ),
-        )
+    board = JobBoard.connect(
+        settings.broker_url or "",
+        redis_prefix(settings),
+        timeout_s=30.0,
+        sentinel_master=settings.queue_sentinel_master,
     )
-    return app
+    heartbeat = Heartbeat(board.redis, settings.queue_visibility_timeout_s / 4).start()
+    install(TaskContext(settings, worker, board, heartbeat))
+    return app, heartbeat
 
 
 def queue_ingest_worker(settings: Settings, embedder: Embedder, store: QdrantStore) -> Indexer:
@@ -67,7 +67,7 @@ def _hostname() -> str:
 
 def run_worker(settings: Settings, worker: Indexer, concurrency: int) -> int:
     """Consume until SIGTERM/SIGINT (Celery's own signal handling); the exit code."""
-    app = queue_app(settings, worker)
+    app, _ = queue_app(settings, worker)
     celery_worker = app.Worker(
         pool="threads",
         concurrency=concurrency,
@@ -95,6 +95,7 @@ class Consumer:
 
     controller: object
     thread: threading.Thread
+    heartbeat: Heartbeat
 
     def stop(self, grace_s: float = 50.0) -> None:
         """A warm stop: running tasks finish (up to ``grace_s``). Celery's stop also waits
@@ -116,11 +117,12 @@ class Consumer:
                     break
             else:
                 idle_since = None
+        self.heartbeat.stop()
 
 
 def start_consumer(settings: Settings, worker: Indexer, concurrency: int) -> Consumer:
     """Celery's WorkController (no signal handlers: not the main thread) on a thread."""
-    app = queue_app(settings, worker)
+    app, heartbeat = queue_app(settings, worker)
     controller = app.WorkController(
         pool_cls="threads",
         concurrency=concurrency,
@@ -132,4 +134,4 @@ def start_consumer(settings: Settings, worker: Indexer, concurrency: int) -> Con
     )
     thread = threading.Thread(target=controller.start, name="ingest-consumer", daemon=True)
     thread.start()
-    return Consumer(controller, thread)
+    return Consumer(controller, thread, heartbeat)

@@ -5,6 +5,13 @@ failed, and the job's counts move with it in one atomic step (a Lua script), so 
 delivered twice (its worker was killed) or retried never counts a file twice. Failed files
 keep their reason; permanent failures and tasks out of retries are also appended to the
 dead letters (capped). Outcome totals over all jobs feed Prometheus.
+
+A job is also its tasks: the producer records their ids, and a task that ends for good
+(whatever became of its files: done, failed, given up, dead-lettered) is struck off
+(``finish_task``). A job with no task left is finished whatever its counts say: a file still
+open then (no task will ever reach it) is failed with ``NOT_PROCESSED``, so no job can stay
+``running`` with nothing left to run it. Every delivery of a task is counted
+(``delivered``), so a task whose worker dies each time can be given up.
 """
 
 from __future__ import annotations
@@ -22,6 +29,9 @@ _FINAL = ("done", "unchanged", "failed")
 _JOB_TTL_S = 30 * 24 * 3600  # job records are kept a month
 _DEAD_LETTERS_KEPT = 10_000
 _FAILURES_SHOWN = 100
+_OPEN = ("queued", "running", "retrying")
+#: The reason of a file still open when its job has no task left.
+NOT_PROCESSED = "not processed: the job's tasks ended without reaching this file"
 
 # KEYS: files hash, counts hash, errors hash, outcomes hash. ARGV: new state, error,
 # then paths. Returns the paths that moved. A finished file stays finished (a redelivered
@@ -146,8 +156,10 @@ class JobBoard:
         paths: list[str],
         prune: bool,
         files: list[str],
-        tasks: int,
+        tasks: list[str],
     ) -> None:
+        """``files``: the job's distinct files (display paths); ``tasks``: the ids of the
+        tasks that will be sent for it (struck off by ``finish_task``)."""
         meta = {
             "job_id": job_id,
             "origin": origin,
@@ -155,7 +167,8 @@ class JobBoard:
             "prune": int(prune),
             "created_at": time.time(),
             "files_total": len(files),
-            "tasks_total": tasks,
+            "tasks_total": len(tasks),
+            "tracks_tasks": 1,
             "enqueued": 0,
         }
         pipe = self.redis.pipeline(transaction=True)
@@ -164,7 +177,9 @@ class JobBoard:
             part = files[start : start + 10_000]
             pipe.hset(self._key(job_id, "files"), mapping={p: "queued" for p in part})
         pipe.hset(self._key(job_id, "counts"), mapping={"queued": len(files)})
-        for part in ("meta", "files", "counts", "errors"):
+        if tasks:
+            pipe.sadd(self._key(job_id, "tasks"), *tasks)
+        for part in ("meta", "files", "counts", "errors", "tasks"):
             pipe.expire(self._key(job_id, part), _JOB_TTL_S)
         pipe.zadd(f"{self.prefix}:jobs", {job_id: time.time()})
         pipe.execute()
@@ -177,7 +192,13 @@ class JobBoard:
         """Move files to ``state``; returns those that moved (see ``_MOVE``)."""
         if not paths:
             return []
-        moved = list(
+        moved = self._moved(job_id, paths, state, error)
+        if moved and state in _FINAL:
+            self._maybe_finish(job_id)
+        return moved
+
+    def _moved(self, job_id: str, paths: list[str], state: FileState, error: str) -> list[str]:
+        return list(
             self._move(
                 keys=[
                     self._key(job_id, "files"),
@@ -188,9 +209,6 @@ class JobBoard:
                 args=[state, error[:2000], *paths],
             )
         )
-        if moved and state in _FINAL:
-            self._maybe_finish(job_id)
-        return moved
 
     def states(self, job_id: str, paths: list[str]) -> dict[str, str | None]:
         values = self.redis.hmget(self._key(job_id, "files"), paths) if paths else []
@@ -211,14 +229,51 @@ class JobBoard:
     def count_retry(self) -> None:
         self.redis.hincrby(self._outcomes_key, "retried", 1)
 
+    def delivered(self, job_id: str, delivery: str) -> int:
+        """Count one more start of a task's delivery (``delivery``: the task id and its
+        retry number, as a retry is a new message); how many there have been."""
+        key = self._key(job_id, "deliveries")
+        pipe = self.redis.pipeline()
+        pipe.hincrby(key, delivery, 1)
+        pipe.expire(key, _JOB_TTL_S)
+        return int(pipe.execute()[0])
+
+    def deliveries(self, job_id: str) -> dict[str, int]:
+        """Starts of each of the job's task deliveries (``<task id>:<retry>`` -> count)."""
+        raw = self.redis.hgetall(self._key(job_id, "deliveries"))
+        return {k: int(v) for k, v in raw.items()}
+
+    def created_at(self, job_id: str) -> float | None:
+        value = self.redis.hget(self._key(job_id, "meta"), "created_at")
+        return float(value) if value else None
+
+    def finish_task(self, job_id: str, task_id: str) -> None:
+        """The task ended for good (not a retry): strike it off; the last one finishes the
+        job (``_maybe_finish``)."""
+        self.redis.srem(self._key(job_id, "tasks"), task_id)
+        self._maybe_finish(job_id)
+
     def _maybe_finish(self, job_id: str) -> None:
-        counts = self._counts(job_id)
         meta_key = self._key(job_id, "meta")
-        if (
-            sum(counts.get(s, 0) for s in ("queued", "running", "retrying")) == 0
-            and self.redis.hget(meta_key, "enqueued") == "1"
-        ):
+        meta = self.redis.hmget(meta_key, ["enqueued", "tracks_tasks"])
+        if meta[0] != "1":
+            return  # the producer is still sending: it calls again (``mark_enqueued``)
+        if meta[1] == "1" and self.redis.scard(self._key(job_id, "tasks")) == 0:
+            self._fold_open(job_id)  # no task left: nothing can move these files any more
+        counts = self._counts(job_id)
+        if sum(counts[s] for s in _OPEN) == 0:
             self.redis.hsetnx(meta_key, "finished_at", time.time())
+
+    def _fold_open(self, job_id: str) -> None:
+        counts = self._counts(job_id)
+        if not sum(counts[s] for s in _OPEN):
+            return
+        files = self.redis.hgetall(self._key(job_id, "files"))
+        left = [path for path, state in files.items() if state in _OPEN]
+        for start in range(0, len(left), 1000):
+            part = left[start : start + 1000]
+            for path in self._moved(job_id, part, "failed", NOT_PROCESSED):
+                self.dead_letter(job_id, path, NOT_PROCESSED)
 
     # --- reads -----------------------------------------------------------------------------
     def _counts(self, job_id: str) -> dict[str, int]:

@@ -9,18 +9,26 @@ cannot read a file fails it with the reason. Uploads are saved into the inbox fi
 Small files travel together (up to ``RAG_QUEUE_BATCH_FILES`` files or
 ``RAG_QUEUE_BATCH_MB``), so one task embeds several files' passages in one batch; a larger
 file is a task of its own.
+
+A job lists each file once, by its real path: the same folder twice, a folder and its own
+subfolder, the same file twice or one file by two spellings (a link, ``a/../a``) make one
+file, named as it was first reached; ``files_total`` is the distinct files. Files whose
+document was deleted are left out of folder walks while they hold the erased bytes
+(``ingest.erasure``); a file named on purpose is readmitted.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import redis
 from kombu.exceptions import OperationalError
 
+from ingest.erasure import Tombstones
 from ingest.files.confine import NoSuchPath, OutsideRoots, Roots
 from ingest.files.identity import display_path
 from ingest.files.walk import WalkProblem, iter_files
@@ -99,22 +107,15 @@ class Producer:
     def submit(self, paths: list[Path], prune: bool = False, origin: str = "cli") -> JobStatus:
         roots = self.check_paths(paths)
         self.board.ping()  # before any work: a clear error, nothing half-sent
-        files: list[tuple[str, int]] = []
-        problems: list[WalkProblem] = []
-        for root in roots:
-            for item in iter_files(root, self.roots):
-                if isinstance(item, WalkProblem):
-                    problems.append(item)
-                    continue
-                try:
-                    files.append((display_path(item), item.stat().st_size))
-                except OSError as exc:
-                    problems.append(WalkProblem(item, f"cannot inspect: {exc.strerror or exc}"))
+        tombstones = Tombstones(self.settings.inbox)
+        tombstones.readmit(roots)  # a file named on purpose is ingested, deleted or not
+        files, problems = self.walk(roots, tombstones.walk_filter())
         planned = batches(
             files, self.settings.queue_batch_files, int(self.settings.queue_batch_mb * 1_000_000)
         )
         job_id = uuid.uuid4().hex
         names = [p for p, _ in files] + [display_path(p.path) for p in problems]
+        task_ids = [uuid.uuid4().hex for _ in range(len(planned) + int(prune))]
         try:
             self.board.create(
                 job_id,
@@ -122,17 +123,18 @@ class Producer:
                 paths=[display_path(r) for r in roots],
                 prune=prune,
                 files=names,
-                tasks=len(planned) + int(prune),
+                tasks=task_ids,
             )
             for problem in problems:
                 path = display_path(problem.path)
                 self.board.move(job_id, [path], "failed", problem.reason)
                 self.board.dead_letter(job_id, path, problem.reason)
             with self.app.producer_or_acquire() as producer:
-                for batch in planned:
+                for batch, task_id in zip(planned, task_ids):
                     self.app.send_task(
                         INGEST_TASK,
                         args=[job_id, batch.paths],
+                        task_id=task_id,
                         queue=self.settings.queue_name,
                         producer=producer,
                         retry=True,
@@ -142,6 +144,7 @@ class Producer:
                     self.app.send_task(
                         PRUNE_TASK,
                         args=[job_id, [str(r) for r in roots]],
+                        task_id=task_ids[-1],
                         queue=self.settings.queue_name,
                         producer=producer,
                         retry=True,
@@ -157,6 +160,34 @@ class Producer:
         status = self.board.get(job_id)
         assert status is not None
         return status
+
+    def walk(
+        self, roots: list[Path], erased: Callable[[Path], bool]
+    ) -> tuple[list[tuple[str, int]], list[WalkProblem]]:
+        """The distinct files under ``roots`` (display path as first reached, size), those
+        ``erased`` left out, and the problems met (each path once)."""
+        files: list[tuple[str, int]] = []
+        problems: list[WalkProblem] = []
+        seen: set[str] = set()  # real paths of files, display paths of problems
+        for root in roots:
+            for item in iter_files(root, self.roots):
+                if isinstance(item, WalkProblem):
+                    name = display_path(item.path)
+                    if name not in seen:
+                        seen.add(name)
+                        problems.append(item)
+                    continue
+                real = os.path.realpath(item)
+                if real in seen:
+                    continue  # another name of a file this job has already
+                seen.add(real)
+                if erased(item):
+                    continue
+                try:
+                    files.append((display_path(item), item.stat().st_size))
+                except OSError as exc:
+                    problems.append(WalkProblem(item, f"cannot inspect: {exc.strerror or exc}"))
+        return files, problems
 
     def get(self, job_id: str) -> JobStatus | None:
         return self.board.get(job_id)

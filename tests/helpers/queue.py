@@ -1,10 +1,11 @@
-"""Real queue workers (`python -m ingest --worker`) for the queue tests, and a switchable
-proxy in front of the real embedding server (the only fake: it injects the outage). Redis
-itself: ``bench.services.RedisServer``."""
+"""Real queue workers (`python -m ingest --worker`) for the queue tests, their settings and
+corpora, and a switchable proxy in front of the real embedding server (the only fake: it
+injects the outage). Redis itself: ``bench.services.RedisServer``."""
 
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -14,7 +15,10 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from bench.services import wait_for
+from bench.services import RedisServer, wait_for
+from ingest.queue.app import redis_prefix
+from ingest.queue.job_board import JobBoard, JobStatus
+from rag.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,3 +93,56 @@ class EmbeddingProxy:
                 headers={"content-type": "application/json"},
             )
             return JSONResponse(answer.json(), status_code=answer.status_code)
+
+
+_WORDS = (
+    "harbor ledger quartz meadow signal copper falcon orchard basalt lantern ferry "
+    "glacier timber saffron cobalt prairie beacon tundra violet ember canyon willow "
+    "marble thistle comet delta granite kestrel lagoon nectar obsidian pewter"
+).split()
+
+
+def write_corpus(folder: Path, count: int, words: int = 300, seed: int = 7) -> list[Path]:
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        body = " ".join(rng.choice(_WORDS) for _ in range(words))
+        path = folder / f"note-{i:03d}.txt"
+        path.write_text(f"Note {i} about item {rng.randint(0, 10**6)}.\n\n{body}\n")
+        paths.append(path)
+    return paths
+
+
+def queue_settings(tmp_path: Path, redis: RedisServer, shared: Path, **extra: str) -> dict:
+    return {
+        "RAG_DATA_DIR": str(tmp_path / "data"),
+        "RAG_BROKER_URL": redis.url,
+        "RAG_INGEST_ROOTS": str(shared),
+        "RAG_QUEUE_RESTORE_INTERVAL_S": "1",
+        "RAG_QUEUE_VISIBILITY_TIMEOUT_S": "30",
+        "RAG_QUEUE_BATCH_FILES": "2",
+        "RAG_LOG_JSON": "false",
+        **extra,
+    }
+
+
+def as_settings(env: dict) -> Settings:
+    return Settings(**{k[4:].lower(): v for k, v in env.items() if k.startswith("RAG_")})
+
+
+def board_for(env: dict) -> JobBoard:
+    settings = as_settings(env)
+    return JobBoard.connect(
+        settings.broker_url or "",
+        redis_prefix(settings),
+        sentinel_master=settings.queue_sentinel_master,
+    )
+
+
+def wait_done(board: JobBoard, job_id: str, timeout: float = 240) -> JobStatus:
+    return wait_for(
+        lambda: (j := board.get(job_id)) and j.status == "done" and j,
+        timeout,
+        f"job {job_id} to finish",
+    )

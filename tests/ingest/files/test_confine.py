@@ -91,5 +91,8 @@ def test_the_api_indexer_roots_bound_every_job(tree, settings_factory, embedder)
         sources = [d.source for d in store.documents.list_documents()]
     finally:
         store.close()
-    assert sources == [str(allowed / "sub-link" / "deep.txt")]
+    assert sources == [str(allowed / "sub" / "deep.txt")]  # the document is the real file
+    assert [o.source for o in summary.outcomes if o.state == "ingested"] == [
+        str(allowed / "sub-link" / "deep.txt")  # reported as named
+    ]
     assert summary.as_dict()["failed"] == [{"path": str(allowed), "error": OUTSIDE}]

@@ -1,17 +1,24 @@
 """Parsing is bounded: zip bombs are refused unopened, a runaway parse is killed at the time
-or memory limit (a real child process, really killed), and the rest of the job goes on."""
+or memory limit (a real child process, really killed), the rest of the job goes on, and no
+parser outlives the process that owns it."""
 
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
 
 import pytest
 
 from ingest.files.identity import content_hash
 from ingest.indexer import Indexer
 from ingest.parsing.limits import Limits, ParseFailure, read_checked
+from ingest.parsing.processes import children
 from ingest.parsing.sandbox import ParseSandbox
 from rag.store.qdrant_store import QdrantStore
-from tests.conftest import DOCS
+from tests.conftest import DOCS, ROOT
 from tests.helpers.docx import write_compressible_docx, write_paragraphs_docx
 
 LOOSE = dict(max_bytes=10**8, max_archive_ratio=1e6)  # let a bomb reach the parser
@@ -85,3 +92,97 @@ def test_a_runaway_file_fails_alone_in_a_job(tmp_path, settings_factory, embedde
             "error": "parsing took longer than 2 s; stopped (RAG_PARSE_TIMEOUT_S)",
         }
     ]
+
+
+_OWNER = """
+import sys
+from pathlib import Path
+from ingest.parsing.limits import Limits
+from ingest.parsing.sandbox import ParseSandbox
+
+box = ParseSandbox()
+box.parse(Path("warm.txt"), b"warm up", "h", Limits(max_bytes=10))
+print(box._proc.pid, flush=True)
+slow = Path(sys.argv[1])
+box.parse(slow, slow.read_bytes(), "h", Limits(10**8, max_archive_ratio=1e6, timeout_s=600))
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its reaper does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _gone_within(pids: list[int], seconds: float) -> float:
+    started = time.monotonic()
+    while any(_alive(p) for p in pids) and time.monotonic() - started < seconds:
+        time.sleep(0.05)
+    assert not any(_alive(p) for p in pids), f"still running: {[p for p in pids if _alive(p)]}"
+    return time.monotonic() - started
+
+
+def test_the_parser_dies_with_its_owner_even_on_sigkill(tmp_path):
+    """A worker killed with -9 mid-parse leaves no parser running (the parse would go on
+    for minutes, sending nothing to the dead owner)."""
+    slow = write_compressible_docx(tmp_path / "slow.docx", 400_000)
+    owner = subprocess.Popen(
+        [sys.executable, "-c", _OWNER, str(slow)], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    child = 0
+    try:
+        assert owner.stdout is not None
+        child = int(owner.stdout.readline())
+        time.sleep(1.0)  # well into the parse
+        assert _alive(child)
+        owner.kill()
+        owner.wait()
+        took = _gone_within([child], 5)
+        print(f"parser gone {took:.2f} s after its owner's kill -9")
+    finally:
+        owner.kill()
+        owner.wait()
+        if child and _alive(child):
+            os.kill(child, signal.SIGKILL)
+
+
+def test_tesseract_dies_with_the_parser_even_on_sigkill(tmp_path):
+    """The parser killed with -9 on its own (not its group) leaves no Tesseract running:
+    the kernel kills it (PR_SET_PDEATHSIG), though the page would take it many seconds."""
+    import numpy as np
+    from PIL import Image
+
+    blocks = np.random.default_rng(7).random((1500, 1250)) > 0.5
+    noise = Image.fromarray(blocks.astype(np.uint8) * 255).resize((5000, 6000), Image.NEAREST)
+    page = tmp_path / "noise.png"
+    noise.save(page)
+    sandbox = ParseSandbox()
+    errors: list[BaseException] = []
+    try:
+        sandbox.parse(tmp_path / "warm.txt", b"warm up", "h", Limits(max_bytes=10))
+        child = sandbox._proc.pid
+        limits = Limits(max_bytes=10**8, timeout_s=600)
+
+        def parse() -> None:
+            try:
+                sandbox.parse(page, page.read_bytes(), "h", limits)
+            except BaseException as exc:
+                errors.append(exc)
+
+        worker = threading.Thread(target=parse)
+        worker.start()
+        deadline = time.monotonic() + 60
+        while not (tesseract := children(child)):
+            assert time.monotonic() < deadline, "no Tesseract started"
+            time.sleep(0.05)
+        time.sleep(0.5)  # Tesseract is reading the page
+        os.kill(child, signal.SIGKILL)
+        worker.join(30)
+        took = _gone_within(tesseract, 3)
+        print(f"Tesseract gone {took:.2f} s after the parser's kill -9")
+    finally:
+        sandbox.close()
+    assert len(errors) == 1 and str(errors[0]).startswith("parser crashed")

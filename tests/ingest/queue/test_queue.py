@@ -8,7 +8,6 @@ idempotence paths (the store code is the same for a server)."""
 from __future__ import annotations
 
 import json
-import random
 import subprocess
 import sys
 import time
@@ -16,66 +15,22 @@ from pathlib import Path
 
 import pytest
 
-from bench.services import RedisServer, wait_for
+from bench.services import wait_for
 from ingest.indexer import Indexer
-from ingest.queue.app import redis_prefix
 from ingest.queue.job_board import JobBoard
 from ingest.queue.producer import OutsideSharedRoots, Producer, batches
 from rag.settings import Settings
 from rag.store.qdrant_store import QdrantStore
 from tests.conftest import FIXTURES, ROOT
-from tests.helpers.queue import WorkerProcess, queue_env
-
-_WORDS = (
-    "harbor ledger quartz meadow signal copper falcon orchard basalt lantern ferry "
-    "glacier timber saffron cobalt prairie beacon tundra violet ember canyon willow "
-    "marble thistle comet delta granite kestrel lagoon nectar obsidian pewter"
-).split()
-
-
-def write_corpus(folder: Path, count: int, words: int = 300, seed: int = 7) -> list[Path]:
-    rng = random.Random(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(count):
-        body = " ".join(rng.choice(_WORDS) for _ in range(words))
-        path = folder / f"note-{i:03d}.txt"
-        path.write_text(f"Note {i} about item {rng.randint(0, 10**6)}.\n\n{body}\n")
-        paths.append(path)
-    return paths
-
-
-def queue_settings(tmp_path: Path, redis: RedisServer, shared: Path, **extra: str) -> dict:
-    env = {
-        "RAG_DATA_DIR": str(tmp_path / "data"),
-        "RAG_BROKER_URL": redis.url,
-        "RAG_INGEST_ROOTS": str(shared),
-        "RAG_QUEUE_RESTORE_INTERVAL_S": "1",
-        "RAG_QUEUE_VISIBILITY_TIMEOUT_S": "30",
-        "RAG_QUEUE_BATCH_FILES": "2",
-        "RAG_LOG_JSON": "false",
-        **extra,
-    }
-    return env
-
-
-def as_settings(env: dict) -> Settings:
-    return Settings(**{k[4:].lower(): v for k, v in env.items() if k.startswith("RAG_")})
-
-
-def board_for(env: dict) -> JobBoard:
-    settings = as_settings(env)
-    return JobBoard.connect(
-        settings.broker_url, redis_prefix(settings), sentinel_master=settings.queue_sentinel_master
-    )
-
-
-def wait_done(board: JobBoard, job_id: str, timeout: float = 240):
-    return wait_for(
-        lambda: (j := board.get(job_id)) and j.status == "done" and j,
-        timeout,
-        f"job {job_id} to finish",
-    )
+from tests.helpers.queue import (
+    WorkerProcess,
+    as_settings,
+    board_for,
+    queue_env,
+    queue_settings,
+    wait_done,
+    write_corpus,
+)
 
 
 def stored(env: dict, embedder) -> tuple[list[str], int, int]:
@@ -113,7 +68,7 @@ def test_small_files_travel_together_and_a_large_one_alone():
 
 def test_job_counts_move_once_per_file(redis_server):
     board = JobBoard.connect(redis_server.url, "t")
-    board.create("j", origin="test", paths=["/x"], prune=False, files=["a", "b"], tasks=1)
+    board.create("j", origin="test", paths=["/x"], prune=False, files=["a", "b"], tasks=["t"])
     board.mark_enqueued("j")
     assert board.move("j", ["a", "b"], "running") == ["a", "b"]
     assert board.move("j", ["a"], "done") == ["a"]
@@ -127,7 +82,7 @@ def test_job_counts_move_once_per_file(redis_server):
     job = board.get("j")
     assert (job.counts["done"], job.counts["failed"], job.failures) == (2, 0, [])
     assert sum(job.counts.values()) == job.files_total
-    board.create("empty", origin="test", paths=["/y"], prune=False, files=[], tasks=0)
+    board.create("empty", origin="test", paths=["/y"], prune=False, files=[], tasks=[])
     board.mark_enqueued("empty")
     empty = board.get("empty")
     assert empty.status == "done" and empty.finished_at is not None
