@@ -3,7 +3,7 @@
 // upload's accepted types) and the ingest jobs, in-process or on the queue (refreshed while
 // some are open and the view is shown).
 import { api, errorText } from "./api.js";
-import { $, el, fmt } from "./dom.js";
+import { $, el, sizeText } from "./dom.js";
 import { offerDocuments, offerFileTypes } from "./filters.js";
 import { showBanner } from "./render.js";
 import { offerUploadTypes } from "./upload.js";
@@ -92,7 +92,7 @@ async function renderDocList() {
   if (!docs.length) tbody.append(el("tr", {}, el("td", { colspan: "6" }, "Nothing ingested yet: upload files above, or run python -m ingest PATH.")));
   for (const d of docs) {
     const ocr = Object.values(d.ocr_confidence || {});
-    const size = [d.pages ? `${d.pages} pages` : "", `${fmt(Math.round((d.size_bytes || 0) / 1024))} KB`,
+    const size = [d.pages ? `${d.pages} pages` : "", sizeText(d.size_bytes || 0),
       ocr.length ? `OCR ${ocr.length} page(s), confidence ${Math.round(Math.min(...ocr))}–${Math.round(Math.max(...ocr))}` : "",
       (d.warnings || []).length ? `${d.warnings.length} page(s) left out: ${d.warnings.join("; ")}` : ""].filter(Boolean).join(" · ");
     const when = d.ingested_at ? new Date(d.ingested_at * 1000).toLocaleString() : "";

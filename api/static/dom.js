@@ -27,6 +27,9 @@ export function el(tag, props = {}, ...children) {
 /** @param {number | null | undefined} n */
 export const fmt = (n) => (n == null ? "?" : Number(n).toLocaleString("en-US"));
 
+/** A file size: bytes under 1 KB, else whole KB. @param {number} bytes */
+export const sizeText = (bytes) => (bytes < 1024 ? `${bytes} B` : `${fmt(Math.round(bytes / 1024))} KB`);
+
 /** @param {number | null | undefined} s seconds */
 export const secs = (s) => (s == null ? "?" : s < 1 ? `${Math.round(s * 1000)} ms` : `${s.toFixed(2)} s`);
 

@@ -1,6 +1,6 @@
 // Highlighting in text that came from a document: ranges at levels (the viewer's matched
-// passages and cited span) and a query's terms (search snippets and the viewer of a result). Marks are built as DOM
-// nodes around text nodes: the document's text is never parsed as HTML.
+// passages and cited span) and a query's terms (search snippets and the viewer of a result).
+// Marks are built as DOM nodes around text nodes: the document's text is never parsed as HTML.
 import { el } from "./dom.js";
 
 /**

@@ -3,7 +3,7 @@
 // file is a row: its upload progress, what the API did with it (saved, renamed, replaced,
 // unchanged) and how its ingestion ended; a refusal shows the API's message.
 import { api, errorText, upload } from "./api.js";
-import { $, el, fmt } from "./dom.js";
+import { $, el, sizeText } from "./dom.js";
 
 /** @typedef {{filename: string, path: string, outcome: "new" | "renamed" | "replaced" | "unchanged"}} StoredFile */
 /** @typedef {{file: File, node: HTMLElement, bar: HTMLProgressElement, state: HTMLElement, stored?: StoredFile}} Row */
@@ -63,8 +63,6 @@ function fileRow(file) {
   return { file, node, bar, state };
 }
 
-const sizeText = (bytes) => (bytes < 1024 ? `${bytes} B` : `${fmt(Math.round(bytes / 1024))} KB`);
-
 /** @param {Row} row @param {string} text @param {"" | "ok" | "err"} [kind] */
 function setState(row, text, kind = "") {
   row.state.textContent = text;
@@ -97,7 +95,7 @@ async function send(files) {
   for (const r of rows) r.bar.hidden = true;
   if (!result.ok) {
     for (const r of rows) setState(r, "not saved", "err");
-    batch.prepend(el("p", { class: "up-error", role: "alert" }, result.message));
+    batch.append(el("p", { class: "up-error", role: "alert" }, result.message));
     return;
   }
   /** @type {{files: StoredFile[], job: {job_id: string} | null}} */
