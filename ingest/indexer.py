@@ -42,6 +42,7 @@ from ingest.outcomes import FileOutcome, Outcome, Stages, Summary, TransientFail
 from ingest.parsing.limits import Limits, ParseFailure, read_checked_file
 from ingest.parsing.ocr import check_languages
 from ingest.parsing.sandbox import ParseSandbox
+from ingest.points import name_under
 from ingest.prefetch import prefetched
 from ingest.progress import FileDone, Progress, ProgressEvent, RunStarted, TokensEmbedded
 from rag.documents import document_id
@@ -200,6 +201,7 @@ class Indexer:
             t1 = time.perf_counter()
             doc = self.sandbox.parse(path, read.data, digest, self.limits)
             doc.source = source  # the document is the real file, whatever name reached it
+            doc.name = name_under(source, confinement.paths)  # what users see, not the path
             t2 = time.perf_counter()
             parents = self.chunker.parents(doc)
             t3 = time.perf_counter()

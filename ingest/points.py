@@ -3,11 +3,17 @@ passage points (dense and sparse vectors) and its record (the commit marker of a
 
 Point ids derive from the document id, the content hash and the positions, so the same
 input always maps to the same points: a crashed run repeated overwrites, never duplicates.
+
+A document's ``name`` (what users and the LLM see, ``name_under``) is its path relative to
+the root it was ingested from; its ``source``, the absolute path, never leaves the server
+but in logs and ingestion reports.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 import numpy as np
 
@@ -23,6 +29,17 @@ class DocumentPoints:
     record: DocumentRecord
     parents: list[ParentPoint]
     passages: list[PassagePoint]
+
+
+def name_under(source: str, roots: Iterable[str]) -> str:
+    """``source`` relative to the deepest of ``roots`` holding it ("mail/update.eml"); its
+    file name when a root is the file itself or none holds it."""
+    path = PurePosixPath(source)
+    holding = [PurePosixPath(r) for r in roots if path.is_relative_to(r)]
+    if not holding:
+        return path.name
+    relative = path.relative_to(max(holding, key=lambda r: len(r.parts)))
+    return str(relative) if relative.parts else path.name
 
 
 def document_points(
@@ -55,6 +72,7 @@ def document_points(
                     tokens=parent.tokens,
                     pages=parent.pages,
                     heading=parent.heading,
+                    name=doc.name,
                 ),
             )
         )
@@ -93,5 +111,6 @@ def document_points(
         chars=len(doc.text),
         ocr_confidence={str(k): c for k, c in doc.ocr_confidence.items()},
         warnings=list(doc.warnings),
+        name=doc.name,
     )
     return DocumentPoints(record, parent_points, passage_points)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 
 #: Namespace for deterministic point ids: the same input always maps to the same id, so a
 #: crashed run repeated over the same files overwrites instead of duplicating.
@@ -18,6 +19,13 @@ ID_NAMESPACE = uuid.UUID("6f1c1d3e-8a56-4f0e-9a0c-4b8d6a1f2e77")
 def document_id(source: str) -> str:
     """Stable per source path, independent of content (a changed file keeps its id)."""
     return str(uuid.uuid5(ID_NAMESPACE, "doc:" + source))
+
+
+def display_name(name: str, source: str) -> str:
+    """What a document is called where users see it: its stored ``name`` (the path relative
+    to the root it was ingested from), else the file name of ``source`` (points stored
+    before names were): never the absolute server path."""
+    return name or PurePosixPath(source).name or source
 
 
 def parent_point_id(doc_id: str, content_hash: str, index: int) -> str:
@@ -64,6 +72,9 @@ class ParsedDocument:
     #: what parsing left out and why ("page 3: blank page ..."), shown per file
     warnings: list[str] = field(default_factory=list)
     ocr_seconds: float = 0.0  # part of the parse time spent in OCR
+    #: what users see as the document's name: its path relative to the root it was ingested
+    #: from (``source``, the absolute path, stays for the store, admins and logs)
+    name: str = ""
 
     def __post_init__(self) -> None:
         if not self.text:
@@ -140,6 +151,11 @@ class Hit:
     score: float
     parent_index: int
     passages: list[MatchedPassage] = field(default_factory=list)
+    name: str = ""  # the document's display name (``ParsedDocument.name``), never a server path
+
+    @property
+    def display_name(self) -> str:
+        return display_name(self.name, self.source)
 
     def span(self, passage: MatchedPassage) -> tuple[int, int]:
         """A matched passage's offsets inside this parent's text."""

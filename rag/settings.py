@@ -149,7 +149,10 @@ class ParsingSettings(BaseModel):
         description="a parse with no progress this long is stopped (an OCRed page is progress)",
     )
     parse_max_wall_s: float = Field(
-        600.0, gt=0, description="wall clock per file's parse in all, whatever the progress"
+        900.0,
+        gt=0,
+        description="wall clock per file's parse in all, whatever the progress (covers "
+        "RAG_OCR_MAX_PAGES scanned pages at ~0.6 page/s)",
     )
     parse_max_memory_mb: int = Field(
         2048, ge=64, description="RSS of the parser process and its Tesseract processes together"
@@ -202,7 +205,7 @@ class OcrSettings(BaseModel):
     )
     ocr_max_pixels: int = Field(
         50_000_000,
-        ge=1_000_000,
+        ge=1,
         description="largest image frame OCRed (width x height, from the header); PDF pages "
         "larger at RAG_OCR_DPI are rendered at a lower resolution",
     )
@@ -326,6 +329,12 @@ class LLMSettings(BaseModel):
     llm_first_token_timeout: float = Field(120.0, gt=0)
     llm_total_timeout: float = Field(600.0, gt=0)
     llm_retries: int = Field(2, ge=0, le=10)
+    llm_repetition_penalty: float | None = Field(
+        None,
+        gt=0,
+        description="vLLM's repetition_penalty sent with every answer (None: the server's "
+        "default); the local profile sets it against a small model repeating its sentence",
+    )
     min_context_tokens: int = Field(
         1000,
         ge=0,

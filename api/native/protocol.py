@@ -26,6 +26,12 @@ from api.uploads import StoredFile
 from ingest.jobs import JobView
 from rag.settings import RetrievalMode
 
+#: What every response's ``source`` is (``rag.documents.display_name``).
+SOURCE_DOC = (
+    "the document's name: its path relative to the folder it was ingested from (the inbox, "
+    "a RAG_INGEST_ROOTS folder, a path given to `python -m ingest`); server paths stay in "
+    "the logs"
+)
 #: An outer bound on request text before the settings' limit is applied.
 _TEXT_MAX = 1_000_000
 
@@ -101,7 +107,7 @@ class ParentFields(BaseModel):
 
     parent_id: str
     document_id: str
-    source: str
+    source: str = Field(description=SOURCE_DOC)
     title: str
     file_type: str
     pages: list[int]
@@ -163,7 +169,7 @@ class CitationOut(BaseModel):
     n: int
     document_id: str
     parent_id: str
-    source: str
+    source: str = Field(description=SOURCE_DOC)
     title: str
     pages: list[int]
     quote: str
@@ -180,7 +186,7 @@ class SourceOut(BaseModel):
     n: int
     document_id: str
     parent_id: str
-    source: str
+    source: str = Field(description=SOURCE_DOC)
     title: str
     file_type: str
     pages: list[int]
@@ -239,8 +245,8 @@ class QueryResponse(BaseModel):
     reason: str | None = Field(
         None,
         description="why no answer was generated: "
-        "'no_matching_documents' (nothing matched; the LLM was not "
-        "called)",
+        "'no_matching_documents' (nothing matched) or 'no_room_for_sources' (the "
+        "context budget left room for no source); the LLM was not called",
     )
     sources: list[SourceOut]
     usage: UsageOut
@@ -274,7 +280,7 @@ class DocumentOut(BaseModel):
     model_config = ConfigDict(extra="ignore")
     document_id: str
     content_hash: str
-    source: str
+    source: str = Field(description=SOURCE_DOC)
     title: str
     file_type: str
     pages: int | None = None

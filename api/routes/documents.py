@@ -72,7 +72,7 @@ async def get_document(document_id: str, services: ServicesDep) -> DocumentOut:
 
 
 def document_out(record: DocumentRecord) -> DocumentOut:
-    return DocumentOut.model_validate(record.to_payload())
+    return DocumentOut.model_validate({**record.to_payload(), "source": record.display_name})
 
 
 def _is_stored(services: ServicesDep, path: str) -> bool:

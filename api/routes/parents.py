@@ -22,4 +22,6 @@ async def get_parent(parent_id: str, services: ServicesDep) -> ParentOut:
     parent = await run_sync(services.store.search.parent, key)
     if parent is None:
         raise APIError(404, "not_found", f"no parent with id {key}")
-    return ParentOut.model_validate({**parent.to_payload(), "parent_id": key})
+    return ParentOut.model_validate(
+        {**parent.to_payload(), "parent_id": key, "source": parent.display_name}
+    )

@@ -54,7 +54,7 @@ class Limits:
     max_chars: int = 20_000_000
     max_elements: int = 200_000
     timeout_s: float = 120.0
-    max_wall_s: float = 600.0
+    max_wall_s: float = 900.0
     max_memory_mb: int = 2048
     allow_hardlinks: bool = False
     ocr: OcrConfig = OcrConfig()

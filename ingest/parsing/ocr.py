@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 #: A page with fewer letters and digits than this in its text layer is treated as scanned.
 MIN_TEXT_LAYER_CHARS = 16
 
+#: A page whose darkest pixel is this light (0 black, 255 white) holds no ink: blank.
+BLANK_LEVEL = 250
+
 
 class OcrUnavailable(StartupError):
     """Tesseract or a configured language is missing (a start-up error, not a file's)."""
@@ -194,17 +197,24 @@ def _tesseract() -> ModuleType:
     plain = runner.subprocess_args
 
     def subprocess_args(include_stdout: bool = True) -> dict[str, Any]:
-        return {**plain(include_stdout), "preexec_fn": die_with_parent}
+        return {
+            **plain(include_stdout),
+            "preexec_fn": functools.partial(die_with_parent, os.getpid()),
+        }
 
     runner.subprocess_args = subprocess_args
     return tess
 
 
 def ocr_image(image: Any, page: int, config: OcrConfig) -> OcrPage:
-    """One page image through Tesseract (a child process with a deadline)."""
+    """One page image through Tesseract (a child process with a deadline); a page without
+    a single dark pixel is blank without asking Tesseract."""
     tess = _tesseract()
     started = time.perf_counter()
-    gray = prepare_image(image)
+    gray = image.convert("L") if image.mode != "L" else image
+    if gray.getextrema()[0] >= BLANK_LEVEL:
+        return OcrPage(page, "", 0.0, 0, time.perf_counter() - started)
+    gray = prepare_image(gray)
     try:
         psm = 3 if config.layout == "auto" else 4
         data = tess.image_to_data(

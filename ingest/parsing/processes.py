@@ -68,12 +68,12 @@ def tree_rss_mb(pid: int) -> float:
     return total
 
 
-def die_with_parent() -> None:
-    """In a process between fork and exec (``preexec_fn``): SIGKILL once the thread that
-    started it ends. Only a call into libc, already loaded: nothing here may fork or lock."""
+def die_with_parent(parent: int) -> None:
+    """In a process between fork and exec (``preexec_fn``; ``parent``: the pid that forks
+    it, taken before the fork): SIGKILL once the thread that started it ends. Only a call
+    into libc, already loaded: nothing here may fork or lock."""
     if _prctl is None:
         return
-    parent = os.getppid()
     _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # the parent died before the call: nothing would signal us
         os._exit(1)

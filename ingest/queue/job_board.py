@@ -179,8 +179,8 @@ class JobBoard:
         pipe.hset(self._key(job_id, "counts"), mapping={"queued": len(files)})
         if tasks:
             pipe.sadd(self._key(job_id, "tasks"), *tasks)
-        for part in ("meta", "files", "counts", "errors", "tasks"):
-            pipe.expire(self._key(job_id, part), _JOB_TTL_S)
+        for kind in ("meta", "files", "counts", "errors", "tasks"):
+            pipe.expire(self._key(job_id, kind), _JOB_TTL_S)
         pipe.zadd(f"{self.prefix}:jobs", {job_id: time.time()})
         pipe.execute()
 
@@ -241,7 +241,7 @@ class JobBoard:
     def deliveries(self, job_id: str) -> dict[str, int]:
         """Starts of each of the job's task deliveries (``<task id>:<retry>`` -> count)."""
         raw = self.redis.hgetall(self._key(job_id, "deliveries"))
-        return {k: int(v) for k, v in raw.items()}
+        return {str(k): int(v) for k, v in raw.items()}
 
     def created_at(self, job_id: str) -> float | None:
         value = self.redis.hget(self._key(job_id, "meta"), "created_at")
@@ -269,7 +269,7 @@ class JobBoard:
         if not sum(counts[s] for s in _OPEN):
             return
         files = self.redis.hgetall(self._key(job_id, "files"))
-        left = [path for path, state in files.items() if state in _OPEN]
+        left = [str(path) for path, state in files.items() if state in _OPEN]
         for start in range(0, len(left), 1000):
             part = left[start : start + 1000]
             for path in self._moved(job_id, part, "failed", NOT_PROCESSED):

@@ -124,9 +124,9 @@ def _ingest_files(task: Task, ctx: TaskContext, job_id: str, paths: list[str]) -
         patient(board.finish_task, job_id, task_id)
         return {"failed": len(todo)}
     outcomes: dict[str, FileOutcome] = {}
-    for outcome in summary.outcomes:  # by the name the task gave (the path as walked)
-        outcomes.setdefault(outcome.source, outcome)
-        outcomes.setdefault(display_path(outcome.path), outcome)
+    for named in summary.outcomes:  # by the name the task gave (the path as walked)
+        outcomes.setdefault(named.source, named)
+        outcomes.setdefault(display_path(named.path), named)
     earlier = {p for p in todo if states.get(p) in ("running", "retrying")}
     by_state: dict[FileState, list[str]] = {}
     reasons: dict[str, str] = {}

@@ -41,6 +41,7 @@ class Budget:
     max_tokens: int
     margin: int
     target_fill: int
+    min_context: int = 0  # tokens reserved for sources (RAG_MIN_CONTEXT_TOKENS), as asked
 
     @classmethod
     def for_request(
@@ -50,6 +51,7 @@ class Budget:
         max_tokens: int,
         margin_ratio: float,
         target_fill: int,
+        min_context: int = 0,
     ) -> Budget:
         window = min(configured_window, served_window or configured_window)
         return cls(
@@ -57,7 +59,14 @@ class Budget:
             max_tokens=max_tokens,
             margin=math.ceil(window * margin_ratio),
             target_fill=target_fill,
+            min_context=min_context,
         )
+
+    @property
+    def context_floor(self) -> int:
+        """Prompt tokens kept for sources: the setting, at most half the prompt limit (and
+        never more than the caller's own ``max_context_tokens``)."""
+        return max(min(self.min_context, self.target_fill, self.prompt_limit // 2), 0)
 
     @property
     def prompt_limit(self) -> int:
@@ -78,7 +87,8 @@ class Budget:
 
     def history_allowance(self, share: float, alone: int) -> int:
         """What earlier turns may add to a prompt of ``alone`` tokens (question only)."""
-        return max(min(int(share * self.prompt_limit), self.prompt_limit - alone), 0)
+        room = self.prompt_limit - alone - self.context_floor
+        return max(min(int(share * self.prompt_limit), room), 0)
 
     def numbers(self, base: int, question_tokens: int) -> dict[str, int]:
         """What a ``BudgetError`` reports."""
@@ -89,6 +99,7 @@ class Budget:
             "margin_tokens": self.margin,
             "context_window": self.window,
             "prompt_limit": self.prompt_limit,
+            "min_context_tokens": self.context_floor,
         }
 
     def refuse_unfit(self, base: int, question_tokens: int) -> None:
@@ -99,11 +110,13 @@ class Budget:
                 f"{self.margin} leave no room in the {self.window}-token window",
                 self.numbers(base, question_tokens),
             )
-        if base > self.prompt_limit:
+        limit = self.prompt_limit - self.context_floor
+        if base > limit:
             raise BudgetError(
-                f"the question alone needs {base} prompt tokens but at most "
-                f"{self.prompt_limit} fit (window {self.window} minus "
-                f"max_tokens {self.max_tokens} minus margin {self.margin})",
+                f"the question and the client's own instructions need {base} prompt tokens "
+                f"but at most {limit} fit (window {self.window} minus max_tokens "
+                f"{self.max_tokens} minus margin {self.margin} minus "
+                f"{self.context_floor} reserved for sources)",
                 self.numbers(base, question_tokens),
             )
 

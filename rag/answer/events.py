@@ -31,6 +31,13 @@ from rag.store.search import SearchFilters
 #: its own memory).
 NO_MATCHING_DOCUMENTS = "no_matching_documents"
 NO_MATCH_ANSWER = "No documents matched the question, so there is nothing to answer from."
+#: ``FinalEvent.reason`` when sources matched but the budget (``max_context_tokens``, the
+#: window) left room for none of them: the LLM is not asked either.
+NO_ROOM_FOR_SOURCES = "no_room_for_sources"
+NO_ROOM_ANSWER = (
+    "Documents matched, but the context budget left no room for any of them, "
+    "so there is nothing to answer from."
+)
 
 
 class InvalidRequest(ValueError):

@@ -4,7 +4,9 @@
 arrived); a failure before that is raised (``LLMError``), so the caller can still refuse
 the request rather than announce sources. ``deltas()`` then yields the answer text as it
 streams (a failure mid-stream is raised from it), and ``result()`` is the whole answer.
-Any LLM failure makes the served model forget its window (a restarted server may serve
+Generation stops at the prompt's own markers (``STOP_SEQUENCES``) and echoed source tags are
+stripped from the deltas and the answer alike (``MarkupFilter``), so both routes return the
+same clean text. Any LLM failure makes the served model forget its window (a restarted server may serve
 another). ``aclose()`` closes the HTTP stream, which makes vLLM abort the request.
 """
 
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 
 from rag.answer.llm import LLMClient, LLMError, StreamEvent
 from rag.answer.model_info import ServedModel
-from rag.answer.prompting import Messages
+from rag.answer.prompting import STOP_SEQUENCES, MarkupFilter, Messages
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class Generation:
         self._first_token: float | None = None
         self._finish = "stop"
         self._usage: dict[str, int] = {}
+        self._markup = MarkupFilter()
 
     @classmethod
     async def start(
@@ -59,7 +62,11 @@ class Generation:
             raise RuntimeError("no LLM configured")
         started = time.monotonic()
         stream = llm.stream_chat(
-            messages, max_tokens=max_tokens, temperature=temperature, request_id=request_id
+            messages,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            request_id=request_id,
+            stop=STOP_SEQUENCES,
         )
         generation = cls(stream, model, started)
         try:
@@ -80,14 +87,19 @@ class Generation:
         """The answer text as it streams; raises ``LLMError`` when the stream fails."""
         event, self._pending = self._pending, None
         while event is not None:
-            if event.delta:
+            text = self._markup.feed(event.delta) if event.delta else ""
+            if text:
                 if self._first_token is None:
                     self._first_token = self.elapsed()
-                self._parts.append(event.delta)
-                yield event.delta
+                self._parts.append(text)
+                yield text
             if event.finish_reason:
                 self._usage, self._finish = event.usage, event.finish_reason
             event = await self._next()
+        rest = self._markup.flush()
+        if rest:
+            self._parts.append(rest)
+            yield rest
 
     def elapsed(self) -> float:
         return time.monotonic() - self._started

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -94,6 +94,7 @@ class LLMConfig:
     first_token_timeout: float = 120.0
     total_timeout: float = 600.0
     retries: int = 2
+    repetition_penalty: float | None = None  # vLLM's extra sampling parameter; None: unset
 
     @classmethod
     def from_settings(cls, settings: LLMSettings, **overrides: Any) -> LLMConfig:
@@ -106,6 +107,7 @@ class LLMConfig:
             first_token_timeout=settings.llm_first_token_timeout,
             total_timeout=settings.llm_total_timeout,
             retries=settings.llm_retries,
+            repetition_penalty=settings.llm_repetition_penalty,
         )
         return replace(config, **overrides)
 
@@ -243,15 +245,12 @@ class LLMClient:
         max_tokens: int,
         temperature: float,
         request_id: str | None = None,
+        stop: Sequence[str] = (),
     ) -> AsyncGenerator[StreamEvent, None]:
-        payload: dict[str, Any] = {
-            "model": self.config.model,
-            "messages": messages,
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
+        payload = self.chat_payload(messages, max_tokens=max_tokens, temperature=temperature)
+        payload |= {"stream": True, "stream_options": {"include_usage": True}}
+        if stop:
+            payload["stop"] = list(stop)
         headers = {"X-Request-Id": request_id} if request_id else {}
         deadline = time.monotonic() + self.config.total_timeout
         response = await self._open_stream(payload, headers)
@@ -260,6 +259,20 @@ class LLMClient:
                 yield event
         finally:
             await response.aclose()  # on cancel too: vLLM aborts the request on disconnect
+
+    def chat_payload(
+        self, messages: list[dict[str, str]], *, max_tokens: int, temperature: float
+    ) -> dict[str, Any]:
+        """The chat request's body: the sampling settings every request carries."""
+        payload: dict[str, Any] = {
+            "model": self.config.model,
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+        }
+        if self.config.repetition_penalty is not None:
+            payload["repetition_penalty"] = self.config.repetition_penalty
+        return payload
 
     async def _open_stream(
         self, payload: dict[str, Any], headers: dict[str, str]

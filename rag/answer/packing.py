@@ -87,7 +87,12 @@ class Packer:
         s = self.settings
         target = min(s.target_fill_tokens, max_context_tokens or s.target_fill_tokens)
         return Budget.for_request(
-            s.context_window, self.model.window, max_tokens, s.margin_ratio, target
+            s.context_window,
+            self.model.window,
+            max_tokens,
+            s.margin_ratio,
+            target,
+            s.min_context_tokens,
         )
 
     def label_tokens(self, prompt: Prompt, hit: Hit) -> int:
@@ -112,13 +117,14 @@ class Packer:
         budget = self.budget(max_tokens, max_context_tokens)
         prompt = Prompt(question, self.model.special_tokens, instructions=instructions)
         base = await self.counter.count_chat(prompt.render())
+        question_tokens = count_tokens(question)
+        budget.refuse_unfit(base, question_tokens)  # the client's own text, sources' floor kept
         fit = HistoryFit((), 0, 0)
         if history:
             allowance = budget.history_allowance(self.history_share, base)
             fit = await self._fit_history(prompt, history, allowance, base)
             prompt = prompt.with_history(flatten(fit.kept))
             base += fit.tokens  # exact: the prompt without sources, counted in the fit
-        question_tokens = count_tokens(question)
         budget.refuse_unfit(base, question_tokens)
         labels = {id(hit): self.label_tokens(prompt, hit) for hit in hits}
         costs = _BlockCosts(labels)

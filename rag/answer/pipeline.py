@@ -26,6 +26,8 @@ from rag.answer.conversation import turns_of
 from rag.answer.events import (
     NO_MATCH_ANSWER,
     NO_MATCHING_DOCUMENTS,
+    NO_ROOM_ANSWER,
+    NO_ROOM_FOR_SOURCES,
     AnswerEvent,
     AnswerRequest,
     AnswerStream,
@@ -101,7 +103,9 @@ class RagPipeline:
         )
         timings["retrieval"] = _since(started)
         if not hits:
-            for event in self._nothing_matched(request, max_tokens, timings, search):
+            for event in self._unanswered(
+                request, max_tokens, timings, search, NO_MATCHING_DOCUMENTS, NO_MATCH_ANSWER
+            ):
                 yield event
             return
         started = time.perf_counter()
@@ -114,6 +118,12 @@ class RagPipeline:
             instructions=request.instructions,
         )
         timings["packing"] = _since(started)
+        if not prepared.sources:  # the window left no room: the LLM is not asked either
+            for event in self._unanswered(
+                request, max_tokens, timings, search, NO_ROOM_FOR_SOURCES, NO_ROOM_ANSWER
+            ):
+                yield event
+            return
         generation = await Generation.start(  # raises LLMError before anything was announced
             self.llm,
             self.model,
@@ -146,30 +156,33 @@ class RagPipeline:
             search=search,
         )
 
-    def _nothing_matched(
+    def _unanswered(
         self,
         request: AnswerRequest,
         max_tokens: int,
         timings: dict[str, float],
         search: SearchQuery,
+        reason: str,
+        text: str,
     ) -> list[AnswerEvent]:
-        """Sources and a final answer without asking the LLM (it would answer from memory)."""
+        """No sources and a final answer with ``reason``, without asking the LLM (with no
+        sources it would answer from its own memory)."""
+        timings.setdefault("packing", 0.0)
         empty = Prepared.nothing(
             request.question, self.packer.budget(max_tokens, request.max_context_tokens)
         )
-        timings["packing"] = 0.0
         usage = empty.usage()
         return [
             SourcesEvent([], usage, timings, search),
             FinalEvent(
-                NO_MATCH_ANSWER,
+                text,
                 CitationCheck(),
                 [],
                 usage,
                 timings,
                 finish_reason=None,
                 search=search,
-                reason=NO_MATCHING_DOCUMENTS,
+                reason=reason,
             ),
         ]
 

@@ -35,6 +35,9 @@ SYSTEM_PROMPT = (
     '"The sources do not contain the answer." Do not use outside knowledge.'
 )
 NO_ANSWER = "The sources do not contain the answer."
+#: Where generation stops: the prompt's own markup echoed back (a small model continues the
+#: prompt: a new source block, or the next question).
+STOP_SEQUENCES = ("</source>", "<source", "\nQuestion:")
 
 _TAG = re.compile(r"<\s*(/?)\s*(source)\b", re.IGNORECASE)
 _SPECIAL = re.compile(r"<\|")
@@ -64,14 +67,16 @@ def _attr(value: str) -> str:
 
 
 def format_source(
-    n: int, title: str, source: str, pages: Sequence[int], text: str, specials: Sequence[str] = ()
+    n: int, title: str, name: str, pages: Sequence[int], text: str, specials: Sequence[str] = ()
 ) -> str:
+    """One source block; ``name`` is the document's display name (``Hit.display_name``):
+    server paths never enter the prompt (a small model echoes them into answers)."""
     page_attr = ""
     if pages:
         page_attr = f' pages="{pages[0]}-{pages[-1]}"' if len(pages) > 1 else f' page="{pages[0]}"'
     return (
         f'<source id="{n}" title="{_attr(escape_source_text(title, specials))}" '
-        f'file="{_attr(escape_source_text(source, specials))}"{page_attr}>\n'
+        f'file="{_attr(escape_source_text(name, specials))}"{page_attr}>\n'
         f"{escape_source_text(text, specials)}\n</source>"
     )
 
@@ -98,7 +103,7 @@ class Prompt:
 
     def label(self, hit: Hit) -> str:
         """A source block of ``hit`` without its text: what every source costs besides it."""
-        return format_source(0, hit.title, hit.source, hit.pages, "", self.specials)
+        return format_source(0, hit.title, hit.display_name, hit.pages, "", self.specials)
 
 
 def build_messages(
@@ -114,7 +119,7 @@ def build_messages(
     Earlier turns are escaped like sources: a client's history cannot start a turn either;
     earlier answers lose their [n] markers (those sources are not in this prompt)."""
     blocks = "\n\n".join(
-        format_source(s.n, s.hit.title, s.hit.source, s.hit.pages, s.text, specials)
+        format_source(s.n, s.hit.title, s.hit.display_name, s.hit.pages, s.text, specials)
         for s in sources
     )
     user = (f"Sources:\n\n{blocks}\n\n" if sources else "Sources: (none found)\n\n") + (
@@ -140,3 +145,39 @@ def _history_text(message: Message) -> str:
     if message.role != "assistant":
         return message.content
     return without_markers(message.content)
+
+
+_ECHOED_TAG = re.compile(r"<\s*/?\s*source\b[^<>]*>", re.IGNORECASE)
+_TAG_WORD = "source"
+
+
+def strip_markup(text: str) -> str:
+    """``text`` without echoed ``<source ...>`` / ``</source>`` tags (the model's copy of
+    the prompt's markup, never content)."""
+    return _ECHOED_TAG.sub("", text)
+
+
+class MarkupFilter:
+    """``strip_markup`` over a stream: each ``feed`` returns the text safe to show, holding
+    back a trailing ``<`` that may still become a tag; ``flush`` returns what is left. The
+    concatenated output equals ``strip_markup`` of the concatenated input."""
+
+    _HOLD_LIMIT = 300  # a tag longer than this is not ours; let it through
+
+    def __init__(self) -> None:
+        self._pending = ""
+
+    def feed(self, delta: str) -> str:
+        text = strip_markup(self._pending + delta)
+        at = text.rfind("<")
+        if at >= 0 and ">" not in text[at:] and len(text) - at <= self._HOLD_LIMIT:
+            head = re.sub(r"\s", "", text[at + 1 :]).lower().lstrip("/")
+            if _TAG_WORD.startswith(head) or head.startswith(_TAG_WORD):
+                self._pending = text[at:]
+                return text[:at]
+        self._pending = ""
+        return text
+
+    def flush(self) -> str:
+        rest, self._pending = strip_markup(self._pending), ""
+        return rest

@@ -1,7 +1,8 @@
 """The one schema of what is stored in Qdrant: a payload type per collection.
 
 The worker builds these, the store writes and reads them, the API shows them; nothing else
-spells payload keys. ``to_payload`` is what Qdrant stores (plain JSON values); ``from_payload``
+spells payload keys. ``source`` is the absolute path (the document's identity: for the
+store, folder filters and logs); users are shown ``display_name`` instead. ``to_payload`` is what Qdrant stores (plain JSON values); ``from_payload``
 reads a stored payload back, ignoring keys it does not know (written by a newer version).
 """
 
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
+
+from rag.documents import display_name
 
 T = TypeVar("T", bound="_Payload")
 
@@ -39,6 +42,11 @@ class ParentPayload(_Payload):
     tokens: int
     pages: list[int] = field(default_factory=list)
     heading: str = ""
+    name: str = ""  # display name (``rag.documents.display_name``); absent on older points
+
+    @property
+    def display_name(self) -> str:
+        return display_name(self.name, self.source)
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,11 @@ class DocumentRecord(_Payload):
     ocr_confidence: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # pages left out, and why
     replacing_since: float | None = None
+    name: str = ""  # display name (``rag.documents.display_name``); absent on older records
+
+    @property
+    def display_name(self) -> str:
+        return display_name(self.name, self.source)
 
     @property
     def committed(self) -> bool:

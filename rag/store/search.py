@@ -264,6 +264,7 @@ def _hits(groups: Iterable[qm.PointGroup], parents: dict[str, ParentPayload]) ->
             tokens=p.tokens,
             score=float(group.hits[0].score),
             parent_index=p.parent_index,
+            name=p.display_name,
             passages=[
                 MatchedPassage((h.payload or {})["start"], (h.payload or {})["end"], float(h.score))
                 for h in group.hits

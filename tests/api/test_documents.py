@@ -25,6 +25,7 @@ def api(settings_factory, embedder, tmp_path):
     jobs = JobManager(
         Indexer(settings, embedder, store, allowed_roots=settings.api_ingest_roots),
         tmp_path / "jobs",
+        inbox=settings.inbox,
     )
     services = Services(settings, RagPipeline(settings, embedder, store, llm), store, llm, jobs)
     with serve(create_app(settings, services=services)) as url:
@@ -53,7 +54,10 @@ def test_ingest_job_list_get_delete(api):
     job = wait_job(url, r.json()["job_id"])
     assert job["status"] == "done"
     assert job["summary"]["ingested"] == 2
-    assert job["summary"]["failed"] == [{"path": str(folder / "empty.md"), "error": "empty file"}]
+    # Paths relative to the shared root they lie under (here tmp), never absolute.
+    assert job["summary"]["failed"] == [{"path": "inbox/empty.md", "error": "empty file"}]
+    assert job["failures"] == [{"path": "inbox/empty.md", "error": "empty file"}]
+    assert job["paths"] == ["inbox"] and str(tmp) not in r.text + str(job)
     assert job["progress"]["files_done"] == 3
 
     docs = httpx.get(f"{url}/v1/documents").json()
@@ -173,3 +177,86 @@ def test_name_collisions_are_resolved_off_the_event_loop(api):
     print(f"upload {took:.2f} s, /healthz max {max(latencies) * 1000:.0f} ms")
     assert took > 0.4  # the hashing took long enough to be seen
     assert max(latencies) < min(0.3, took / 2)
+
+
+def test_a_job_names_each_file_once_in_process(api):
+    """The same folder twice, a folder and its subfolder, one file by two spellings."""
+    import os
+
+    url, tmp = api
+    folder = tmp / "dup"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(DOCS / "release-notes.txt", folder)
+    shutil.copy(DOCS / "Normans.md", folder / "sub")
+    os.symlink(folder / "release-notes.txt", tmp / "alias.txt")
+    shapes = [
+        ([folder, folder], 2),
+        ([folder / "sub", folder], 2),
+        ([folder / "release-notes.txt", tmp / "alias.txt", folder / ".." / "dup"], 2),
+        ([tmp / "alias.txt", folder / "release-notes.txt"], 1),
+    ]
+    for paths, distinct in shapes:
+        r = httpx.post(f"{url}/v1/ingest", json={"paths": [str(p) for p in paths]})
+        assert r.status_code == 202, r.text
+        job = wait_job(url, r.json()["job_id"])
+        assert job["status"] == "done" and job["files_total"] == distinct, (paths, job)
+        assert job["counts"]["failed"] == 0
+
+
+def _document(url, name):
+    docs = httpx.get(f"{url}/v1/documents").json()["documents"]
+    return next((d for d in docs if d["source"].endswith("/" + name)), None)
+
+
+def test_a_deleted_operator_file_stays_deleted_until_it_changes_or_is_named(api):
+    url, tmp = api
+    folder = tmp / "ops"
+    folder.mkdir()
+    for name in ("release-notes.txt", "Normans.md"):
+        shutil.copy(DOCS / name, folder)
+
+    def ingest(path):
+        r = httpx.post(f"{url}/v1/ingest", json={"paths": [str(path)]})
+        assert r.status_code == 202, r.text
+        return wait_job(url, r.json()["job_id"])
+
+    assert ingest(folder)["summary"]["ingested"] == 2
+    doc = _document(url, "Normans.md")
+    gone = httpx.delete(f"{url}/v1/documents/{doc['document_id']}").json()
+    assert gone == {"deleted": doc["document_id"], "file_removed": False, "tombstone": True}
+    assert (folder / "Normans.md").is_file()  # the operator's file is not the API's to delete
+    again = ingest(folder)  # the folder again: the deleted file is left out
+    assert again["files_total"] == 1 and _document(url, "Normans.md") is None
+    ingest(folder / "Normans.md")  # named on purpose: readmitted
+    assert _document(url, "Normans.md") is not None
+    doc = _document(url, "Normans.md")
+    httpx.delete(f"{url}/v1/documents/{doc['document_id']}")
+    with (folder / "Normans.md").open("a") as f:
+        f.write("\n\nA new paragraph about the Normans in Sicily.\n")
+    changed = ingest(folder)  # other bytes: a new version, ingested
+    assert changed["files_total"] == 2 and _document(url, "Normans.md") is not None
+
+
+def test_an_upload_says_saved_when_its_bytes_are_in_the_inbox_but_not_stored(api):
+    url, tmp = api
+    inbox = tmp / "data" / "inbox"
+    inbox.mkdir(parents=True)
+    body = (DOCS / "release-notes.txt").read_bytes()
+    (inbox / "notes.txt").write_bytes(body)  # in the inbox, never ingested
+    r = upload(url, "notes.txt", body)
+    assert r.status_code == 202, r.text
+    assert r.json()["files"][0]["outcome"] == "saved"
+    wait_job(url, r.json()["job"]["job_id"])
+    doc = _document(url, "notes.txt")
+    assert doc is not None
+    r = upload(url, "notes.txt", body)
+    assert r.json()["files"][0]["outcome"] == "unchanged"  # in the inbox and stored
+    wait_job(url, r.json()["job"]["job_id"])
+    # Deleted: the inbox copy goes with the points; the same bytes again are a new file.
+    gone = httpx.delete(f"{url}/v1/documents/{doc['document_id']}").json()
+    assert gone["file_removed"] is True and gone["tombstone"] is False
+    assert not (inbox / "notes.txt").exists() and not list((inbox / ".erased").glob("*"))
+    r = upload(url, "notes.txt", body)
+    assert r.json()["files"][0]["outcome"] == "new"
+    assert wait_job(url, r.json()["job"]["job_id"])["summary"]["ingested"] == 1
+    assert _document(url, "notes.txt") is not None

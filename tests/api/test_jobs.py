@@ -173,3 +173,93 @@ def test_in_process_and_queued_jobs_have_one_shape(tmp_path):
         assert mine[key] == theirs[key], key
     running = in_process({**record, "status": "running", "summary": None})  # type: ignore[typeddict-item]
     assert (running.counts.queued, running.counts.running, running.files_total) == (0, 3, 3)
+
+
+def test_a_deleted_upload_stays_deleted_across_restarts_and_a_crash_mid_delete(tmp_path):
+    """12 documents -> delete 2 -> restart -> 14 was the bug: the inbox kept the files."""
+    from ingest.erasure import Tombstones
+
+    env = {
+        "RAG_DATA_DIR": str(tmp_path / "data"),
+        "RAG_API_KEYS": KEY,
+        "RAG_LLM_BASE_URL": "http://127.0.0.1:9/v1",
+    }
+    inbox = tmp_path / "data" / "inbox"
+    names = ("release-notes.txt", "reactor-update.eml", "Normans.md")
+    api = ApiProcess(env, tmp_path / "api.log").start()
+    try:
+        files = [("files", (n, (DOCS / n).read_bytes())) for n in names]
+        r = httpx.post(f"{api.url}/v1/documents", headers=AUTH, files=files, timeout=60)
+        assert r.status_code == 202, r.text
+        wait(api.url, r.json()["job"]["job_id"])
+        docs = {
+            d["source"].rsplit("/", 1)[1]: d
+            for d in httpx.get(f"{api.url}/v1/documents", headers=AUTH).json()["documents"]
+        }
+        assert sorted(docs) == sorted(names)
+        gone = httpx.delete(
+            f"{api.url}/v1/documents/{docs['Normans.md']['document_id']}", headers=AUTH
+        )
+        assert gone.json()["file_removed"] is True and not (inbox / "Normans.md").exists()
+        # A process that dies mid-delete: the tombstone is written, the points and the file
+        # are still there (what erase does first, then the crash).
+        Tombstones(inbox).write(inbox / "reactor-update.eml")
+        api.kill9()
+        api.start()  # the inbox is queued again at start (a job made before serving)
+        for job in httpx.get(f"{api.url}/v1/ingest", headers=AUTH).json()["jobs"]:
+            wait(api.url, job["job_id"])
+        listed = httpx.get(f"{api.url}/v1/documents", headers=AUTH).json()
+        assert [d["source"].rsplit("/", 1)[1] for d in listed["documents"]] == ["release-notes.txt"]
+        assert sorted(p.name for p in inbox.iterdir() if not p.name.startswith(".")) == [
+            "release-notes.txt"
+        ]
+        assert Tombstones(inbox).all() == []
+        # The same bytes uploaded again are a new file, and ingested.
+        r = httpx.post(
+            f"{api.url}/v1/documents",
+            headers=AUTH,
+            files={"files": ("Normans.md", (DOCS / "Normans.md").read_bytes())},
+            timeout=60,
+        )
+        assert r.json()["files"][0]["outcome"] == "new"
+        assert wait(api.url, r.json()["job"]["job_id"])["summary"]["ingested"] == 1
+    finally:
+        api.stop()
+
+
+def test_distinct_roots_and_path_names(tmp_path):
+    import os
+
+    from ingest.jobs.inprocess import distinct_roots
+    from ingest.jobs.service import FileProblem, JobView, PathNames
+
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    (folder / ".hidden").mkdir()
+    for path in (folder / "a.txt", folder / "sub" / "b.txt", folder / ".hidden" / "c.txt"):
+        path.write_text("x")
+    os.symlink(folder / "a.txt", tmp_path / "alias.txt")
+    given = [
+        folder / "sub",
+        folder,
+        folder / "a.txt",
+        tmp_path / "alias.txt",
+        folder / ".." / "in",
+        folder / ".hidden" / "c.txt",  # a walk of the folder skips hidden ones: kept
+    ]
+    assert distinct_roots(given) == [folder, folder / ".hidden" / "c.txt"]
+    assert distinct_roots([tmp_path / "alias.txt", folder / "a.txt"]) == [tmp_path / "alias.txt"]
+
+    names = PathNames([tmp_path / "data" / "inbox", tmp_path])
+    view = JobView(
+        job_id="e" * 32,
+        status="done",
+        paths=[str(tmp_path), str(tmp_path / "data" / "inbox" / "up.pdf")],
+        failures=[FileProblem(path=str(folder / "sub" / "b.txt"), error="broken")],
+        summary={"failed": [{"path": str(folder / "a.txt"), "error": "e"}], "warnings": []},
+    )
+    shown = names.view(view)
+    assert shown.paths == [".", "up.pdf"]
+    assert shown.failures[0].path == "in/sub/b.txt"
+    assert shown.summary == {"failed": [{"path": "in/a.txt", "error": "e"}], "warnings": []}
+    assert names.name("/elsewhere/secret/report.pdf") == "report.pdf"

@@ -42,6 +42,14 @@ def pdf_of_pages(sizes: list[tuple[float, float]]) -> bytes:
         document.close()
 
 
-def blank_frames(count: int, size: tuple[int, int] = (425, 550)) -> list[Image.Image]:
-    """White grayscale pages (a letter page at 50 dpi by default): quick to OCR."""
-    return [Image.new("L", size, 255) for _ in range(count)]
+def blank_frames(
+    count: int, size: tuple[int, int] = (425, 550), mark: bool = False
+) -> list[Image.Image]:
+    """White grayscale pages (a letter page at 50 dpi by default): quick to OCR. With
+    ``mark``, each has a small black square and no text: not blank to the eye, so Tesseract
+    reads it (and finds no word)."""
+    frames = [Image.new("L", size, 255) for _ in range(count)]
+    if mark:
+        for frame in frames:
+            frame.paste(0, (size[0] // 3, size[1] // 3, size[0] // 3 + 6, size[1] // 3 + 6))
+    return frames

@@ -31,7 +31,9 @@ class WorkerProcess:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
+        """Start, and wait until this start (not an earlier one in the same log) is ready."""
         out = self.log.open("ab")
+        offset = out.tell()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ingest", "--worker", "--concurrency", str(self.concurrency)],
             cwd=ROOT,
@@ -41,7 +43,7 @@ class WorkerProcess:
             start_new_session=True,
         )
         wait_for(
-            lambda: b" ready." in self.log.read_bytes() or self.process.poll() is not None,
+            lambda: b" ready." in self.log.read_bytes()[offset:] or self.process.poll() is not None,
             180,
             "the worker to connect",
         )

@@ -196,10 +196,10 @@ def test_the_next_files_are_parsed_while_a_batch_embeds(setup, monkeypatch):
         finally:
             embedding.clear()
 
-    def watched_prepare(path, confinement):
+    def watched_prepare(path, confinement, documents):
         if embedding.is_set():
             overlapped.append(path.name)
-        return inner_prepare(path, confinement)
+        return inner_prepare(path, confinement, documents)
 
     monkeypatch.setattr(counting, "embed_passages", slow_embed)
     monkeypatch.setattr(indexer, "_prepare", watched_prepare)
@@ -212,11 +212,11 @@ def test_a_bug_in_preparing_stops_the_run_instead_of_hanging(setup, monkeypatch)
     indexer, store, _, docs, _ = setup
     calls = []
 
-    def broken(path, confinement):
+    def broken(path, confinement, documents):
         calls.append(path)
         if len(calls) == 2:
             raise RuntimeError("bug in preparing")
-        return Indexer._prepare(indexer, path, confinement)
+        return Indexer._prepare(indexer, path, confinement, documents)
 
     monkeypatch.setattr(indexer, "_prepare", broken)
     with pytest.raises(RuntimeError, match="bug in preparing"):

@@ -67,6 +67,14 @@ def test_a_scan_of_blank_pages_fails_after_a_run_of_them(tmp_path):
     print(f"500 blank pages: failed after {took:.1f} s")
 
 
+def test_a_scan_of_pages_without_words_fails_after_a_run_of_them(tmp_path):
+    """Pages with a mark but no word go through Tesseract, and count towards the run."""
+    tiff = save_tiff(blank_frames(60, mark=True), tmp_path / "marks.tiff")
+    limits = Limits(max_bytes=10**7, ocr=replace(FAST_OCR, max_blank_run=3))
+    with pytest.raises(ParseFailure, match=r"^pages 1-4: 4 pages in a row without text"):
+        parse_file(tiff, tiff.read_bytes(), "h", limits)
+
+
 def test_blank_pages_between_text_pages_are_not_a_run(tmp_path):
     """A blank scanned page after each text page (chapter ends) never makes a run."""
     text = ["A page of real text with its own text layer, number {n}."]
@@ -88,7 +96,7 @@ def sandbox():
 
 def test_a_parse_that_keeps_making_progress_still_ends_at_the_wall_clock_cap(tmp_path, sandbox):
     """Every OCRed page extends the no-progress deadline; the total cap ends it anyway."""
-    tiff = save_tiff(blank_frames(400), tmp_path / "long.tiff")
+    tiff = save_tiff(blank_frames(400, mark=True), tmp_path / "long.tiff")
     limits = Limits(
         max_bytes=10**8,
         timeout_s=60,

@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -15,7 +14,6 @@ import pytest
 from ingest.files.identity import content_hash
 from ingest.indexer import Indexer
 from ingest.parsing.limits import Limits, ParseFailure, read_checked
-from ingest.parsing.processes import children
 from ingest.parsing.sandbox import ParseSandbox
 from rag.store.qdrant_store import QdrantStore
 from tests.conftest import DOCS, ROOT
@@ -149,40 +147,41 @@ def test_the_parser_dies_with_its_owner_even_on_sigkill(tmp_path):
             os.kill(child, signal.SIGKILL)
 
 
-def test_tesseract_dies_with_the_parser_even_on_sigkill(tmp_path):
-    """The parser killed with -9 on its own (not its group) leaves no Tesseract running:
-    the kernel kills it (PR_SET_PDEATHSIG), though the page would take it many seconds."""
-    import numpy as np
-    from PIL import Image
+_STARTER = """
+import os, subprocess, threading
+from functools import partial
+from ingest.parsing.processes import die_with_parent
 
-    blocks = np.random.default_rng(7).random((1500, 1250)) > 0.5
-    noise = Image.fromarray(blocks.astype(np.uint8) * 255).resize((5000, 6000), Image.NEAREST)
-    page = tmp_path / "noise.png"
-    noise.save(page)
-    sandbox = ParseSandbox()
-    errors: list[BaseException] = []
+def run():  # as pytesseract runs Tesseract: from a thread, which waits for it
+    process = subprocess.Popen(["sleep", "600"], preexec_fn=partial(die_with_parent, os.getpid()))
+    print(process.pid, flush=True)
+    process.wait()
+
+threading.Thread(target=run).start()
+"""
+
+
+def test_tesseract_dies_with_the_parser_even_on_sigkill():
+    """Tesseract is started with ``die_with_parent``: killed with -9, the parser leaves no
+    OCR process running (the kernel kills them: PR_SET_PDEATHSIG)."""
+    from ingest.parsing.ocr import _tesseract
+    from ingest.parsing.processes import die_with_parent
+
+    runner = _tesseract().pytesseract
+    assert runner.subprocess_args()["preexec_fn"].func is die_with_parent
+    starter = subprocess.Popen(
+        [sys.executable, "-c", _STARTER], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    started = 0
     try:
-        sandbox.parse(tmp_path / "warm.txt", b"warm up", "h", Limits(max_bytes=10))
-        child = sandbox._proc.pid
-        limits = Limits(max_bytes=10**8, timeout_s=600)
-
-        def parse() -> None:
-            try:
-                sandbox.parse(page, page.read_bytes(), "h", limits)
-            except BaseException as exc:
-                errors.append(exc)
-
-        worker = threading.Thread(target=parse)
-        worker.start()
-        deadline = time.monotonic() + 60
-        while not (tesseract := children(child)):
-            assert time.monotonic() < deadline, "no Tesseract started"
-            time.sleep(0.05)
-        time.sleep(0.5)  # Tesseract is reading the page
-        os.kill(child, signal.SIGKILL)
-        worker.join(30)
-        took = _gone_within(tesseract, 3)
-        print(f"Tesseract gone {took:.2f} s after the parser's kill -9")
+        assert starter.stdout is not None
+        started = int(starter.stdout.readline())
+        assert _alive(started)
+        starter.kill()
+        starter.wait()
+        _gone_within([started], 3)
     finally:
-        sandbox.close()
-    assert len(errors) == 1 and str(errors[0]).startswith("parser crashed")
+        starter.kill()
+        starter.wait()
+        if started and _alive(started):
+            os.kill(started, signal.SIGKILL)

@@ -74,7 +74,8 @@ def test_invariant_never_exceeded(hits, window, margin, max_tokens, qlen, fill):
         prepared = asyncio.run(p.pack(question, hit_list, max_tokens=max_tokens))
     except BudgetError as exc:
         n = exc.numbers
-        assert n["prompt_tokens_without_sources"] > n["prompt_limit"] or n["prompt_limit"] <= 0
+        limit = n["prompt_limit"] - n["min_context_tokens"]  # sources keep their floor
+        assert n["prompt_tokens_without_sources"] > limit or n["prompt_limit"] <= 0
         return
     b = prepared.budget
     exact = count_llama31_chat(prepared.messages)
@@ -198,3 +199,23 @@ def test_a_huge_history_is_trimmed_not_refused():
     )
     assert prepared.prompt_tokens + 256 <= 8192 - prepared.budget.margin
     assert prepared.messages[-1]["content"].rstrip().endswith("in square brackets.")
+
+
+def test_sources_keep_a_floor_the_clients_own_text_may_not_take():
+    """RAG_MIN_CONTEXT_TOKENS: a long system message is refused (413), never packed with
+    no room left for sources; history is trimmed to leave the floor too."""
+    from rag.answer.budget import Budget, BudgetError
+
+    budget = Budget.for_request(4096, None, 64, 0.1, 1500, min_context=1000)
+    assert budget.context_floor == 1000
+    limit = budget.prompt_limit - 1000
+    budget.refuse_unfit(limit, 10)  # exactly the floor left: accepted
+    with pytest.raises(BudgetError) as err:
+        budget.refuse_unfit(limit + 1, 10)
+    assert err.value.numbers["min_context_tokens"] == 1000
+    assert budget.history_allowance(0.9, limit - 100) == 100
+    # the floor never exceeds what the caller asked for, nor half the prompt limit
+    assert Budget.for_request(4096, None, 64, 0.1, 50, min_context=1000).context_floor == 50
+    assert (
+        Budget.for_request(2048, None, 64, 0.1, 1500, 5000).context_floor == (2048 - 205 - 64) // 2
+    )

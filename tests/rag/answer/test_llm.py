@@ -120,3 +120,23 @@ def test_tokens_of_a_tokenizer_config():
         "<jupyter_output>",
         "<|endoftext|>",
     )
+
+
+def test_the_repetition_penalty_setting_reaches_the_request_body():
+    from rag.settings import Settings
+
+    settings = Settings(llm_repetition_penalty=1.2)
+    llm = LLMClient(LLMConfig.from_settings(settings.llm))
+    body = llm.chat_payload(MESSAGES, max_tokens=8, temperature=0)
+    assert body["repetition_penalty"] == 1.2
+    unset = LLMClient(LLMConfig(base_url="http://127.0.0.1:1/v1", model="fake"))
+    assert "repetition_penalty" not in unset.chat_payload(MESSAGES, max_tokens=8, temperature=0)
+    run(llm.close())
+    run(unset.close())
+
+
+def test_the_local_profile_sets_a_repetition_penalty():
+    import tomllib
+
+    with open("configs/local.toml", "rb") as f:
+        assert tomllib.load(f)["llm_repetition_penalty"] > 1.0

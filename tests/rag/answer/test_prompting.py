@@ -1,6 +1,13 @@
 from rag.answer.budget import Source
 from rag.answer.conversation import Message
-from rag.answer.prompting import SYSTEM_PROMPT, build_messages, escape_source_text
+from rag.answer.prompting import (
+    STOP_SEQUENCES,
+    SYSTEM_PROMPT,
+    MarkupFilter,
+    build_messages,
+    escape_source_text,
+    strip_markup,
+)
 from rag.documents import Hit
 
 
@@ -67,3 +74,34 @@ def test_earlier_answers_lose_their_citation_markers():
     messages = build_messages("When?", [], history=history)
     assert messages[1]["content"] == "Who built the reactor [1]?"  # the user's words stay
     assert messages[2]["content"] == "Acme built it. It opened in 1999."
+
+
+def test_the_prompt_names_a_file_without_its_server_path():
+    text = "The R FAQ answers questions."
+    source = Source(hit(text, doc="faq"), 0, text, False, n=1)
+    user = build_messages("What is R?", [source])[-1]["content"]
+    assert 'file="faq.txt"' in user
+    assert "/docs" not in user and "/" not in user.split("Question:")[0].replace("</source>", "")
+
+
+def test_echoed_source_tags_are_stripped_from_answers_and_streams():
+    answer = 'R is a language [1].<source id="2" title="R FAQ" file="faq.txt"> More.</source>'
+    assert strip_markup(answer) == "R is a language [1]. More."
+    pieces = [
+        "R is a language [1].<",
+        "sou",
+        'rce id="2" title',
+        '="R FAQ">',
+        " More.</sour",
+        "ce>",
+    ]
+    markup = MarkupFilter()
+    streamed = [markup.feed(piece) for piece in pieces] + [markup.flush()]
+    assert "".join(streamed) == "R is a language [1]. More."
+    assert all("<" not in piece for piece in streamed)
+    markup = MarkupFilter()  # a "<" that is no tag is released
+    assert markup.feed("x <") == "x " and markup.feed(" 5 y") == "< 5 y"
+
+
+def test_generation_stops_at_the_prompts_own_markers():
+    assert {"</source>", "<source", "\nQuestion:"} <= set(STOP_SEQUENCES)
