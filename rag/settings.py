@@ -363,8 +363,7 @@ class ConversationSettings(BaseModel):
     max_history_chars: int = Field(
         200_000,
         ge=0,
-        description="most characters of earlier turns and of a client's system messages, "
-        "each, a request may carry (beyond: 422)",
+        description="most characters of earlier turns a request may carry (beyond: 422)",
     )
 
 
@@ -374,16 +373,6 @@ class ApiSettings(BaseModel):
     api_host: str = "127.0.0.1"
     api_port: int = Field(8080, ge=1, le=65535)
     max_question_chars: int = Field(8000, ge=1)
-    cpu_workers: int = Field(
-        4,
-        ge=1,
-        le=64,
-        description="threads for the answer path's CPU work (counting, escaping, packing), "
-        "never the event loop; requests beyond wait their turn",
-    )
-    search_workers: int = Field(
-        8, ge=1, le=256, description="threads for searches (query embedding, the store)"
-    )
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, description="Bearer keys; comma-separated in the env"
     )

@@ -56,7 +56,9 @@ def children(pid: int) -> list[int]:
 
 
 def tree_rss_mb(pid: int) -> float:
-    """Resident memory of ``pid`` and every process below it, together."""
+    """Resident memory of ``pid`` and every process below it, together (the processes below
+    are found through ``/proc/PID/task/TID/children``; a kernel without it counts ``pid``
+    alone)."""
     total, stack, seen = 0.0, [pid], set()
     while stack:
         current = stack.pop()

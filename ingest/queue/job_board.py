@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import redis
 
@@ -172,7 +172,7 @@ class JobBoard:
             "enqueued": 0,
         }
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self._key(job_id, "meta"), mapping=meta)
+        pipe.hset(self._key(job_id, "meta"), mapping=cast(Any, meta))
         for start in range(0, len(files), 10_000):
             part = files[start : start + 10_000]
             pipe.hset(self._key(job_id, "files"), mapping={p: "queued" for p in part})
@@ -212,7 +212,7 @@ class JobBoard:
 
     def states(self, job_id: str, paths: list[str]) -> dict[str, str | None]:
         values = self.redis.hmget(self._key(job_id, "files"), paths) if paths else []
-        return dict(zip(paths, values))
+        return dict(zip(paths, cast(list[str | None], values)))
 
     def add_removed(self, job_id: str, removed: int) -> None:
         self.redis.hincrby(self._key(job_id, "meta"), "removed", removed)
@@ -281,13 +281,14 @@ class JobBoard:
         return {s: int(raw.get(s, 0)) for s in STATES}
 
     def get(self, job_id: str) -> JobStatus | None:
-        meta = self.redis.hgetall(self._key(job_id, "meta"))
+        meta = cast(dict[str, str], self.redis.hgetall(self._key(job_id, "meta")))
         if not meta:
             return None
         counts = self._counts(job_id)
-        failures, retrying = [], []
+        failures: list[dict[str, str]] = []
+        retrying: list[dict[str, str]] = []
         if counts["failed"] or counts["retrying"]:
-            errors = self.redis.hgetall(self._key(job_id, "errors"))
+            errors = cast(dict[str, str], self.redis.hgetall(self._key(job_id, "errors")))
             states = self.redis.hmget(self._key(job_id, "files"), list(errors)) if errors else []
             for (path, error), state in zip(errors.items(), states):
                 target = failures if state == "failed" else retrying
@@ -295,7 +296,7 @@ class JobBoard:
                     target.append({"path": path, "error": error})
         open_work = counts["queued"] + counts["running"] + counts["retrying"]
         if meta.get("enqueued") == "1" and open_work == 0:
-            status = "done"
+            status: Literal["queued", "running", "done"] = "done"
         elif not (counts["running"] or counts["retrying"] or counts["done"] or counts["unchanged"]):
             status = "queued"
         else:
@@ -318,12 +319,12 @@ class JobBoard:
         )
 
     def recent(self, limit: int = 20) -> list[JobStatus]:
-        ids = self.redis.zrevrange(f"{self.prefix}:jobs", 0, limit - 1)
+        ids = cast(list[str], self.redis.zrevrange(f"{self.prefix}:jobs", 0, limit - 1))
         return [job for job in (self.get(i) for i in ids) if job is not None]
 
     def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
         return [json.loads(r) for r in self.redis.lrange(self._dead_key, 0, limit - 1)]
 
     def outcomes(self) -> dict[str, int]:
-        raw = self.redis.hgetall(self._outcomes_key)
+        raw = cast(dict[str, str], self.redis.hgetall(self._outcomes_key))
         return {k: int(v) for k, v in raw.items()}

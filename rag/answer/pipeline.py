@@ -191,6 +191,15 @@ class RagPipeline:
         """The request's ``max_tokens``, or ``InvalidRequest`` when the settings refuse it."""
         s = self.settings
         self._check_text("question", request.question)
+        # Bounded before any counting or escaping: a history's cost grows with its size.
+        earlier = sum(1 for m in request.history if m.role == "user")
+        if earlier > s.max_history_turns:
+            raise InvalidRequest(
+                f"history: at most {s.max_history_turns} earlier turns (got {earlier})"
+            )
+        chars = sum(len(m.content) for m in request.history)
+        if chars > s.max_history_chars:
+            raise InvalidRequest(f"history: at most {s.max_history_chars} characters (got {chars})")
         max_tokens = request.max_tokens or s.default_max_tokens
         if max_tokens > s.max_tokens_limit:
             raise InvalidRequest(f"max_tokens {max_tokens} exceeds the limit {s.max_tokens_limit}")

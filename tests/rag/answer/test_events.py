@@ -94,3 +94,27 @@ def test_settings_bound_the_request(ingested, embedder, fault_server):
         )
     with pytest.raises(InvalidRequest, match="at most 20 characters"):
         events_of(ingested, embedder, f"{url}/ok/v1", max_question_chars=20)
+
+
+def test_history_is_bounded_before_any_work(ingested, embedder, fault_server):
+    from rag.answer.conversation import Message
+
+    url, _ = fault_server
+    many = tuple(Message(role, f"turn {i}") for i in range(6) for role in ("user", "assistant"))
+    with pytest.raises(InvalidRequest, match="at most 5 earlier turns"):
+        events_of(
+            ingested,
+            embedder,
+            f"{url}/ok/v1",
+            request=AnswerRequest(QUESTION, history=many),
+            max_history_turns=5,
+        )
+    big = (Message("user", "x" * 500), Message("assistant", "y" * 600))
+    with pytest.raises(InvalidRequest, match="at most 1000 characters"):
+        events_of(
+            ingested,
+            embedder,
+            f"{url}/ok/v1",
+            request=AnswerRequest(QUESTION, history=big),
+            max_history_chars=1000,
+        )
