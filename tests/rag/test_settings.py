@@ -54,7 +54,7 @@ def test_comma_lists_and_keys_file(clean_env, tmp_path):
 SAMPLES = {
     bool: [("true", True)],
     int: [("7", 7), ("300", 300), ("2000", 2000)],
-    float: [("0.05", 0.05), ("0.5", 0.5), ("2.0", 2.0)],
+    float: [("0.05", 0.05), ("0.5", 0.5), ("2.0", 2.0), ("12.5", 12.5)],
     str: [("xyz", "xyz")],
 }
 
