@@ -205,7 +205,7 @@ def test_a_job_names_each_file_once_in_process(api):
 
 def _document(url, name):
     docs = httpx.get(f"{url}/v1/documents").json()["documents"]
-    return next((d for d in docs if d["source"].endswith("/" + name)), None)
+    return next((d for d in docs if d["source"].rsplit("/", 1)[-1] == name), None)
 
 
 def test_a_deleted_operator_file_stays_deleted_until_it_changes_or_is_named(api):
