@@ -26,6 +26,7 @@ from tests.helpers.queue import (
     WorkerProcess,
     as_settings,
     board_for,
+    polled,
     queue_env,
     queue_settings,
     wait_done,
@@ -160,7 +161,9 @@ def test_kill9_mid_file_redelivers_the_task_and_the_store_matches_a_clean_run(
     try:
         job = producer.submit([shared / "big", shared / "small"])
         wait_for(
-            lambda: board.states(job.job_id, [big])[big] == "running", 60, "the big file to start"
+            polled(lambda: board.states(job.job_id, [big])[big] == "running"),
+            60,
+            "the big file to start",
         )
         time.sleep(2.0)  # inside its parse/embedding
         worker.kill9()

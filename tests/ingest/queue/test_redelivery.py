@@ -15,6 +15,7 @@ from ingest.queue.producer import Producer
 from tests.helpers.queue import (
     WorkerProcess,
     as_settings,
+    polled,
     queue_env,
     queue_settings,
     wait_done,
@@ -29,9 +30,11 @@ KILL_TIMEOUT_S = 15
 
 def _started(board: JobBoard, job_id: str, path: str, deliveries: int) -> None:
     wait_for(
-        lambda: (
-            sum(board.deliveries(job_id).values()) >= deliveries
-            and board.states(job_id, [path])[path] == "running"
+        polled(
+            lambda: (
+                sum(board.deliveries(job_id).values()) >= deliveries
+                and board.states(job_id, [path])[path] == "running"
+            )
         ),
         120,
         f"delivery {deliveries} of job {job_id} to start",
