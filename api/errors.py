@@ -87,14 +87,17 @@ _OPENAI_TYPES = {
 _OPENAI_CODES = {"unauthorized": "invalid_api_key", "context_too_large": "context_length_exceeded"}
 
 
-def openai_error_body(status: int, code: str, message: str) -> dict[str, Any]:
-    """OpenAI's shape (``error.message``, ``type``, ``param``, ``code``), as vLLM sends it."""
+def openai_error_body(
+    status: int, code: str, message: str, param: str | None = None
+) -> dict[str, Any]:
+    """OpenAI's shape (``error.message``, ``type``, ``param``, ``code``), as vLLM sends it;
+    ``param`` names the request field at fault, when one is."""
     kind = "server_error" if status >= 500 else _OPENAI_TYPES.get(status, "invalid_request_error")
     return {
         "error": {
             "message": message,
             "type": kind,
-            "param": None,
+            "param": param,
             "code": _OPENAI_CODES.get(code, code),
         }
     }
@@ -109,11 +112,13 @@ def respond(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     """The error in the shape of the route: ours, or OpenAI's on its routes (where a
-    validation error is a 400, as OpenAI and vLLM answer)."""
+    validation error is a 400, as OpenAI and vLLM answer; ``details["param"]`` is its
+    ``param``)."""
     if is_openai_path(request.url.path):
         status = 400 if status == 422 else status
+        param = (details or {}).get("param")
         return JSONResponse(
-            openai_error_body(status, code, message), status_code=status, headers=headers
+            openai_error_body(status, code, message, param), status_code=status, headers=headers
         )
     return error_json(status, code, message, details, headers)
 

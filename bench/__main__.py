@@ -1,4 +1,5 @@
-"""`python -m bench NAME [args]`: ingest, queue, retrieval, latency, budget, peer, conversation."""
+"""`python -m bench NAME [args]`: ingest, queue, retrieval, relevance, latency, budget, peer,
+conversation."""
 
 from __future__ import annotations
 
@@ -6,7 +7,16 @@ import importlib
 import logging
 import sys
 
-NAMES = ["ingest", "queue", "retrieval", "latency", "budget", "peer", "conversation"]
+NAMES = [
+    "ingest",
+    "queue",
+    "retrieval",
+    "relevance",
+    "latency",
+    "budget",
+    "peer",
+    "conversation",
+]
 
 
 def main() -> int:

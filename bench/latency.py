@@ -9,8 +9,11 @@ own process, as deployed) with 1 and 8 concurrent clients; overhead = HTTP p50 -
 p50 of the default mode. With --llm URL, also /v1/query time to first token and total, split
 into retrieval, packing and generation, at the largest size. With ``--engines edge,python``
 the pure-Python embedded engine is measured too (library only, fewer queries: it is slow).
+The noisy-neighbour row (``bench.noisy``): the 1-client searches again while another client
+sends the heaviest history query the door admits in a loop (goal: p95 within 1.5x).
 
 Usage: python -m bench latency [--sizes 1000,10000,50000] [--requests 100] [--llm URL]
+       [--noisy-turns N] [--noisy-chars N]
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any
 import httpx
 
 from bench.common import SQUAD, load_questions, percentile, table, write_result
+from bench.noisy import maximal_query, while_heavy
 from bench.services import free_port
 
 
@@ -137,8 +141,12 @@ def rss_mb(pid: int) -> dict[str, float]:
 
 
 @contextmanager
-def api_process(data_dir: Path, llm: str, pids: list[int] | None = None) -> Iterator[str]:
-    """``python -m api`` on the benchmark's store, as an operator would run it."""
+def api_process(
+    data_dir: Path, llm: str, pids: list[int] | None = None, tokenizer: str = "server"
+) -> Iterator[str]:
+    """``python -m api`` on the benchmark's store, as an operator would run it. Its log goes
+    to a file, not a pipe: a pipe nobody reads fills after a few hundred requests' access
+    lines and then blocks the API in the middle of a measurement."""
     port = free_port()
     env = {
         **os.environ,
@@ -146,18 +154,15 @@ def api_process(data_dir: Path, llm: str, pids: list[int] | None = None) -> Iter
         "RAG_API_PORT": str(port),
         "RAG_API_HOST": "127.0.0.1",
         "RAG_LLM_BASE_URL": llm,
-        "RAG_LLM_TOKENIZER": "server",
+        "RAG_LLM_TOKENIZER": tokenizer,
         "RAG_TARGET_FILL_TOKENS": "1500",
         "RAG_LOG_JSON": "false",
     }
     env.pop("RAG_CONFIG_FILE", None)
     env.pop("RAG_QDRANT_URL", None)
+    log = tempfile.TemporaryFile(mode="w+")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "api"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        [sys.executable, "-m", "api"], env=env, stdout=subprocess.DEVNULL, stderr=log, text=True
     )
     if pids is not None:
         pids.append(proc.pid)
@@ -166,7 +171,8 @@ def api_process(data_dir: Path, llm: str, pids: list[int] | None = None) -> Iter
         deadline = time.monotonic() + 900  # a million points take a while to open
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"the API exited: {proc.stderr.read()[-2000:]}")
+                log.seek(0)
+                raise RuntimeError(f"the API exited: {log.read()[-2000:]}")
             try:
                 if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
                     break
@@ -182,6 +188,7 @@ def api_process(data_dir: Path, llm: str, pids: list[int] | None = None) -> Iter
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
 
 
 def time_modes(pipeline: Any, queries: list[str]) -> dict[str, list[float]]:
@@ -215,6 +222,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         action="store_true",
         help="build Edge's HNSW index after growing (timed) before measuring",
     )
+    parser.add_argument(
+        "--noisy-turns", type=int, default=None, help="noisy neighbour's turns (the door's limit)"
+    )
+    parser.add_argument(
+        "--noisy-chars", type=int, default=None, help="its characters (the door's limit)"
+    )
     args = parser.parse_args(argv)
 
     from ingest.indexer import Indexer
@@ -227,9 +240,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     sizes = [int(s) for s in args.sizes.split(",")]
     queries = [q["question"] for q in load_questions(args.requests)]
     llm = args.llm or "http://127.0.0.1:9/v1"
-    rows, mode_rows, result = [], [], {"sizes": {}, "engines": {}}
+    rows, mode_rows, noisy_rows, result = [], [], [], {"sizes": {}, "engines": {}}
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp) / "edge", llm_base_url=llm)
+        heavy_body = maximal_query(
+            args.noisy_turns or settings.max_history_turns,
+            args.noisy_chars or settings.max_history_chars,
+        )
         embedder = SentenceTransformerEmbedder(settings)
         store = QdrantStore(settings, embedder.name, embedder.dimension)
         Indexer(settings, embedder, store).run([SQUAD / "articles"])
@@ -262,10 +279,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             store.close()  # one process per embedded store: hand it to the API
             pids: list[int] = []
             started = time.perf_counter()
-            with api_process(settings.data_dir, llm, pids) as url:
+            # Without an LLM the API counts locally: the heavy query is packed in full.
+            tokenizer = "server" if args.llm else "llama3"
+            with api_process(settings.data_dir, llm, pids, tokenizer) as url:
                 open_s = time.perf_counter() - started
                 one = asyncio.run(http_load(url, queries, 1))
                 eight = asyncio.run(http_load(url, queries, 8))
+                noisy, heavy = asyncio.run(while_heavy(url, heavy_body, http_load(url, queries, 1)))
                 memory = rss_mb(pids[0])
                 if args.llm and size == sizes[-1]:
                     result["query"] = asyncio.run(query_timings(url, queries[:20]))
@@ -273,12 +293,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             direct = per_mode[settings.retrieval_mode.value]
             d, o, e = stats(direct), stats(one), stats(eight)
             rows.append([actual, *d, *o, *e, o[0] - d[0]])
+            n, h = stats(noisy), heavy.summary()
+            ratio = n[1] / o[1]
+            noisy_rows.append([actual, o[0], o[1], n[0], n[1], ratio, h["requests"], h["mean_s"]])
             result["sizes"][actual] = {
                 "library_ms": d,
                 "http_1_client_ms": o,
                 "http_8_clients_ms": e,
                 "library_by_mode_ms": {m: stats(v) for m, v in per_mode.items()},
                 "http_8_clients_rps": len(queries) / max(sum(eight) / 8, 1e-9),
+                "noisy_neighbour": {"http_1_client_ms": n, "p95_ratio": ratio, **h},
                 "api_rss_mb": memory,
                 "api_start_s": open_s,
                 "grow_s": grow_s,
@@ -325,6 +349,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ["passages", "engine mode", "p50", "p95", "p99"], sorted(mode_rows, key=lambda r: r[0])
         )
     )
+    turns = len(heavy_body["history"]) // 2
+    chars = sum(len(m["content"]) for m in heavy_body["history"])
+    print(
+        f"\nNoisy neighbour: /v1/search (1 client, ms) while another client sends a "
+        f"{turns}-turn, {chars:,}-character history query in a loop (goal: p95 within 1.5x):\n"
+    )
+    print(
+        table(
+            ["passages", "quiet p50", "p95", "noisy p50", "p95", "p95 ratio", "heavy n", "s each"],
+            noisy_rows,
+        )
+    )
+    result["noisy_query"] = {"turns": turns, "chars": chars}
     if "query" in result:
         q = result["query"]
         print("\n/v1/query with the local vLLM (s):\n")

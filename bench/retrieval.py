@@ -4,7 +4,9 @@ Measures, for every question, whether an answer string (case-insensitive) occurs
 (a) the top-1/3/5 retrieved parents and (b) the packed context at 4K/8K/16K/32K-token fills
 (the same greedy, sentence-cut packing the API uses). Baselines over the same corpus:
 BM25 over our parents, over our passages, and over 512-token chunks (as in BASELINES.md),
-each packed to the same budgets. Optional: the cross-encoder reranker on a subset.
+each packed to the same budgets. Optional: the cross-encoder reranker on a subset. The row
+"ours hybrid, relevance floor" is what the answer path retrieves: nothing for a question
+under the floor (the settings'), so it shows what the floor costs real questions.
 
 Usage: python -m bench retrieval [--limit N] [--rerank-limit N]
 """
@@ -19,6 +21,9 @@ from typing import Any
 from bench.common import SQUAD, load_questions, mean, percentile, squad_store, table, write_result
 
 FILLS = [4096, 8192, 16384, 32768]
+#: Hybrid as the answer path sees it: a question under the relevance floor (RAG_MIN_RELEVANCE,
+#: rag.answer.retrieval) retrieves nothing, so it counts as a miss at every depth.
+FLOOR_ROW = "ours hybrid, relevance floor"
 TOPS = [1, 3, 5]
 
 
@@ -136,6 +141,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import bm25s
     import Stemmer
 
+    from rag.answer.retrieval import RelevanceFloor, Retriever
     from rag.embedding.sparse import BM25Encoder
     from rag.settings import RetrievalMode
     from rag.text.tokens import count_tokens
@@ -176,6 +182,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         query_vectors = embedder.embed_queries([q["question"] for q in questions])
         sparse = BM25Encoder()
+        ours, floor = Retriever(settings.retrieval, embedder, store), RelevanceFloor.of(settings)
+        refused = 0
         parent_counts: dict[str, int] = {}
         for i, q in enumerate(questions):
             for mode in RetrievalMode:
@@ -191,6 +199,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 texts = [h.text for h in hits]
                 counts = [parent_counts.setdefault(h.parent_id, h.tokens) for h in hits]
                 evaluate_ranked(scorer, f"ours {mode.value}", texts, counts, q["answers"], hits)
+                if mode is RetrievalMode.hybrid:  # the answer path: nothing under the floor
+                    t0 = time.perf_counter()
+                    vectors = query_vectors[i].tolist(), sparse.encode_query(q["question"])
+                    admitted = floor.admits(ours.relevance(*vectors))
+                    latencies.setdefault("relevance floor (extra)", []).append(
+                        time.perf_counter() - t0
+                    )
+                    refused += not admitted
+                    kept = hits if admitted else []
+                    evaluate_ranked(
+                        scorer,
+                        FLOOR_ROW,
+                        [h.text for h in kept],
+                        [parent_counts[h.parent_id] for h in kept],
+                        q["answers"],
+                        kept,
+                    )
             for name, (retriever, texts, counts) in baselines.items():
                 tokens = bm25s.tokenize(
                     [q["question"]], stopwords="en", stemmer=stemmer, show_progress=False
@@ -225,7 +250,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
         store.close()
 
-    systems = ["ours hybrid", "ours dense", "ours sparse"]
+    systems = ["ours hybrid", FLOOR_ROW, "ours dense", "ours sparse"]
     if args.rerank_limit:
         systems += [
             "ours hybrid (rerank subset)",
@@ -239,6 +264,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for s in systems
     ]
     print(f"\nAnswer recall over {len(questions)} questions (mean Llama tokens in context):\n")
+    print(
+        f"(relevance floor {floor.cosine:g}, {floor.cosine_without_terms:g} for a question "
+        f"sharing no term: {refused} of {len(questions)} questions refused)\n"
+    )
     print(
         table(["system"] + [f"top{k}" if k.startswith("@") else f"packed {k}" for k in keys], rows)
     )
@@ -259,6 +288,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         },
         "rerank_questions": args.rerank_limit,
         "rerank_note": rerank_note,
+        "relevance_floor": {
+            "cosine": floor.cosine,
+            "cosine_without_terms": floor.cosine_without_terms,
+            "refused": refused / len(questions),
+        },
     }
     path = write_result("retrieval", result)
     print(f"\nwrote {path}")

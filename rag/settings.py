@@ -304,6 +304,23 @@ class RetrievalSettings(BaseModel):
         2, ge=1, le=32, description="best matched passages of each parent the cross-encoder reads"
     )
     default_top_k: int = Field(16, ge=1, le=100)
+    # Calibrated for the default BGE-small on SQuAD and HotpotQA dev questions (BENCHMARKS.md,
+    # "relevance floor"): 0 of 700 real questions refused; another embedding model needs its
+    # own figures (`python -m bench relevance`).
+    min_relevance: float = Field(
+        0.50,
+        ge=0.0,
+        le=1.0,
+        description="relevance floor of answers: a question whose best passage's dense "
+        "cosine is under it gets no_matching_documents without the LLM (0: off)",
+    )
+    min_relevance_without_terms: float = Field(
+        0.70,
+        ge=0.0,
+        le=1.0,
+        description="the same floor for a question none of whose terms any passage holds "
+        "(gibberish, keyboard mash); the higher of the two applies (0: off)",
+    )
 
 
 class LLMSettings(BaseModel):
@@ -373,6 +390,16 @@ class ApiSettings(BaseModel):
     api_host: str = "127.0.0.1"
     api_port: int = Field(8080, ge=1, le=65535)
     max_question_chars: int = Field(8000, ge=1)
+    cpu_workers: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="threads for the answer path's CPU work (counting, escaping, packing), "
+        "never the event loop; requests beyond wait their turn",
+    )
+    search_workers: int = Field(
+        8, ge=1, le=256, description="threads for searches (query embedding, the store)"
+    )
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, description="Bearer keys; comma-separated in the env"
     )

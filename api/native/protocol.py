@@ -24,6 +24,7 @@ from pydantic import (
 
 from api.uploads import StoredFile
 from ingest.jobs import JobView
+from rag.answer.textnorm import has_visible_text
 from rag.settings import RetrievalMode
 
 #: What every response's ``source`` is (``rag.documents.display_name``).
@@ -34,11 +35,6 @@ SOURCE_DOC = (
 )
 #: An outer bound on request text before the settings' limit is applied.
 _TEXT_MAX = 1_000_000
-
-
-def has_visible_text(value: str) -> bool:
-    """False for text of only spaces, control and format characters."""
-    return any(not unicodedata.category(c).startswith(("C", "Z")) for c in value)
 
 
 def _visible(value: str) -> str:

@@ -18,12 +18,13 @@ from collections.abc import AsyncIterator, Sequence, Set
 from dataclasses import asdict
 from typing import Any
 
-from fastapi import Request
+from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from api.deps import Services
 from api.errors import APIError, llm_error_body
+from api.headers import answer_headers
 from api.native.protocol import (
     CitationOut,
     DeltaEventOut,
@@ -51,7 +52,7 @@ from rag.answer.events import (
     SourcesEvent,
     Usage,
 )
-from rag.answer.pipeline import run_sync
+from rag.answer.workers import run_search
 from rag.documents import Hit
 from rag.store.search import SearchFilters
 
@@ -99,7 +100,7 @@ def hit_out(hit: Hit, include: Sequence[str] = ("snippet", "passages")) -> Searc
 
 async def search(services: Services, body: SearchRequest) -> SearchResponse:
     started = time.perf_counter()
-    hits = await run_sync(
+    hits = await run_search(
         services.pipeline.search, body.query, body.top_k, to_filters(body.filters), body.mode
     )
     return SearchResponse(
@@ -205,19 +206,32 @@ def answer_request(body: QueryRequest, request_id: str | None) -> AnswerRequest:
 
 
 async def query(
-    services: Services, body: QueryRequest, request: Request, request_id: str | None
+    services: Services,
+    body: QueryRequest,
+    request: Request,
+    request_id: str | None,
+    response: Response,
 ) -> QueryResponse | StreamingResponse:
+    """The answer, whole or streamed; either way with the sources in its headers (set on
+    ``response``, or on the stream; ``api.headers``)."""
     events = services.pipeline.answer(answer_request(body, request_id))
     # The first event comes once the LLM accepted the request (or nothing matched): failures
     # before it are raised here and become proper status codes, not a 200 stream.
     first = await anext(events)
+    headers = sources_headers(first, request_id)
     if body.stream:
         return StreamingResponse(
             _stream(services, first, events, request, body.include),
             media_type="text/event-stream",
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no", **headers},
         )
+    response.headers.update(headers)
     return await collect_final(services, first, events, request, body.include)
+
+
+def sources_headers(first: AnswerEvent, request_id: str | None) -> dict[str, str]:
+    """The headers naming the sources of the pipeline's first event (``SourcesEvent``)."""
+    return answer_headers(first.sources if isinstance(first, SourcesEvent) else [], request_id)
 
 
 async def collect_final(

@@ -48,7 +48,11 @@ class StreamOptions(BaseModel):
 
 class ChatCompletionRequest(BaseModel):
     """The fields that mean something here; sampling knobs the pipeline does not use
-    (top_p, seed, penalties, user) are accepted and ignored, as many servers do."""
+    (top_p, seed, penalties, user) are accepted and ignored, as many servers do.
+
+    Fields that would change what the answer is (tools and functions, a response format
+    other than text, log probabilities, more than one choice) are read only to be refused
+    (``unsupported``): answering as if they had not been sent would mislead the client."""
 
     model_config = ConfigDict(extra="ignore")
     model: StrictStr
@@ -58,7 +62,42 @@ class ChatCompletionRequest(BaseModel):
     max_tokens: StrictInt | None = Field(None, ge=1)
     max_completion_tokens: StrictInt | None = Field(None, ge=1)
     temperature: StrictFloat | None = Field(None, ge=0.0, le=2.0)
-    n: StrictInt = Field(1, ge=1, le=1, description="one choice only")
+    n: StrictInt | None = Field(None, description="one choice only (1)")
+    tools: list[Any] | None = Field(None, description="not supported (400)")
+    tool_choice: Any = Field(None, description="not supported (400), but 'none'")
+    functions: list[Any] | None = Field(None, description="not supported (400)")
+    function_call: Any = Field(None, description="not supported (400), but 'none'")
+    response_format: dict[str, Any] | None = Field(None, description="{'type': 'text'} only")
+    logprobs: StrictBool | None = Field(None, description="not supported (400)")
+    top_logprobs: StrictInt | None = Field(None, description="not supported (400)")
+
+    def unsupported(self) -> tuple[str, str] | None:
+        """The first field this service cannot honour, and why; None when there is none."""
+        if self.tools:
+            return (
+                "tools",
+                "tools (function calling) are not supported: answers come from the documents",
+            )
+        if self.functions:
+            return "functions", "functions (function calling) are not supported"
+        for name, value in (
+            ("tool_choice", self.tool_choice),
+            ("function_call", self.function_call),
+        ):
+            if value not in (None, "none"):
+                return name, f"{name} is not supported (only 'none')"
+        kind = (self.response_format or {}).get("type", "text")
+        if kind != "text":
+            return "response_format", (
+                f"response_format {str(kind)[:40]!r} is not supported: answers are text with "
+                "[n] citations (only {'type': 'text'})"
+            )
+        if self.logprobs or self.top_logprobs:
+            name = "logprobs" if self.logprobs else "top_logprobs"
+            return name, "log probabilities are not supported"
+        if self.n not in (None, 1):
+            return "n", f"n={self.n} is not supported: one choice only (n=1)"
+        return None
 
 
 class ModelCard(BaseModel):

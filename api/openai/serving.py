@@ -12,12 +12,18 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import Request
+from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 
 from api.deps import Services
 from api.errors import APIError, llm_error_body
-from api.native.serving import collect_final, final_out, source_out, usage_out
+from api.native.serving import (
+    collect_final,
+    final_out,
+    source_out,
+    sources_headers,
+    usage_out,
+)
 from api.openai.protocol import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -67,9 +73,20 @@ def answer_request(
             f"The model `{body.model[:100]}` does not "
             f"exist; this service serves `{services.settings.rag_model_id}`",
         )
-    last_user = max((i for i, m in enumerate(body.messages) if m.role == "user"), default=None)
-    if last_user is None or not body.messages[last_user].text().strip():
-        raise APIError(400, "invalid_request", "messages must end with a user question")
+    refused = body.unsupported()
+    if refused is not None:
+        param, message = refused
+        raise APIError(400, "unsupported_parameter", message, {"param": param})
+    last = body.messages[-1]
+    if last.role != "user":  # nothing is dropped silently: no continuation of a reply
+        raise APIError(
+            400,
+            "invalid_request",
+            f"messages must end with the user's question (the last is a {last.role!r} "
+            "message; continuing a message is not supported)",
+            {"param": "messages"},
+        )
+    last_user = len(body.messages) - 1  # its text is checked like /v1/query's question
     history = tuple(
         Message(m.role, m.text())
         for m in body.messages[:last_user]
@@ -89,10 +106,17 @@ def answer_request(
 
 
 async def chat(
-    services: Services, body: ChatCompletionRequest, request: Request, request_id: str | None
+    services: Services,
+    body: ChatCompletionRequest,
+    request: Request,
+    request_id: str | None,
+    response: Response,
 ) -> ChatCompletion | StreamingResponse:
+    """A chat completion, whole or streamed; either way with the sources in its headers
+    (``api.headers``: what survives clients that drop ``rag``)."""
     events = services.pipeline.answer(answer_request(services, body, request_id))
     first = await anext(events)  # failures before it become status codes
+    headers = sources_headers(first, request_id)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if body.stream:
@@ -100,8 +124,9 @@ async def chat(
         return StreamingResponse(
             _chunks(services, first, events, completion_id, created, usage),
             media_type="text/event-stream",
-            headers={"Cache-Control": "no-store"},
+            headers={"Cache-Control": "no-store", **headers},
         )
+    response.headers.update(headers)
     final = await collect_final(services, first, events, request, _INCLUDE)
     return ChatCompletion(
         id=completion_id,

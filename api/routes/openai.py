@@ -1,10 +1,11 @@
-"""GET /v1/models and POST /v1/chat/completions: the grounded pipeline for OpenAI clients."""
+"""GET /v1/models and POST /v1/chat/completions: the grounded pipeline for OpenAI clients
+(the sources in ``rag`` and in the response headers, ``api.headers``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
 from api.deps import ServicesDep
@@ -35,6 +36,6 @@ async def list_models(services: ServicesDep) -> ModelList:
     },
 )
 async def chat_completions(
-    body: ChatCompletionRequest, request: Request, services: ServicesDep
+    body: ChatCompletionRequest, request: Request, response: Response, services: ServicesDep
 ) -> ChatCompletion | StreamingResponse:
-    return await openai_serving.chat(services, body, request, request_id_var.get())
+    return await openai_serving.chat(services, body, request, request_id_var.get(), response)

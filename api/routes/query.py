@@ -1,10 +1,11 @@
-"""POST /v1/query: a grounded, cited answer (JSON, or Server-Sent Events with stream)."""
+"""POST /v1/query: a grounded, cited answer (JSON, or Server-Sent Events with stream), its
+sources also in the response headers (``api.headers``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
 from api.deps import ServicesDep
@@ -31,6 +32,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     },
 )
 async def query(
-    body: QueryRequest, request: Request, services: ServicesDep
+    body: QueryRequest, request: Request, response: Response, services: ServicesDep
 ) -> QueryResponse | StreamingResponse:
-    return await serving.query(services, body, request, request_id_var.get())
+    return await serving.query(services, body, request, request_id_var.get(), response)

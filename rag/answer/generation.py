@@ -4,9 +4,10 @@
 arrived); a failure before that is raised (``LLMError``), so the caller can still refuse
 the request rather than announce sources. ``deltas()`` then yields the answer text as it
 streams (a failure mid-stream is raised from it), and ``result()`` is the whole answer.
-Generation stops at the prompt's own markers (``STOP_SEQUENCES``) and echoed source tags are
-stripped from the deltas and the answer alike (``MarkupFilter``), so both routes return the
-same clean text. Any LLM failure makes the served model forget its window (a restarted server may serve
+Generation stops at the prompt's own markers (``STOP_SEQUENCES``) and at the first sentence
+that repeats the answer (``RepeatCut``); echoed source tags are stripped (``MarkupFilter``):
+the deltas and the answer alike, so both routes and both modes return the same clean text.
+Any LLM failure makes the served model forget its window (a restarted server may serve
 another). ``aclose()`` closes the HTTP stream, which makes vLLM abort the request.
 """
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from rag.answer.llm import LLMClient, LLMError, StreamEvent
 from rag.answer.model_info import ServedModel
 from rag.answer.prompting import STOP_SEQUENCES, MarkupFilter, Messages
+from rag.answer.repeats import RepeatCut
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class Generation:
         self._finish = "stop"
         self._usage: dict[str, int] = {}
         self._markup = MarkupFilter()
+        self._repeats = RepeatCut()
 
     @classmethod
     async def start(
@@ -87,16 +90,21 @@ class Generation:
         """The answer text as it streams; raises ``LLMError`` when the stream fails."""
         event, self._pending = self._pending, None
         while event is not None:
-            text = self._markup.feed(event.delta) if event.delta else ""
+            text = self._repeats.feed(self._markup.feed(event.delta)) if event.delta else ""
             if text:
                 if self._first_token is None:
                     self._first_token = self.elapsed()
                 self._parts.append(text)
                 yield text
+            self._usage = event.usage or self._usage  # on every event: a cut keeps the counts
             if event.finish_reason:
-                self._usage, self._finish = event.usage, event.finish_reason
+                self._finish = event.finish_reason
+            if self._repeats.cut:  # the answer started again: it ends here (vLLM aborts)
+                self._finish = "stop"
+                await self.aclose()
+                break
             event = await self._next()
-        rest = self._markup.flush()
+        rest = self._repeats.feed(self._markup.flush()) + self._repeats.flush()
         if rest:
             self._parts.append(rest)
             yield rest

@@ -78,7 +78,8 @@ class _Retryable(Exception):
 
 @dataclass
 class StreamEvent:
-    """Either a text delta or, last, the usage and finish reason."""
+    """Either a text delta (with the usage so far, where the server counts as it goes) or,
+    last, the usage and finish reason."""
 
     delta: str = ""
     finish_reason: str | None = None
@@ -248,7 +249,10 @@ class LLMClient:
         stop: Sequence[str] = (),
     ) -> AsyncGenerator[StreamEvent, None]:
         payload = self.chat_payload(messages, max_tokens=max_tokens, temperature=temperature)
-        payload |= {"stream": True, "stream_options": {"include_usage": True}}
+        # Usage on every chunk (vLLM's continuous_usage_stats): an answer cut short by the
+        # caller still knows its token counts.
+        options = {"include_usage": True, "continuous_usage_stats": True}
+        payload |= {"stream": True, "stream_options": options}
         if stop:
             payload["stop"] = list(stop)
         headers = {"X-Request-Id": request_id} if request_id else {}
@@ -359,7 +363,7 @@ class LLMClient:
                     finish = choice.get("finish_reason") or finish
                     text = (choice.get("delta") or {}).get("content") or ""
                     if text:
-                        yield StreamEvent(delta=text)
+                        yield StreamEvent(delta=text, usage=usage)
                         first = False
             except (ValueError, TypeError, AttributeError) as exc:
                 raise LLMBadResponse("LLM sent malformed JSON in the stream") from exc

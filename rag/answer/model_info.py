@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rag.answer.llm import LLMClient
+from rag.answer.workers import cpu
 from rag.settings import LLMSettings
 from rag.text.tokens import count_llama31_chat, llama3_encoding, use_model_dir
 
@@ -50,8 +51,8 @@ class ServedModel:
 
     async def count_chat(self, messages: list[dict[str, str]]) -> int:
         """Exact prompt tokens of ``messages`` as the server will see them."""
-        if self.local or self.llm is None:
-            return count_llama31_chat(messages)
+        if self.local or self.llm is None:  # CPU work: off the event loop
+            return await cpu(count_llama31_chat, messages)
         return await self.llm.count_chat_tokens(messages)
 
     async def refresh(self) -> int | None:

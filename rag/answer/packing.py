@@ -6,7 +6,9 @@ label, rendered by ``Prompt.label``). Estimates choose (``rag.answer.budget``); 
 count of the rendered prompt decides: ``Budget.admits`` holds for every ``Prepared`` it
 returns. When the server's tokenizer counts more than the estimate, its ratio is learnt and
 the sources repacked (at most six rounds). History goes first: the newest whole turns within
-their share of the prompt (``RAG_HISTORY_SHARE``), counted exactly too.
+their share of the prompt (``RAG_HISTORY_SHARE``), counted exactly too, newest first, so no
+turn that cannot fit is ever escaped or counted. Rendering, escaping, estimating and
+choosing run in the CPU pool (``rag.answer.workers``), never on the event loop.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from rag.answer.budget import Budget, BudgetError, Source, choose_sources, docum
 from rag.answer.conversation import HistoryFit, Turn, flatten
 from rag.answer.events import Usage
 from rag.answer.model_info import ServedModel
-from rag.answer.prompting import Messages, Prompt
+from rag.answer.prompting import Messages, Prompt, history_message
+from rag.answer.workers import cpu
 from rag.documents import Hit
 from rag.settings import ConversationSettings, LLMSettings
 from rag.text.tokens import count_tokens
@@ -111,13 +114,14 @@ class Packer:
         instructions: str | None = None,
     ) -> Prepared:
         """Pack ``hits`` for ``question`` after the newest whole turns of ``history`` that
-        fit their share. Raises ``BudgetError`` (with the numbers) when the question alone
-        cannot fit."""
+        fit their share. Raises ``BudgetError`` (with the numbers) when the question and the
+        client's instructions cannot fit with the sources' floor. Every CPU step (rendering,
+        escaping, estimating, choosing) runs in the CPU pool, never on the event loop."""
         await self.model.known_window()  # asks the server first when not known yet
         budget = self.budget(max_tokens, max_context_tokens)
         prompt = Prompt(question, self.model.special_tokens, instructions=instructions)
-        base = await self.counter.count_chat(prompt.render())
-        question_tokens = count_tokens(question)
+        base = await self._count(prompt)
+        question_tokens = await cpu(count_tokens, question)
         budget.refuse_unfit(base, question_tokens)  # the client's own text, sources' floor kept
         fit = HistoryFit((), 0, 0)
         if history:
@@ -126,46 +130,84 @@ class Packer:
             prompt = prompt.with_history(flatten(fit.kept))
             base += fit.tokens  # exact: the prompt without sources, counted in the fit
         budget.refuse_unfit(base, question_tokens)
-        labels = {id(hit): self.label_tokens(prompt, hit) for hit in hits}
-        costs = _BlockCosts(labels)
+        costs = await cpu(self._block_costs, prompt, hits)
         scale = 1.0
         for _ in range(_ROUNDS):
-            chosen = choose_sources(hits, budget.available(base), costs.of, scale)
-            sources = document_order(chosen)
-            messages = prompt.render(sources)
+            available = budget.available(base)
+            sources, messages = await cpu(_choose, prompt, hits, available, costs, scale)
             exact = await self.counter.count_chat(messages)
             if budget.admits(exact):
                 return Prepared(question, sources, messages, budget, exact, exact - base, fit)
-            estimated = sum(costs.of(src.hit, src.text) for src in sources) or 1
+            estimated = await cpu(costs.total, sources) or 1
             scale *= max(1.02, (exact - base) / estimated * 1.02)
         raise BudgetError(
             "could not pack sources within the prompt limit",
             budget.numbers(base, question_tokens),
         )
 
+    def _block_costs(self, prompt: Prompt, hits: Sequence[Hit]) -> _BlockCosts:
+        return _BlockCosts({id(hit): self.label_tokens(prompt, hit) for hit in hits})
+
+    async def _count(self, prompt: Prompt) -> int:
+        """Exact tokens of ``prompt`` without sources (rendered in the CPU pool)."""
+        return await self.counter.count_chat(await cpu(prompt.render))
+
     async def _fit_history(
         self, prompt: Prompt, turns: Sequence[Turn], allowance: int, alone: int
     ) -> HistoryFit:
         """The newest whole turns whose exact prompt tokens stay within ``allowance``.
 
-        Turns are dropped oldest first: estimated first (Llama 3.1 tokens per turn), then
-        exact counts (the prompt with them, less ``alone``, the prompt without) confirm,
-        dropping more while over."""
-        kept = list(turns)
-        estimate = [sum(count_tokens(m.content) + 8 for m in t.messages) for t in kept]
-        while kept and sum(estimate) > allowance:
-            kept.pop(0)
-            estimate.pop(0)
-        tokens = await self._history_tokens(prompt, kept, alone)
-        while kept and tokens > allowance:
-            kept.pop(0)
-            tokens = await self._history_tokens(prompt, kept, alone)
-        return HistoryFit(tuple(kept), len(turns) - len(kept), tokens)
+        Newest first, each turn is estimated as the prompt holds it (escaped, without [n]
+        markers; Llama 3.1 tokens and the template's tokens per message) until the next one
+        would pass the allowance: older turns are never escaped nor counted, so the work is
+        bounded by the allowance, not by the history's length. One exact count (the prompt
+        with them, less ``alone``, the prompt without) confirms; when the serving tokenizer
+        counts more, a binary search on how many of them to keep (one exact count a step)
+        finds the most that fit."""
+        if allowance <= 0:
+            return HistoryFit((), len(turns), 0)
+        counted: dict[int, int] = {0: 0}
 
-    async def _history_tokens(self, prompt: Prompt, kept: Sequence[Turn], alone: int) -> int:
-        if not kept:
-            return 0
-        return await self.counter.count_chat(prompt.with_history(flatten(kept)).render()) - alone
+        async def tokens_of(n: int) -> int:
+            if n not in counted:
+                kept = flatten(turns[len(turns) - n :])
+                counted[n] = await self._count(prompt.with_history(kept)) - alone
+            return counted[n]
+
+        n = await cpu(_newest_within, turns, allowance, prompt.specials)
+        if await tokens_of(n) > allowance:
+            lo, hi = 0, n - 1  # tokens_of(lo) fits; find the most turns that do
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if await tokens_of(mid) <= allowance:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            n = lo
+        return HistoryFit(tuple(turns[len(turns) - n :]), len(turns) - n, await tokens_of(n))
+
+
+#: Template tokens a chat message adds besides its text (Llama 3.1: header and end of turn).
+_PER_MESSAGE = 8
+
+
+def _newest_within(turns: Sequence[Turn], allowance: int, specials: Sequence[str]) -> int:
+    """How many of the newest turns fit ``allowance`` by estimate (none older is counted)."""
+    spent = 0
+    for kept, turn in enumerate(reversed(turns)):
+        for message in turn.messages:
+            spent += count_tokens(history_message(message, specials)["content"]) + _PER_MESSAGE
+        if spent > allowance:
+            return kept
+    return len(turns)
+
+
+def _choose(
+    prompt: Prompt, hits: Sequence[Hit], available: int, costs: _BlockCosts, scale: float
+) -> tuple[list[Source], Messages]:
+    """One round: sources for ``available`` tokens by estimate, and the prompt with them."""
+    sources = document_order(choose_sources(hits, available, costs.of, scale))
+    return sources, prompt.render(sources)
 
 
 @dataclass(frozen=True)
@@ -178,3 +220,6 @@ class _BlockCosts:
     def of(self, hit: Hit, text: str) -> int:
         body = hit.tokens if text is hit.text else count_tokens(text)
         return self.labels[id(hit)] + body
+
+    def total(self, sources: Sequence[Source]) -> int:
+        return sum(self.of(source.hit, source.text) for source in sources)

@@ -11,7 +11,9 @@
 
 each entered once. What the served model is (tokenizer, window, special tokens) is found
 at start (``rag.answer.model_info``) and shared by the packer and the rewriter. Adapters
-(HTTP, benchmarks) only translate the events.
+(HTTP, benchmarks) only translate the events. No step computes or blocks on the event loop:
+searches and the CPU steps (counting, escaping, packing, citations) run in the bounded pools
+of ``rag.answer.workers``, sized here from the settings.
 """
 
 from __future__ import annotations
@@ -42,8 +44,10 @@ from rag.answer.llm import LLMClient, LLMError
 from rag.answer.model_info import ServedModel
 from rag.answer.packing import Packer, Prepared
 from rag.answer.rerank import CrossEncoderReranker
-from rag.answer.retrieval import Retriever
+from rag.answer.retrieval import RelevanceFloor, Retriever
 from rag.answer.rewrite import QueryRewriter, SearchQuery
+from rag.answer.textnorm import has_visible_text
+from rag.answer.workers import configure, cpu, run_search
 from rag.documents import Hit
 from rag.embedding.protocol import Embedder
 from rag.settings import RetrievalMode, Settings
@@ -64,9 +68,11 @@ class RagPipeline:
         llm: LLMClient | None = None,
     ) -> None:
         self.settings, self.llm = settings, llm
+        configure(settings.cpu_workers, settings.search_workers)
         self.model = ServedModel(settings.llm, llm, settings.model_dir)
         reranker = CrossEncoderReranker(settings) if settings.rerank else None
         self.retriever = Retriever(settings.retrieval, embedder, store, reranker)
+        self.floor = RelevanceFloor.of(settings.retrieval)
         self.rewriter = QueryRewriter(settings.conversation, llm)
         self.packer = Packer(settings.llm, settings.conversation, self.model)
 
@@ -77,12 +83,14 @@ class RagPipeline:
         top_k: int | None = None,
         filters: SearchFilters | None = None,
         mode: RetrievalMode | None = None,
+        floor: RelevanceFloor | None = None,
     ) -> list[Hit]:
-        """Parents for ``query`` (``InvalidRequest`` when too long), best first."""
+        """Parents for ``query`` (``InvalidRequest`` when too long), best first; none under
+        the relevance ``floor`` (``rag.answer.retrieval``; the answer path's)."""
         s = self.settings
         self._check_text("query", query)
         return self.retriever.retrieve(
-            query, top_k or s.default_top_k, mode or s.retrieval_mode, filters
+            query, top_k or s.default_top_k, mode or s.retrieval_mode, filters, floor
         )
 
     # --- answer ----------------------------------------------------------------------------
@@ -98,8 +106,13 @@ class RagPipeline:
         if turns:
             timings["rewrite"] = _since(started)
         started = time.perf_counter()
-        hits = await run_sync(
-            self.search, search.text, request.top_k, request.filters, request.mode
+        hits = await run_search(  # under the relevance floor: nothing matched
+            self.search,
+            search.text,
+            request.top_k,
+            request.filters,
+            request.mode,
+            self.floor,
         )
         timings["retrieval"] = _since(started)
         if not hits:
@@ -148,7 +161,7 @@ class RagPipeline:
         timings["generation"] = round(answer.seconds, 4)
         yield FinalEvent(
             answer.text,
-            parse_citations(answer.text, prepared.sources),
+            await cpu(parse_citations, answer.text, prepared.sources, request.question),
             prepared.sources,
             prepared.usage(answer.usage),
             timings,
@@ -191,6 +204,8 @@ class RagPipeline:
         """The request's ``max_tokens``, or ``InvalidRequest`` when the settings refuse it."""
         s = self.settings
         self._check_text("question", request.question)
+        if not has_visible_text(request.question):  # one rule for every route
+            raise InvalidRequest("question: must contain visible text")
         # Bounded before any counting or escaping: a history's cost grows with its size.
         earlier = sum(1 for m in request.history if m.role == "user")
         if earlier > s.max_history_turns:
@@ -216,5 +231,5 @@ def _since(started: float) -> float:
 
 
 async def run_sync(func: Callable[..., T], *args: Any) -> T:
-    """Run blocking work (embedding, Qdrant local mode) off the event loop."""
+    """Run other blocking work (the routes' store and job calls) off the event loop."""
     return await asyncio.to_thread(func, *args)

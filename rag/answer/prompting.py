@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from rag.answer.budget import Source
 from rag.answer.citations import without_markers
 from rag.answer.conversation import Message
+from rag.answer.textnorm import fold, origins
 from rag.documents import Hit
 
 #: Chat messages as the OpenAI-compatible API takes them (``role``, ``content``).
@@ -39,27 +40,51 @@ NO_ANSWER = "The sources do not contain the answer."
 #: prompt: a new source block, or the next question).
 STOP_SEQUENCES = ("</source>", "<source", "\nQuestion:")
 
-_TAG = re.compile(r"<\s*(/?)\s*(source)\b", re.IGNORECASE)
-_SPECIAL = re.compile(r"<\|")
+_TAG = r"<\s*(?P<slash>/?)\s*(?P<tag>source)\b"
 _ATTR = re.compile(r"[\"<>\n\r]")
 
 
 @functools.lru_cache(maxsize=8)
-def _specials_pattern(specials: tuple[str, ...]) -> re.Pattern[str] | None:
-    tokens = sorted({t for t in specials if len(t) >= 2}, key=len, reverse=True)
-    return re.compile("|".join(map(re.escape, tokens))) if tokens else None
+def _markers(specials: tuple[str, ...]) -> re.Pattern[str]:
+    """Every marker a text could break the prompt with, longest special tokens first (in
+    their folded form too: a listed token may itself hold look-alikes)."""
+    tokens = {t for t in specials if len(t) >= 2} | {fold(t) for t in specials}
+    listed = [re.escape(t) for t in sorted(tokens, key=len, reverse=True) if len(t) >= 2]
+    return re.compile("|".join([*listed, _TAG, r"<\|"]), re.IGNORECASE)
+
+
+def _inert(marker: re.Match[str]) -> str:
+    """A marker made inert: our tag as ``&lt;source`` text, any other marker broken by a
+    zero-width space after its first character (the tokenizer no longer sees the token)."""
+    if marker.group("tag"):
+        return f"&lt;{marker.group('slash')}{marker.group('tag')}"
+    return marker.group(0)[0] + "\u200b" + marker.group(0)[1:]
 
 
 def escape_source_text(text: str, specials: Sequence[str] = ()) -> str:
     """Make delimiters inside a document inert while keeping it readable: our source tags,
-    the ``<|...|>`` family, and each of ``specials`` (a zero-width space after its first
-    character, so the tokenizer can no longer match it as one special token)."""
-    text = _TAG.sub(lambda m: f"&lt;{m.group(1)}{m.group(2)}", text)
-    text = _SPECIAL.sub("<\u200b|", text)
-    pattern = _specials_pattern(tuple(specials))
-    if pattern is not None:
-        text = pattern.sub(lambda m: m.group(0)[0] + "\u200b" + m.group(0)[1:], text)
-    return text
+    the ``<|...|>`` family, and each of ``specials``.
+
+    Markers are found in the folded view (``rag.answer.textnorm``: NFKC, invisible
+    characters dropped, look-alikes of the markers' characters folded), so ``</source>``
+    with a zero-width space or a soft hyphen inside, or fullwidth ``＜/source＞``, is a marker
+    too. Only a marker's own characters are replaced (by the plain marker made inert); the
+    rest of the text passes unchanged."""
+    folded = fold(text)
+    markers = list(_markers(tuple(specials)).finditer(folded))
+    if not markers:
+        return text
+    origin = None if folded is text else origins(text)
+    parts: list[str] = []
+    at = 0
+    for marker in markers:
+        start, end = marker.span()
+        if origin is not None:
+            start, end = max(origin[start], at), origin[end - 1] + 1
+        parts += [text[at:start], _inert(marker)]
+        at = end
+    parts.append(text[at:])
+    return "".join(parts)
 
 
 def _attr(value: str) -> str:
@@ -127,9 +152,7 @@ def build_messages(
         "Answer from the sources above. End each sentence with the number of the source "
         "that states it, in square brackets."
     )
-    turns = [
-        {"role": m.role, "content": escape_source_text(_history_text(m), specials)} for m in history
-    ]
+    turns = [history_message(m, specials) for m in history]
     system = SYSTEM_PROMPT
     if instructions and instructions.strip():
         system += (
@@ -137,6 +160,11 @@ def build_messages(
             "above):\n" + escape_source_text(instructions.strip(), specials)
         )
     return [{"role": "system", "content": system}, *turns, {"role": "user", "content": user}]
+
+
+def history_message(message: Message, specials: Sequence[str] = ()) -> dict[str, str]:
+    """An earlier turn's message as the prompt holds it: escaped, without [n] markers."""
+    return {"role": message.role, "content": escape_source_text(_history_text(message), specials)}
 
 
 def _history_text(message: Message) -> str:

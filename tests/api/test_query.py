@@ -1,6 +1,7 @@
 """End to end against the real vLLM CPU server (SmolLM2-135M-Instruct)."""
 
 import json
+import re
 
 import httpx
 import pytest
@@ -28,17 +29,10 @@ def test_grounded_answer_from_the_right_document(llm_api):
         assert citation["n"] in {s["n"] for s in body["sources"]}
 
 
-def test_streaming_gives_the_same_answer(llm_api):
-    plain = httpx.post(
-        f"{llm_api}/v1/query", json={"question": QUESTION, "max_tokens": 48}, timeout=120
-    ).json()
+def _streamed(url: str, body: dict) -> tuple[httpx.Headers, list[str], dict | None]:
+    """``body`` asked of /v1/query as a stream: its headers, delta texts and final event."""
     deltas, final = [], None
-    with httpx.stream(
-        "POST",
-        f"{llm_api}/v1/query",
-        timeout=120,
-        json={"question": QUESTION, "max_tokens": 48, "stream": True},
-    ) as r:
+    with httpx.stream("POST", f"{url}/v1/query", timeout=120, json={**body, "stream": True}) as r:
         event = None
         for line in r.iter_lines():
             if line.startswith("event:"):
@@ -47,6 +41,14 @@ def test_streaming_gives_the_same_answer(llm_api):
                 deltas.append(json.loads(line[5:])["text"])
             elif line.startswith("data:") and event == "final":
                 final = json.loads(line[5:])
+    return r.headers, deltas, final
+
+
+def test_streaming_gives_the_same_answer(llm_api):
+    plain = httpx.post(
+        f"{llm_api}/v1/query", json={"question": QUESTION, "max_tokens": 48}, timeout=120
+    ).json()
+    _, deltas, final = _streamed(llm_api, {"question": QUESTION, "max_tokens": 48})
     assert final is not None and len(deltas) > 1
     assert "".join(deltas).strip() == final["answer"] == plain["answer"]
 
@@ -226,3 +228,48 @@ def test_fifty_turns_with_long_answers_never_overflow_the_window(ingested, embed
     print(
         f"50 turns: worst (prompt + max_tokens) / window {worst:.3f}, most turns dropped {dropped}"
     )
+
+
+def test_sources_in_the_headers_by_name_never_by_server_path(llm_api, ingested):
+    """X-RAG-Sources lists the body's sources (whole answer and stream alike), named
+    relative to the ingested folder; no server path in the headers or the body."""
+    r = httpx.post(
+        f"{llm_api}/v1/query", json={"question": QUESTION, "max_tokens": 48}, timeout=120
+    )
+    body = r.json()
+    listed = json.loads(r.headers["x-rag-sources"])
+
+    def named(sources: list[dict]) -> list[tuple]:
+        return [(s["n"], s["document_id"], s["title"], s["source"]) for s in sources]
+
+    assert listed and named(listed) == named(body["sources"])[: len(listed)]
+    assert r.headers["x-rag-sources-count"] == str(len(body["sources"]))
+    assert r.headers["x-rag-request-id"] == r.headers["x-request-id"]
+    assert body["sources"][0]["source"] == "reactor-update.eml"
+    root = str(ingested["docs"].resolve())
+    assert root not in r.text and root not in r.headers["x-rag-sources"]
+    headers, _, final = _streamed(llm_api, {"question": QUESTION, "max_tokens": 48})
+    assert final is not None and json.loads(headers["x-rag-sources"]) == listed
+
+
+def test_gibberish_gets_no_matching_documents_without_the_llm(llm_api):
+    """Dense search always returns neighbours; the relevance floor refuses a question none
+    of whose words the documents hold (the LLM used to ramble from the nearest ones)."""
+    r = httpx.post(f"{llm_api}/v1/query", json={"question": "qwzx vlorp fnagh trelb?"}, timeout=60)
+    body = r.json()
+    assert body["reason"] == "no_matching_documents" and body["sources"] == []
+    assert body["usage"]["completion_tokens"] == 0 and "generation" not in body["timings"]
+    assert r.headers["x-rag-sources"] == "[]" and r.headers["x-rag-sources-count"] == "0"
+
+
+def test_the_answer_says_its_sentence_once_streamed_or_not(llm_api):
+    """At temperature 0 the 135M model repeated its answer sentence (49 tokens streamed, 24
+    not): the answer ends at the first repeat, and both modes give the same text."""
+    ask = {"question": QUESTION, "max_tokens": 96, "temperature": 0.0}
+    plain = httpx.post(f"{llm_api}/v1/query", json=ask, timeout=120).json()
+    _, deltas, final = _streamed(llm_api, ask)
+    assert final is not None and "".join(deltas).strip() == final["answer"] == plain["answer"]
+    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", plain["answer"]) if s.strip()]
+    assert "Oslo" in plain["answer"] and len(sentences) == len(set(sentences))
+    u = plain["usage"]
+    assert u["prompt_tokens"] == u["prompt_tokens_server"] and u["completion_tokens"] > 0

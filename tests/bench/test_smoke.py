@@ -134,3 +134,20 @@ def test_conversation_bench(tiny, vllm, monkeypatch):
     # the follow-up names its subject only through the first turn; the fallback restores it
     assert recall["fallback (recent questions joined)"]["4K"] == 1.0
     assert recall["standalone (subject named; ceiling)"]["4K"] == 1.0
+
+
+def test_relevance_bench(tiny, monkeypatch):
+    import bench.relevance
+
+    hotpot = tiny / "hotpotqa-dev"
+    (hotpot / "docs").mkdir(parents=True)
+    shutil.copy(DOCS / "reactor-update.eml", hotpot / "docs" / "reactor.md")
+    question = {"question": "Where was the Zorblax reactor built?", "answer": "Oslo"}
+    (hotpot / "questions.jsonl").write_text(json.dumps({**question, "gold_files": ["reactor.md"]}))
+    monkeypatch.setattr(bench.relevance, "SQUAD", tiny / "squad2-dev")
+    monkeypatch.setattr(bench.relevance, "HOTPOT", hotpot)
+    out = bench.relevance.main(["--junk", "6", "--floors", "0,0.5:0.7"])
+    assert out["questions"] == {"squad": 3, "hotpot": 1, "gibberish": 2, "mash": 2, "off-topic": 2}
+    off, on = out["floors"]
+    assert off["squad recall lost"] == 0 and off["gibberish refused"] == 0  # no floor
+    assert on["squad recall lost"] == 0 and on["mash refused"] > 0  # real kept, junk refused

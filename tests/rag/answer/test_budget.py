@@ -223,3 +223,35 @@ def test_sources_keep_a_floor_the_clients_own_text_may_not_take():
     assert (
         Budget.for_request(2048, None, 64, 0.1, 1500, 5000).context_floor == (2048 - 205 - 64) // 2
     )
+
+
+def test_history_is_fitted_newest_first_without_counting_what_cannot_fit():
+    """200 turns whose text the escaping inflates (``<source`` repeated): the newest turns
+    that fit are found with a few exact counts, and no turn older than those is ever
+    rendered for a count (the work is bounded by the share, not by the history)."""
+    from rag.answer.conversation import turns_of
+
+    counted: list[str] = []
+
+    class Recording:
+        async def count_chat(self, messages: Messages) -> int:
+            counted.append("".join(m["content"] for m in messages))
+            return count_llama31_chat(messages)
+
+    p = packer(8192, 0.1, 2000, counter=Recording())
+    thread = turns_of(
+        tuple(
+            Message(role, f"TURN{i:03d} " + "<source " * 120)
+            for i in range(200)
+            for role in ("user", "assistant")
+        )
+    )
+    prepared = asyncio.run(
+        p.pack("And then?", [make_hit(0, 0, 3000)], max_tokens=256, history=thread)
+    )
+    fit = prepared.history
+    assert 0 < len(fit.kept) < 20 and fit.dropped == 200 - len(fit.kept)
+    assert fit.tokens <= 0.25 * prepared.budget.prompt_limit
+    oldest_kept = 200 - len(fit.kept)
+    assert not any(f"TURN{oldest_kept - 1:03d}" in text for text in counted)
+    assert len(counted) <= 4  # alone, the kept history, the packed prompt (and one repack)

@@ -3,6 +3,7 @@ attributed by overlap when the model wrote none."""
 
 from rag.answer.budget import Source
 from rag.answer.citations import cited_numbers, parse_citations
+from tests.conftest import DOCS
 from tests.rag.answer.test_prompting import hit
 
 
@@ -76,3 +77,49 @@ def test_claims_for_1_do_not_take_sentences_citing_12():
     assert sorted(c.n for c in check.citations) == [1, 12] and check.unsupported == []
     by_n = {c.n: c for c in check.citations}
     assert "Riga" in by_n[1].quote and "Tallinn" in by_n[12].quote
+
+
+NORMANS = (DOCS / "Normans.md").read_text()
+
+
+def test_an_off_topic_answer_gets_no_support_from_shared_stop_words():
+    """The 135M model's answer (real output) shares only "the Normans did not" with the
+    source: stop words and the question's own words are no evidence."""
+    sources = [Source(hit(NORMANS), 0, NORMANS, False, n=1)]
+    check = parse_citations(
+        "The Normans did not do anything in Italy.",
+        sources,
+        "What did the Normans do in Italy?",
+    )
+    assert (check.citations, check.unsupported) == ([], [])
+
+
+def test_an_answer_restating_the_question_is_not_supported():
+    text = "The Zorblax reactor was built in Oslo, Norway, at the Hovinbyen test site."
+    sources = [Source(hit(text), 0, text, False, n=1)]
+    question = "Where was the Zorblax reactor built?"
+    assert parse_citations("The Zorblax reactor was built.", sources, question).citations == []
+    check = parse_citations("The Zorblax reactor was built in Oslo, Norway.", sources, question)
+    assert [(c.n, c.kind) for c in check.citations] == [(1, "attributed")]
+    # A model citation must state what it adds to the question too.
+    unsupported = parse_citations("The Zorblax reactor was built in Paris [1].", sources, question)
+    assert unsupported.unsupported == [1] and unsupported.citations == []
+
+
+def test_a_rambling_answer_with_one_matching_phrase_is_unsupported():
+    """Real output for "How do I install packages in R?" over the R FAQ: the sources state
+    none of it but a heading it echoed (a question, which states nothing)."""
+    faq = (
+        "5.1 Which add-on packages exist for R? 5.3 How can add-on packages be used? "
+        "To find out which additional packages are available on your system, type library() "
+        "at the R prompt. Packages are installed with install.packages()."
+    )
+    sources = [Source(hit(faq), 0, faq, False, n=1)]
+    answer = (
+        "How can R itself actually work without any external dependencies other than the "
+        "ones listed below?\n\n5.3.1 How can add-on packages be used? \n\nThis question was "
+        "asked about what happens after installation into the environment variable before "
+        "being executed directly via command line arguments. It's also related to the fact "
+        "that some systems may require their users to manually set up environments variables."
+    )
+    assert parse_citations(answer, sources, "How do I install packages in R?").citations == []
