@@ -19,7 +19,9 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.deps import PRINCIPAL_KEY
 from api.errors import is_openai_path, openai_error_body
+from rag.access import Principal, Role
 from rag.settings import Settings
 
 #: Paths outside /v1 that describe the API and so are no more public than the API itself.
@@ -56,16 +58,22 @@ class AuthMiddleware:
         self.app, self.keys = app, keys
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if (
-            scope["type"] != "http"
-            or not self.keys
-            or scope["method"] == "OPTIONS"
-            or not needs_key(scope["path"])
-        ):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if not self.keys:  # no authentication configured: one circle of trust
+            scope.setdefault("state", {})[PRINCIPAL_KEY] = Principal.local_admin()
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "OPTIONS" or not needs_key(scope["path"]):
             await self.app(scope, receive, send)
             return
         header = dict(scope["headers"]).get(b"authorization")
         if key_ok(header, self.keys):
+            # keys in the old form (RAG_API_KEYS, a plain keys file) are admins
+            scope.setdefault("state", {})[PRINCIPAL_KEY] = Principal(
+                name="api-key", role=Role.admin, source="key"
+            )
             await self.app(scope, receive, send)
             return
         message = "missing or invalid API key"

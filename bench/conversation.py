@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import SQUAD, load_questions, percentile, squad_store, table, write_result
+from rag.store.documents import EVERYTHING
 
 FILLS = [4096, 8192]
 TOPS = [1, 5]
@@ -235,7 +236,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 notes[f.note or "?"] += 1
 
         def recall_row(query: str, answers: list[str]) -> dict[str, bool]:
-            hits = pipeline.search(query, top_k=args.top_k)
+            hits = pipeline.search(query, top_k=args.top_k, scope=EVERYTHING)
             row = {
                 f"top{k}": any(
                     a.lower() in "\n".join(h.text for h in hits[:k]).lower() for a in answers

@@ -37,6 +37,7 @@ import httpx
 from bench.common import SQUAD, load_questions, percentile, table, write_result
 from bench.noisy import maximal_query, while_heavy
 from bench.services import free_port
+from rag.store.documents import EVERYTHING
 
 
 def grow(store: Any, target: int, seed: int = 0) -> int:
@@ -198,7 +199,7 @@ def time_modes(pipeline: Any, queries: list[str]) -> dict[str, list[float]]:
     for mode in RetrievalMode:
         for q in queries:
             t0 = time.perf_counter()
-            pipeline.search(q, 16, mode=mode)
+            pipeline.search(q, 16, mode=mode, scope=EVERYTHING)
             per_mode.setdefault(mode.value, []).append(time.perf_counter() - t0)
     return per_mode
 

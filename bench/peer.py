@@ -23,6 +23,7 @@ from typing import Any
 
 from bench.common import SQUAD, load_questions, percentile, table, write_result
 from bench.retrieval import contains
+from rag.store.documents import EVERYTHING
 
 
 def run_llamaindex(
@@ -100,7 +101,7 @@ def run_ours(
     latencies, hits, packed = [], {1: 0, 3: 0, 5: 0}, 0
     for q in questions:
         t0 = time.perf_counter()
-        found = pipeline.search(q["question"], top_k=16)
+        found = pipeline.search(q["question"], top_k=16, scope=EVERYTHING)
         latencies.append(time.perf_counter() - t0)
         texts = [h.text for h in found]
         for k in hits:

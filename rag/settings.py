@@ -432,6 +432,72 @@ class ApiSettings(BaseModel):
         return keys
 
 
+class DefaultAccess(str, Enum):
+    """Who may read a document whose access list is empty."""
+
+    everyone = "everyone"
+    admins = "admins"
+
+
+class AccessSettings(BaseModel):
+    """Who may read what (``rag.access``): the policy for documents without an access list."""
+
+    default_access: DefaultAccess = Field(
+        DefaultAccess.everyone,
+        description="who reads a document with an empty access list: everyone or admins "
+        "(the production profile sets admins); applied at query time, so a change is "
+        "retroactive",
+    )
+    default_collection: str = Field(
+        "default",
+        min_length=1,
+        max_length=64,
+        description="a document's collection when none is given",
+    )
+
+
+class AuthSettings(BaseModel):
+    """How a request becomes a principal (``api.auth``): single sign-on and trusted proxies."""
+
+    auth_jwks_url: str | None = Field(None, description="an OIDC provider's JWKS endpoint")
+    auth_jwks_file: Path | None = Field(None, description="a JWKS document on disk")
+    auth_issuer: str | None = Field(None, description="the `iss` every token must carry")
+    auth_audience: str | None = Field(None, description="the `aud` every token must carry")
+    auth_principal_claim: str = Field("sub", description="the claim naming the principal")
+    auth_groups_claim: str = Field("groups", description="the claim listing the groups")
+    auth_role_claim: str = Field("rag_role", description="the claim naming the role")
+    auth_default_role: str = Field(
+        "reader", description="the role of a token without the role claim"
+    )
+    auth_jwks_refresh_s: float = Field(
+        300.0, ge=1, description="keys are fetched at most this often on an unknown kid"
+    )
+    auth_leeway_s: float = Field(30.0, ge=0, le=300, description="clock skew allowed on exp/nbf")
+    auth_trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="addresses or networks whose X-Forwarded-User / X-Forwarded-Groups "
+        "are believed (oauth2-proxy); ignored and logged from anyone else",
+    )
+    auth_proxy_role: str = Field(
+        "reader", description="the role of a principal named by a trusted proxy"
+    )
+
+
+class AuditSettings(BaseModel):
+    """The audit trail (``rag.audit``): append-only JSON lines."""
+
+    audit_log: Path | None = Field(
+        None, description="the audit trail's file (default: <data_dir>/audit/audit.jsonl)"
+    )
+    audit_questions: bool = Field(
+        False, description="write question texts (GDPR: off by default, a hash otherwise)"
+    )
+    audit_max_bytes: int = Field(
+        50_000_000, ge=10_000, description="the file is rotated beyond this size"
+    )
+    audit_backups: int = Field(10, ge=1, le=1000, description="rotated files kept")
+
+
 class RemoteSettings(ApiSettings):
     """How `python -m ingest` reaches a running API that owns the embedded store."""
 
@@ -465,6 +531,9 @@ class Settings(
     LLMSettings,
     ConversationSettings,
     RemoteSettings,
+    AccessSettings,
+    AuthSettings,
+    AuditSettings,
 ):
     """Every knob of the service: one flat model made of the groups above (env names are
     the fields' names prefixed with ``RAG_``; see the README's table). A component is built
@@ -524,12 +593,26 @@ class Settings(
     def remote(self) -> RemoteSettings:
         return self
 
+    @property
+    def access(self) -> AccessSettings:
+        return self
+
+    @property
+    def auth(self) -> AuthSettings:
+        return self
+
+    @property
+    def audit(self) -> AuditSettings:
+        return self
+
     @field_validator("data_dir", "model_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return Path(value).expanduser()
 
-    @field_validator("api_keys", "cors_origins", "ingest_roots", mode="before")
+    @field_validator(
+        "api_keys", "cors_origins", "ingest_roots", "auth_trusted_proxies", mode="before"
+    )
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         if isinstance(value, str):

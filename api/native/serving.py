@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import time
 from collections.abc import AsyncIterator, Sequence, Set
@@ -39,6 +40,7 @@ from api.native.protocol import (
     SourcesEventOut,
     UsageOut,
 )
+from rag.access import ReadScope
 from rag.answer.budget import Source
 from rag.answer.citations import Citation
 from rag.answer.conversation import Message
@@ -98,10 +100,14 @@ def hit_out(hit: Hit, include: Sequence[str] = ("snippet", "passages")) -> Searc
     )
 
 
-async def search(services: Services, body: SearchRequest) -> SearchResponse:
+async def search(services: Services, body: SearchRequest, scope: ReadScope) -> SearchResponse:
     started = time.perf_counter()
     hits = await run_search(
-        services.pipeline.search, body.query, body.top_k, to_filters(body.filters), body.mode
+        functools.partial(services.pipeline.search, scope=scope),
+        body.query,
+        body.top_k,
+        to_filters(body.filters),
+        body.mode,
     )
     return SearchResponse(
         results=[hit_out(h, body.include) for h in hits],
@@ -191,9 +197,10 @@ def _record(request: Request, final: FinalEvent) -> None:
         metrics.context_fill.observe(usage.prompt_tokens / usage.context_window)
 
 
-def answer_request(body: QueryRequest, request_id: str | None) -> AnswerRequest:
+def answer_request(body: QueryRequest, request_id: str | None, scope: ReadScope) -> AnswerRequest:
     return AnswerRequest(
         question=body.question,
+        scope=scope,
         top_k=body.top_k,
         filters=to_filters(body.filters),
         mode=body.mode,
@@ -211,10 +218,11 @@ async def query(
     request: Request,
     request_id: str | None,
     response: Response,
+    scope: ReadScope,
 ) -> QueryResponse | StreamingResponse:
     """The answer, whole or streamed; either way with the sources in its headers (set on
-    ``response``, or on the stream; ``api.headers``)."""
-    events = services.pipeline.answer(answer_request(body, request_id))
+    ``response``, or on the stream; ``api.headers``). Every search runs inside ``scope``."""
+    events = services.pipeline.answer(answer_request(body, request_id, scope))
     # The first event comes once the LLM accepted the request (or nothing matched): failures
     # before it are raised here and become proper status codes, not a 200 stream.
     first = await anext(events)

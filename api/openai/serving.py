@@ -37,6 +37,7 @@ from api.openai.protocol import (
     ModelList,
     ResponseMessage,
 )
+from rag.access import ReadScope
 from rag.answer.conversation import Message
 from rag.answer.events import (
     AnswerEvent,
@@ -64,7 +65,7 @@ def models(services: Services) -> ModelList:
 
 
 def answer_request(
-    services: Services, body: ChatCompletionRequest, request_id: str | None
+    services: Services, body: ChatCompletionRequest, request_id: str | None, scope: ReadScope
 ) -> AnswerRequest:
     if body.model != services.settings.rag_model_id:
         raise APIError(
@@ -97,6 +98,7 @@ def answer_request(
     )
     return AnswerRequest(
         question=body.messages[last_user].text(),
+        scope=scope,
         history=history,
         instructions=instructions or None,
         max_tokens=body.max_completion_tokens or body.max_tokens,
@@ -111,10 +113,11 @@ async def chat(
     request: Request,
     request_id: str | None,
     response: Response,
+    scope: ReadScope,
 ) -> ChatCompletion | StreamingResponse:
     """A chat completion, whole or streamed; either way with the sources in its headers
     (``api.headers``: what survives clients that drop ``rag``)."""
-    events = services.pipeline.answer(answer_request(services, body, request_id))
+    events = services.pipeline.answer(answer_request(services, body, request_id, scope))
     first = await anext(events)  # failures before it become status codes
     headers = sources_headers(first, request_id)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, File, Query, UploadFile
 
-from api.deps import ServicesDep
+from api.deps import ScopeDep, ServicesDep
 from api.errors import APIError, valid_uuid
 from api.native.protocol import (
     DocumentList,
@@ -26,8 +26,8 @@ router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
 
 @router.get("", response_model=DocumentList)
-async def list_documents(services: ServicesDep) -> DocumentList:
-    documents = await run_sync(services.store.documents.list_documents)
+async def list_documents(services: ServicesDep, scope: ScopeDep) -> DocumentList:
+    documents = await run_sync(services.store.documents.list_documents, scope)
     return DocumentList(documents=[document_out(d) for d in documents], total=len(documents))
 
 
@@ -62,9 +62,9 @@ async def upload_documents(
 
 
 @router.get("/{document_id}", response_model=DocumentOut, responses={404: {"model": ErrorResponse}})
-async def get_document(document_id: str, services: ServicesDep) -> DocumentOut:
+async def get_document(document_id: str, services: ServicesDep, scope: ScopeDep) -> DocumentOut:
     record = await run_sync(
-        services.store.documents.get_document, valid_uuid(document_id, "document")
+        services.store.documents.get_document, valid_uuid(document_id, "document"), scope
     )
     if record is None:
         raise APIError(404, "not_found", f"no document with id {document_id}")

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
-from api.deps import ServicesDep
+from api.deps import ScopeDep, ServicesDep
 from api.observability import request_id_var
 from api.openai import serving as openai_serving
 from api.openai.protocol import ChatCompletion, ChatCompletionRequest, ModelList, OpenAIError
@@ -36,6 +36,10 @@ async def list_models(services: ServicesDep) -> ModelList:
     },
 )
 async def chat_completions(
-    body: ChatCompletionRequest, request: Request, response: Response, services: ServicesDep
+    body: ChatCompletionRequest,
+    request: Request,
+    response: Response,
+    services: ServicesDep,
+    scope: ScopeDep,
 ) -> ChatCompletion | StreamingResponse:
-    return await openai_serving.chat(services, body, request, request_id_var.get(), response)
+    return await openai_serving.chat(services, body, request, request_id_var.get(), response, scope)

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
-from api.deps import ServicesDep
+from api.deps import ScopeDep, ServicesDep
 from api.native import serving
 from api.native.protocol import ErrorResponse, QueryRequest, QueryResponse
 from api.observability import request_id_var
@@ -32,6 +32,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     },
 )
 async def query(
-    body: QueryRequest, request: Request, response: Response, services: ServicesDep
+    body: QueryRequest,
+    request: Request,
+    response: Response,
+    services: ServicesDep,
+    scope: ScopeDep,
 ) -> QueryResponse | StreamingResponse:
-    return await serving.query(services, body, request, request_id_var.get(), response)
+    return await serving.query(services, body, request, request_id_var.get(), response, scope)

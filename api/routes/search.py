@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import ServicesDep
+from api.deps import ScopeDep, ServicesDep
 from api.native import serving
 from api.native.protocol import ErrorResponse, SearchRequest, SearchResponse
 
@@ -16,5 +16,5 @@ router = APIRouter(prefix="/v1", tags=["search"])
     response_model=SearchResponse,
     responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
 )
-async def search(body: SearchRequest, services: ServicesDep) -> SearchResponse:
-    return await serving.search(services, body)
+async def search(body: SearchRequest, services: ServicesDep, scope: ScopeDep) -> SearchResponse:
+    return await serving.search(services, body, scope)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
+from rag.access.scope import ReadScope
 from rag.answer.budget import Source
 from rag.answer.citations import CitationCheck
 from rag.answer.conversation import Message
@@ -47,6 +48,9 @@ class InvalidRequest(ValueError):
 @dataclass(frozen=True)
 class AnswerRequest:
     question: str
+    #: what the asking principal may read (``rag.access.scope``): every search of the
+    #: request, the rewritten follow-up's included, runs inside it
+    scope: ReadScope
     top_k: int | None = None
     filters: SearchFilters | None = None
     mode: RetrievalMode | None = None

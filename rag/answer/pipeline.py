@@ -19,10 +19,12 @@ of ``rag.answer.workers``, sized here from the settings.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from rag.access.scope import ReadScope
 from rag.answer.citations import CitationCheck, parse_citations
 from rag.answer.conversation import turns_of
 from rag.answer.events import (
@@ -84,13 +86,20 @@ class RagPipeline:
         filters: SearchFilters | None = None,
         mode: RetrievalMode | None = None,
         floor: RelevanceFloor | None = None,
+        *,
+        scope: ReadScope,
     ) -> list[Hit]:
-        """Parents for ``query`` (``InvalidRequest`` when too long), best first; none under
-        the relevance ``floor`` (``rag.answer.retrieval``; the answer path's)."""
+        """Parents ``scope`` may read for ``query`` (``InvalidRequest`` when too long), best
+        first; none under the relevance ``floor`` (``rag.answer.retrieval``; the answer
+        path's). The scope is inside the store's query (``SearchFilters.within``)."""
         s = self.settings
         self._check_text("query", query)
         return self.retriever.retrieve(
-            query, top_k or s.default_top_k, mode or s.retrieval_mode, filters, floor
+            query,
+            top_k or s.default_top_k,
+            mode or s.retrieval_mode,
+            SearchFilters.within(filters, scope),
+            floor,
         )
 
     # --- answer ----------------------------------------------------------------------------
@@ -107,7 +116,7 @@ class RagPipeline:
             timings["rewrite"] = _since(started)
         started = time.perf_counter()
         hits = await run_search(  # under the relevance floor: nothing matched
-            self.search,
+            functools.partial(self.search, scope=request.scope),
             search.text,
             request.top_k,
             request.filters,

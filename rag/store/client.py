@@ -37,6 +37,10 @@ class QdrantAPI(Protocol):
         self, collection_name: str, points_selector: Any, wait: bool = ..., **kwargs: Any
     ) -> Any: ...
 
+    def set_payload(
+        self, collection_name: str, payload: dict[str, Any], points: Any, **kwargs: Any
+    ) -> Any: ...
+
     def retrieve(
         self,
         collection_name: str,

@@ -16,18 +16,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 from qdrant_client import models as qm
 
+from rag.access.acl import AccessList
+from rag.access.scope import ReadScope
 from rag.embedding.sparse import SparseVector
 from rag.store.client import QdrantAPI
 from rag.store.payloads import DocumentRecord, ParentPayload, PassagePayload
 from rag.store.schema import Collections
 
 log = logging.getLogger(__name__)
+EVERYTHING = ReadScope.everything()  # the store's own maintenance: no access restriction
 _BATCH = 256
 
 
@@ -49,16 +52,53 @@ class DocumentStore:
     def __init__(self, client: QdrantAPI, names: Collections, lock: threading.RLock) -> None:
         self.client, self._lock = client, lock
         self.passages, self.parents, self.documents = names.all()
+        #: called with a document id after its access changed in place (the parent cache)
+        self.on_access_change: Callable[[str], None] = lambda _document_id: None
 
-    def get_document(self, document_id: str) -> DocumentRecord | None:
-        """The committed record (None while a first ingest is still being written)."""
+    def get_document(
+        self, document_id: str, scope: ReadScope = EVERYTHING
+    ) -> DocumentRecord | None:
+        """The committed record (None while a first ingest is still being written, and None
+        when ``scope`` may not read it: the access filter runs inside Qdrant)."""
         with self._lock:
-            record = self._record(document_id)
+            if scope.unrestricted:
+                record = self._record(document_id)
+            else:
+                flt = qm.Filter(must=[qm.HasIdCondition(has_id=[document_id]), *scope.conditions()])
+                points, _ = self.client.scroll(
+                    self.documents, scroll_filter=flt, limit=1, with_payload=True
+                )
+                record = DocumentRecord.from_payload(points[0].payload) if points else None
         return record if record is not None and record.committed else None
 
-    def list_documents(self) -> list[DocumentRecord]:
-        records = [r for r in self._records() if r.committed]
+    def list_documents(self, scope: ReadScope = EVERYTHING) -> list[DocumentRecord]:
+        """Committed records ``scope`` may read (filtered inside Qdrant), by source."""
+        records = [r for r in self._records(scope.to_qdrant()) if r.committed]
         return sorted(records, key=lambda r: r.source)
+
+    def set_access(self, document_id: str, access: AccessList) -> DocumentRecord | None:
+        """Change a committed document's collection and access list in place (no
+        re-embedding); None when there is no such document.
+
+        Searches filter on the passages' own payload, and each point is updated whole, so
+        at every moment a passage is readable under its old list or its new one, never by
+        anyone neither allows. The record (listings, ``GET /v1/documents``) goes last."""
+        payload = access.to_payload()
+        by_doc = qm.FilterSelector(
+            filter=qm.Filter(
+                must=[qm.FieldCondition(key="document_id", match=qm.MatchValue(value=document_id))]
+            )
+        )
+        with self._lock:
+            record = self.get_document(document_id)
+            if record is None:
+                return None
+            self.client.set_payload(self.passages, payload, points=by_doc, wait=True)
+            self.client.set_payload(self.parents, payload, points=by_doc, wait=True)
+            updated = replace(record, collection=access.collection, acl=access.tokens())
+            self._put_record(updated)
+        self.on_access_change(document_id)
+        return updated
 
     def iter_parents(self) -> Iterator[ParentPoint]:
         """Every stored parent, in pages (benchmarks and exports; not a search)."""
@@ -79,16 +119,23 @@ class DocumentStore:
                 payload=PassagePayload.from_payload(point.payload),
             )
 
-    def _records(self) -> Iterator[DocumentRecord]:
-        for point in self._scroll(self.documents, vectors=False):
+    def _records(self, flt: qm.Filter | None = None) -> Iterator[DocumentRecord]:
+        for point in self._scroll(self.documents, vectors=False, flt=flt):
             yield DocumentRecord.from_payload(point.payload)
 
-    def _scroll(self, collection: str, vectors: bool) -> Iterator[Any]:
+    def _scroll(
+        self, collection: str, vectors: bool, flt: qm.Filter | None = None
+    ) -> Iterator[Any]:
         offset = None
         while True:
             with self._lock:
                 points, offset = self.client.scroll(
-                    collection, limit=512, offset=offset, with_payload=True, with_vectors=vectors
+                    collection,
+                    scroll_filter=flt,
+                    limit=512,
+                    offset=offset,
+                    with_payload=True,
+                    with_vectors=vectors,
                 )
             yield from points
             if offset is None:

@@ -154,10 +154,14 @@ class EdgeClient:
     def create_payload_index(
         self, collection_name: str, field_name: str, field_schema: Any = None, **_: Any
     ) -> None:
-        if field_schema not in (None, qm.PayloadSchemaType.KEYWORD, "keyword"):
+        if isinstance(field_schema, qm.KeywordIndexParams):
+            schema: Any = E.KeywordIndexParams(is_tenant=field_schema.is_tenant)
+        elif field_schema in (None, qm.PayloadSchemaType.KEYWORD, "keyword"):
+            schema = E.PayloadSchemaType.Keyword
+        else:
             raise NotImplementedError(f"payload index type {field_schema!r}")
         self._shard(collection_name).update(
-            E.UpdateOperation.create_field_index(field_name, E.PayloadSchemaType.Keyword)
+            E.UpdateOperation.create_field_index(field_name, schema)
         )
 
     # --- points ----------------------------------------------------------------------------
@@ -189,6 +193,27 @@ class EdgeClient:
             shard.update(E.UpdateOperation.delete_points([str(i) for i in points_selector]))
         else:
             raise NotImplementedError(f"delete selector {type(points_selector).__name__}")
+
+    def set_payload(
+        self,
+        collection_name: str,
+        payload: dict[str, Any],
+        points: Any,
+        wait: bool = True,
+        **_: Any,
+    ) -> None:
+        """Merge ``payload`` into the selected points (ids, or a ``FilterSelector``)."""
+        shard = self._shard(collection_name)
+        if isinstance(points, qm.FilterSelector):
+            flt = _filter(points.filter)
+            assert flt is not None
+            shard.update(E.UpdateOperation.set_payload_by_filter(flt, payload))
+        elif isinstance(points, qm.PointIdsList):
+            shard.update(E.UpdateOperation.set_payload([str(i) for i in points.points], payload))
+        elif isinstance(points, list):
+            shard.update(E.UpdateOperation.set_payload([str(i) for i in points], payload))
+        else:
+            raise NotImplementedError(f"set_payload selector {type(points).__name__}")
 
     def retrieve(
         self,

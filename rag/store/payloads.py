@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
+from rag.access.acl import AccessList
 from rag.documents import display_name
 
 T = TypeVar("T", bound="_Payload")
@@ -43,10 +44,16 @@ class ParentPayload(_Payload):
     pages: list[int] = field(default_factory=list)
     heading: str = ""
     name: str = ""  # display name (``rag.documents.display_name``); absent on older points
+    collection: str = "default"  # ``rag.access.acl``: the tenant index
+    acl: list[str] = field(default_factory=list)  # ``rag.access.acl`` tokens; [] admins only
 
     @property
     def display_name(self) -> str:
         return display_name(self.name, self.source)
+
+    @property
+    def access(self) -> AccessList:
+        return AccessList.from_payload(self.collection, self.acl)
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,8 @@ class PassagePayload(_Payload):
     start: int
     end: int
     folders: list[str] = field(default_factory=list)  # every ancestor folder, for filters
+    collection: str = "default"  # ``rag.access.acl``: the tenant index
+    acl: list[str] = field(default_factory=list)  # ``rag.access.acl`` tokens; [] admins only
 
 
 @dataclass(frozen=True)
@@ -88,10 +97,18 @@ class DocumentRecord(_Payload):
     warnings: list[str] = field(default_factory=list)  # pages left out, and why
     replacing_since: float | None = None
     name: str = ""  # display name (``rag.documents.display_name``); absent on older records
+    collection: str = "default"  # ``rag.access.acl``: the tenant index
+    acl: list[str] = field(default_factory=list)  # ``rag.access.acl`` tokens; [] admins only
+    #: the principal whose job stored this version (audit, and ingesters' own jobs)
+    ingested_by: str = ""
 
     @property
     def display_name(self) -> str:
         return display_name(self.name, self.source)
+
+    @property
+    def access(self) -> AccessList:
+        return AccessList.from_payload(self.collection, self.acl)
 
     @property
     def committed(self) -> bool:

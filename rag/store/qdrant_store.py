@@ -46,10 +46,15 @@ class QdrantStore:
         self.search = PassageSearch(
             self.client, self.names, settings, self._lock, self.documents.committed_hashes
         )
+        self.documents.on_access_change = self.search.forget
         if check:
-            self.ensure_schema()
-            older = settings.stale_replace_seconds if settings.qdrant_url else 0.0
-            self.documents.recover(older_than=older)
+            try:
+                self.ensure_schema()
+                older = settings.stale_replace_seconds if settings.qdrant_url else 0.0
+                self.documents.recover(older_than=older)
+            except BaseException:
+                self.close()  # an embedded folder must not stay locked by a refused open
+                raise
 
     @classmethod
     def unchecked(cls, settings: Settings, model_name: str, dimension: int) -> QdrantStore:

@@ -104,6 +104,14 @@ class Schema:
             ):
                 for key in keys:
                     self.client.create_payload_index(collection, key, qm.PayloadSchemaType.KEYWORD)
+                # access (``rag.access``): the collection is a tenant index (Qdrant keeps each
+                # tenant's points together), the acl tokens a keyword index
+                self.client.create_payload_index(
+                    collection,
+                    "collection",
+                    qm.KeywordIndexParams(type=qm.KeywordIndexType.KEYWORD, is_tenant=True),
+                )
+                self.client.create_payload_index(collection, "acl", qm.PayloadSchemaType.KEYWORD)
 
     def check(self) -> None:
         config = self.client.get_collection(self.names.passages).config

@@ -14,12 +14,13 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Any
 
 from qdrant_client import models as qm
 
+from rag.access.scope import ReadScope
 from rag.documents import Hit, MatchedPassage
 from rag.embedding.sparse import SparseVector
 from rag.settings import Fusion, RetrievalMode, Settings
@@ -30,14 +31,31 @@ from rag.store.schema import Collections
 
 @dataclass(frozen=True)
 class SearchFilters:
-    """Restrictions applied inside Qdrant (to every branch of a hybrid query)."""
+    """Restrictions applied inside Qdrant (to every branch of a hybrid query): a request's
+    own choices, and what its principal may read (``scope``, ``rag.access.scope``: the
+    answer path always sets it, see ``within``)."""
 
     document_ids: list[str] = field(default_factory=list)
     folders: list[str] = field(default_factory=list)
     file_types: list[str] = field(default_factory=list)
+    collections: list[str] = field(default_factory=list)
+    scope: ReadScope | None = None
+
+    @classmethod
+    def within(cls, filters: SearchFilters | None, scope: ReadScope) -> SearchFilters:
+        """``filters`` restricted to what ``scope`` may read (its collections narrowed by
+        the request's own ``collections``)."""
+        base = filters or cls()
+        return replace(base, scope=scope.narrowed(tuple(base.collections)))
 
     def to_qdrant(self) -> qm.Filter | None:
         must: list[qm.Condition] = []
+        if self.scope is not None:
+            must.extend(self.scope.conditions())
+        elif self.collections:
+            must.append(
+                qm.FieldCondition(key="collection", match=qm.MatchAny(any=self.collections))
+            )
         if self.document_ids:
             must.append(
                 qm.FieldCondition(key="document_id", match=qm.MatchAny(any=self.document_ids))
@@ -202,11 +220,28 @@ class PassageSearch:
             **query,
         ).points
 
-    def parent(self, parent_id: str) -> ParentPayload | None:
-        """One parent of a committed version, or None."""
-        with self._lock:
-            found = self._parents([parent_id])
+    def parent(self, parent_id: str, scope: ReadScope) -> ParentPayload | None:
+        """One parent of a committed version that ``scope`` may read, or None (the same
+        None whether it does not exist or is out of reach). A restricted scope is checked
+        inside Qdrant (the parent's id and the access filter in one scroll), never against
+        the cache."""
+        if scope.unrestricted:
+            with self._lock:
+                found = self._parents([parent_id])
+        else:
+            flt = qm.Filter(must=[qm.HasIdCondition(has_id=[parent_id]), *scope.conditions()])
+            with self._lock:
+                points, _ = self.client.scroll(
+                    self.parents, scroll_filter=flt, limit=1, with_payload=True
+                )
+            found = {str(p.id): ParentPayload.from_payload(p.payload) for p in points}
         return self._committed(found).get(parent_id)
+
+    def forget(self, document_id: str) -> None:
+        """Drop a document's parents from the cache (its access changed in place)."""
+        with self._lock:
+            for key in [k for k, v in self._parent_cache.items() if v.document_id == document_id]:
+                del self._parent_cache[key]
 
     def _committed(self, parents: dict[str, ParentPayload]) -> dict[str, ParentPayload]:
         """The parents that belong to their document's committed version."""

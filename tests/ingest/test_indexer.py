@@ -10,6 +10,7 @@ from ingest.outcomes import Outcome
 from ingest.progress import FileDone, RunStarted, TokensEmbedded
 from rag.answer.pipeline import RagPipeline
 from rag.documents import document_id
+from rag.store.documents import EVERYTHING
 from rag.store.qdrant_store import QdrantStore
 from tests.helpers.pdf import write_pdf
 
@@ -94,7 +95,7 @@ def test_known_questions_find_their_parent(setup):
         ("How long is the default session timeout in Kestrel?", "release-notes.txt"),
         ("Which leader of the Normans swore fealty to King Charles III?", "Normans.md"),
     ]:
-        hits = pipeline.search(question, top_k=3)
+        hits = pipeline.search(question, top_k=3, scope=EVERYTHING)
         assert hits[0].source.endswith(expected), (question, [h.source for h in hits])
 
 

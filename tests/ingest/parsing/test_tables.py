@@ -13,6 +13,7 @@ from ingest.parsing.dispatch import parse_file
 from ingest.parsing.limits import Limits
 from ingest.parsing.tables import html_table_markdown
 from rag.answer.pipeline import RagPipeline
+from rag.store.documents import EVERYTHING
 from rag.store.qdrant_store import QdrantStore
 
 LIMITS = Limits(max_bytes=50_000_000)
@@ -103,7 +104,9 @@ def test_a_table_value_is_found_by_column_and_row_label(settings_factory, embedd
         summary = Indexer(settings, embedder, store).run([folder])
         assert summary.ingested == 2 and not summary.failed
         pipeline = RagPipeline(settings, embedder, store, None)
-        hits = pipeline.search("How many widgets does the Kestrel Harbour depot hold?", top_k=3)
+        hits = pipeline.search(
+            "How many widgets does the Kestrel Harbour depot hold?", top_k=3, scope=EVERYTHING
+        )
         best = hits[0]
         assert best.source.endswith("inventory.docx")
         passage = best.passage_text(best.passages[0])

@@ -175,8 +175,7 @@ def test_history_never_breaks_the_invariant(turns, window, max_tokens, share, ql
         # less than the floor reserved for sources
         assert n["prompt_limit"] <= 0 or (
             n["prompt_tokens_without_sources"] >= alone
-            and n["prompt_tokens_without_sources"]
-            > n["prompt_limit"] - n["min_context_tokens"]
+            and n["prompt_tokens_without_sources"] > n["prompt_limit"] - n["min_context_tokens"]
         )
         return
     b, fit = prepared.budget, prepared.history

@@ -17,6 +17,7 @@ from rag.answer.events import (
 )
 from rag.answer.llm import LLMClient, LLMConfig, LLMUnavailable
 from rag.answer.pipeline import RagPipeline
+from rag.store.documents import EVERYTHING
 from rag.store.search import SearchFilters
 from tests.helpers.servers import free_port
 
@@ -39,7 +40,9 @@ def events_of(ingested, embedder, base_url, model="fake", request=None, **overri
         llm = LLMClient(LLMConfig.from_settings(settings, connect_timeout=2.0))
         pipeline = RagPipeline(settings, embedder, ingested["store"], llm)
         try:
-            return [e async for e in pipeline.answer(request or AnswerRequest(QUESTION))]
+            return [
+                e async for e in pipeline.answer(request or AnswerRequest(QUESTION, EVERYTHING))
+            ]
         finally:
             await llm.close()
 
@@ -61,7 +64,7 @@ def test_events_in_order_with_the_real_llm(ingested, embedder, vllm):
 def test_nothing_matched_answers_without_the_llm(ingested, embedder, fault_server):
     url, fs = fault_server
     before = sum(fs.calls.values())
-    request = AnswerRequest(QUESTION, filters=SearchFilters(file_types=["xlsx"]))
+    request = AnswerRequest(QUESTION, EVERYTHING, filters=SearchFilters(file_types=["xlsx"]))
     events = events_of(ingested, embedder, f"{url}/ok/v1", request=request)
     assert [type(e) for e in events] == [SourcesEvent, FinalEvent]
     assert events[-1].reason == NO_MATCHING_DOCUMENTS and events[-1].sources == []
@@ -90,7 +93,10 @@ def test_settings_bound_the_request(ingested, embedder, fault_server):
     url, _ = fault_server
     with pytest.raises(InvalidRequest, match="max_tokens 99999 exceeds the limit 8192"):
         events_of(
-            ingested, embedder, f"{url}/ok/v1", request=AnswerRequest(QUESTION, max_tokens=99_999)
+            ingested,
+            embedder,
+            f"{url}/ok/v1",
+            request=AnswerRequest(QUESTION, EVERYTHING, max_tokens=99_999),
         )
     with pytest.raises(InvalidRequest, match="at most 20 characters"):
         events_of(ingested, embedder, f"{url}/ok/v1", max_question_chars=20)
@@ -106,7 +112,7 @@ def test_history_is_bounded_before_any_work(ingested, embedder, fault_server):
             ingested,
             embedder,
             f"{url}/ok/v1",
-            request=AnswerRequest(QUESTION, history=many),
+            request=AnswerRequest(QUESTION, EVERYTHING, history=many),
             max_history_turns=5,
         )
     big = (Message("user", "x" * 500), Message("assistant", "y" * 600))
@@ -115,6 +121,6 @@ def test_history_is_bounded_before_any_work(ingested, embedder, fault_server):
             ingested,
             embedder,
             f"{url}/ok/v1",
-            request=AnswerRequest(QUESTION, history=big),
+            request=AnswerRequest(QUESTION, EVERYTHING, history=big),
             max_history_chars=1000,
         )

@@ -7,6 +7,7 @@ from rag.answer.events import NO_MATCHING_DOCUMENTS, AnswerRequest, FinalEvent
 from rag.answer.pipeline import RagPipeline
 from rag.answer.retrieval import RelevanceFloor, Retriever
 from rag.settings import RetrievalMode, Settings
+from rag.store.documents import EVERYTHING
 
 GIBBERISH = "qwzx vlorp fnagh trelb?"
 REAL = "Where was the Zorblax reactor built?"
@@ -38,7 +39,9 @@ def test_the_answer_path_refuses_gibberish_without_the_llm(ingested, embedder):
     pipeline = RagPipeline(settings, embedder, ingested["store"], llm=None)
 
     async def final() -> FinalEvent:
-        events = [e async for e in pipeline.answer(AnswerRequest(question=GIBBERISH))]
+        events = [
+            e async for e in pipeline.answer(AnswerRequest(question=GIBBERISH, scope=EVERYTHING))
+        ]
         assert isinstance(events[-1], FinalEvent)
         return events[-1]
 
