@@ -16,6 +16,7 @@ from starlette.types import ASGIApp
 
 from api.deps import Services
 from api.errors import install_error_handlers
+from api.headers import EXPOSED_HEADERS
 from api.observability import BodyLimitMiddleware, Metrics, RequestContextMiddleware
 from api.routes import documents, file_types, health, ingest, openai, parents, query, search
 from api.security import AuthMiddleware, SecurityHeadersMiddleware
@@ -110,8 +111,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "DELETE"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
+            # a browser client may read the sources headers (api.headers) and the request id
+            expose_headers=list(EXPOSED_HEADERS),
         )
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -23,6 +23,8 @@ from rag.answer.budget import Source
 SOURCES = "X-RAG-Sources"
 SOURCES_COUNT = "X-RAG-Sources-Count"
 REQUEST_ID = "X-RAG-Request-Id"
+#: What CORS lets a browser client read (``api.app``).
+EXPOSED_HEADERS = (SOURCES, SOURCES_COUNT, REQUEST_ID, "X-Request-Id")
 #: Bound of ``X-RAG-Sources``: proxies refuse large header blocks (nginx: 4-8 KB in all).
 MAX_SOURCES_BYTES = 2048
 MAX_FIELD_CHARS = 80

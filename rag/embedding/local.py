@@ -12,13 +12,13 @@ import threading
 import numpy as np
 
 from rag.assets import bge_path
-from rag.settings import BUNDLED_BGE, Settings
+from rag.settings import BUNDLED_BGE, EmbeddingSettings
 
 
 class SentenceTransformerEmbedder:
     """Any sentence-transformers model; the bundled BGE is the offline default."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: EmbeddingSettings) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
 

@@ -29,7 +29,7 @@ from tenacity import (
 from tokenizers import Tokenizer
 
 from rag.assets import bge_path
-from rag.settings import BUNDLED_BGE, Settings
+from rag.settings import BUNDLED_BGE, EmbeddingSettings
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, httpx.TransportError)  # refused, reset, timeouts
 
 
-def _tokenizer_file(settings: Settings) -> Path:
+def _tokenizer_file(settings: EmbeddingSettings) -> Path:
     if settings.embedding_model == BUNDLED_BGE:
         return bge_path(settings.model_dir) / "tokenizer.json"
     return Path(settings.embedding_model) / "tokenizer.json"
@@ -58,7 +58,7 @@ class ServerEmbedder:
     """The ``Embedder`` protocol over HTTP; ``name`` is the configured model (the collection
     records it), ``served_model`` what the server calls it."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: EmbeddingSettings) -> None:
         if not settings.embedding_url:
             raise ValueError("RAG_EMBEDDING_URL is not set")
         tokenizer_file = _tokenizer_file(settings)

@@ -13,7 +13,7 @@ from typing import Any, cast
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
-from rag.settings import Settings
+from rag.settings import StoreSettings
 from rag.store.client import QdrantAPI
 from rag.store.edge import EdgeClient
 from rag.store.schema import Collections, StoreError
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 _BATCH = 256
 
 
-def connect(settings: Settings) -> QdrantAPI:
+def connect(settings: StoreSettings) -> QdrantAPI:
     s = settings
     if s.qdrant_url:
         key = s.qdrant_api_key.get_secret_value() if s.qdrant_api_key else None
@@ -42,7 +42,7 @@ def connect(settings: Settings) -> QdrantAPI:
         raise
 
 
-def adopt_python_store(client: QdrantAPI, settings: Settings, names: Collections) -> None:
+def adopt_python_store(client: QdrantAPI, settings: StoreSettings, names: Collections) -> None:
     """Copy a collection written by the pure-Python engine (``<data>/qdrant``, the embedded
     engine before Edge) into Edge once, vectors included, so an upgrade keeps what was
     ingested instead of starting empty. The old folder is left as it was."""

@@ -12,7 +12,7 @@ from typing import Any
 from qdrant_client import models as qm
 
 from rag.embedding.sparse import SPARSE_SCHEME
-from rag.settings import Settings
+from rag.settings import StoreSettings
 from rag.store.client import QdrantAPI
 
 SCHEMA_VERSION = 2  # 1 was dense-only; 2 adds the bm25 sparse vector
@@ -53,7 +53,7 @@ class Schema:
         self,
         client: QdrantAPI,
         names: Collections,
-        settings: Settings,
+        settings: StoreSettings,
         model_name: str,
         dimension: int,
     ) -> None:

@@ -37,3 +37,17 @@ def test_sources_header_is_bounded_and_says_how_many_there_were():
     assert [s["n"] for s in listed] == list(range(1, len(listed) + 1))  # best first, no gaps
     assert headers[SOURCES_COUNT] == "100" and REQUEST_ID not in headers
     assert answer_headers([], "r")[SOURCES] == "[]"
+
+
+def test_a_browser_client_on_an_allowed_origin_may_read_the_sources_headers(tmp_path):
+    """CORS exposes the X-RAG-* headers: without ``expose_headers`` a browser hides them."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from rag.settings import Settings
+
+    app = create_app(Settings(data_dir=tmp_path, cors_origins=["http://app.example"]))
+    client = TestClient(app)  # no lifespan: the CORS middleware answers before any route
+    r = client.get("/healthz", headers={"Origin": "http://app.example"})
+    exposed = {h.strip().lower() for h in r.headers["access-control-expose-headers"].split(",")}
+    assert {SOURCES.lower(), SOURCES_COUNT.lower(), REQUEST_ID.lower()} <= exposed
