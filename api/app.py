@@ -14,13 +14,27 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp
 
+from api.auth import build_authenticator
 from api.deps import Services
 from api.errors import install_error_handlers
 from api.headers import EXPOSED_HEADERS
+from api.mcp.server import RagMCP
 from api.observability import BodyLimitMiddleware, Metrics, RequestContextMiddleware
-from api.routes import documents, file_types, health, ingest, openai, parents, query, search
+from api.routes import (
+    audit,
+    documents,
+    file_types,
+    health,
+    ingest,
+    me,
+    openai,
+    parents,
+    query,
+    search,
+)
 from api.security import AuthMiddleware, SecurityHeadersMiddleware
 from api.uploads import remove_stale_temporaries
+from rag import tracing
 from rag.answer.llm import LLMClient, LLMConfig
 from rag.settings import Settings, load_settings
 
@@ -69,9 +83,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         log.info(
             "LLM %s at %s: max_model_len=%s", settings.llm_model, settings.llm_base_url, window
         )
+        tracing.setup("rag-api", trace_text=settings.trace_text)  # only with OTEL_* set
         try:
-            yield
+            async with mcp.run():  # the MCP session manager's task group
+                yield
         finally:
+            tracing.shutdown()
             if svc.jobs is not None:
                 svc.jobs.shutdown()
             await svc.llm.close()
@@ -89,9 +106,23 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     install_error_handlers(app)
     metrics = Metrics()
     app.state.metrics = metrics
-    app.state.api_keys = [k.encode() for k in settings.all_api_keys()]
+    # Keys file, JWKS, trusted proxies: read now, so a bad one stops start-up (one line).
+    app.state.authenticator = build_authenticator(settings)
     app.state.readiness = health.ReadinessCache()
-    for module in (search, query, openai, parents, documents, file_types, ingest, health):
+    app.state.mcp = mcp = RagMCP(settings)
+    app.router.routes.append(mcp.route("/mcp"))  # behind AuthMiddleware like /v1 (needs_key)
+    for module in (
+        search,
+        query,
+        openai,
+        parents,
+        documents,
+        file_types,
+        ingest,
+        health,
+        audit,
+        me,
+    ):
         app.include_router(module.router)
 
     @app.get("/metrics", include_in_schema=False)
@@ -106,7 +137,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         default_limit=settings.max_request_bytes,
         upload_limit=int(settings.max_upload_mb * 1_000_000) + 64_000,
     )
-    app.add_middleware(AuthMiddleware, keys=app.state.api_keys)
+    app.add_middleware(AuthMiddleware, authenticator=app.state.authenticator)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

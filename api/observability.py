@@ -21,6 +21,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ingest.outcomes import Outcome, Summary
+from rag import tracing
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -119,6 +120,7 @@ class JSONFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
             "request_id": request_id_var.get(),
+            **tracing.log_fields(),  # trace_id, span_id: only when tracing is on
         }
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
@@ -173,6 +175,8 @@ class RequestContextMiddleware:
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         rid = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else uuid.uuid4().hex
         token = request_id_var.set(rid)
+        state = scope.setdefault("state", {})
+        state["request_id"] = rid  # for work outside this task (the MCP tools)
         started = time.perf_counter()
         status = {"code": 500}
 
@@ -182,11 +186,25 @@ class RequestContextMiddleware:
                 message.setdefault("headers", []).append((b"x-request-id", rid.encode()))
             await send(message)
 
+        root = tracing.start(  # the root span (or a child of the caller's traceparent)
+            "HTTP " + method_label(scope["method"]),
+            context=tracing.extract_headers(scope["headers"]),
+            rag_request_id=rid,
+        )
+        tracing.set_attrs(root, **{"http.request.method": method_label(scope["method"])})
         try:
-            await self.app(scope, receive, send_with_id)
+            with tracing.current(root):
+                state["trace_context"] = tracing.context_of(root)
+                await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = route_label(scope)
+            if root.is_recording():
+                root.update_name(f"{method_label(scope['method'])} {route}")
+                tracing.set_attrs(
+                    root, **{"http.route": route, "http.response.status_code": status["code"]}
+                )
+                root.end()
             self.metrics.requests.labels(
                 route, method_label(scope["method"]), str(status["code"])
             ).observe(elapsed)

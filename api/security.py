@@ -1,27 +1,29 @@
-"""API keys: every /v1 route (and the OpenAPI schema and docs) needs
-``Authorization: Bearer <key>`` once keys are configured.
+"""Authentication at the door: every /v1 route (and the OpenAPI schema and docs) needs a
+principal once any authentication is configured (API keys, a JWKS, trusted proxies; which
+request becomes which principal is ``api.auth``).
 
 Checked by an ASGI middleware before routing and before the body is read, so a request
-without a key gets 401 whatever else is wrong with it (bad JSON, unknown route under /v1).
-Keys are compared in constant time against every configured key (no early exit), never
-logged, and a failure says only that the key is missing or wrong.
+without credentials gets 401 whatever else is wrong with it (bad JSON, unknown route under
+/v1). Keys are compared in constant time, never logged, and a failure says only why the
+credentials were refused. Paths outside /v1 stay public, but a principal found there (a
+trusted proxy's headers, a valid key) is attached too, so the page works behind a proxy.
 
 Also here: the security headers every response carries (CSP, ``nosniff``, no framing, no
-referrer) and the check that refuses an open bind without keys.
+referrer) and the check that refuses an open bind without authentication.
 """
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import json
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.auth.authenticate import Authenticator, AuthFailure, auth_configured
 from api.deps import PRINCIPAL_KEY
 from api.errors import is_openai_path, openai_error_body
-from rag.access import Principal, Role
+from rag.access import Principal
 from rag.settings import Settings
 
 #: Paths outside /v1 that describe the API and so are no more public than the API itself.
@@ -33,50 +35,41 @@ class UnsafeBind(RuntimeError):
 
 
 def needs_key(path: str) -> bool:
-    return path.startswith("/v1/") or path == "/v1" or path in _SCHEMA_PATHS
-
-
-def key_ok(authorization: str | bytes | None, keys: list[bytes]) -> bool:
-    """True when no keys are configured or the header carries one of them."""
-    if not keys:
-        return True
-    if isinstance(authorization, bytes):
-        authorization = authorization.decode("latin-1")
-    scheme, _, token = (authorization or "").partition(" ")
-    presented = token.strip().encode("latin-1", "replace") if scheme.lower() == "bearer" else b""
-    ok = False
-    for key in keys:  # constant time, and no short cut over the list
-        ok |= hmac.compare_digest(presented, key)
-    return ok
+    return path.startswith(("/v1/", "/mcp/")) or path in ("/v1", "/mcp") or path in _SCHEMA_PATHS
 
 
 class AuthMiddleware:
-    """401 ``{"error": ...}`` for protected paths without a valid key (CORS preflights pass:
-    they carry no credentials by design and the CORS middleware answers them)."""
+    """401 ``{"error": ...}`` (OpenAI-shaped on OpenAI paths) for protected paths without a
+    principal; CORS preflights pass (they carry no credentials by design and the CORS
+    middleware answers them). No authentication configured: everything runs as the local
+    admin, as before access control."""
 
-    def __init__(self, app: Any, keys: list[bytes]) -> None:
-        self.app, self.keys = app, keys
+    def __init__(self, app: Any, authenticator: Authenticator) -> None:
+        self.app, self.authenticator = app, authenticator
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if not self.keys:  # no authentication configured: one circle of trust
-            scope.setdefault("state", {})[PRINCIPAL_KEY] = Principal.local_admin()
+        state = scope.setdefault("state", {})
+        if not self.authenticator.configured:  # one circle of trust
+            state[PRINCIPAL_KEY] = Principal.local_admin()
             await self.app(scope, receive, send)
             return
-        if scope["method"] == "OPTIONS" or not needs_key(scope["path"]):
+        if scope["method"] == "OPTIONS":
             await self.app(scope, receive, send)
             return
-        header = dict(scope["headers"]).get(b"authorization")
-        if key_ok(header, self.keys):
-            # keys in the old form (RAG_API_KEYS, a plain keys file) are admins
-            scope.setdefault("state", {})[PRINCIPAL_KEY] = Principal(
-                name="api-key", role=Role.admin, source="key"
-            )
+        result = await self.authenticator.authenticate(scope)
+        if isinstance(result, Principal):
+            state[PRINCIPAL_KEY] = result
+        if isinstance(result, Principal) or not needs_key(scope["path"]):
             await self.app(scope, receive, send)
             return
-        message = "missing or invalid API key"
+        message = (
+            result.message
+            if isinstance(result, AuthFailure)
+            else self.authenticator.missing_message
+        )
         error = (
             openai_error_body(401, "unauthorized", message)
             if is_openai_path(scope["path"])
@@ -151,10 +144,12 @@ def is_loopback(host: str) -> bool:
 
 
 def check_bind_safety(settings: Settings) -> None:
-    """Refuse to serve a non-loopback address with no keys unless explicitly allowed."""
-    if is_loopback(settings.api_host) or settings.allow_no_auth or settings.all_api_keys():
+    """Refuse to serve a non-loopback address with no authentication (keys, a JWKS, trusted
+    proxies) unless explicitly allowed."""
+    if is_loopback(settings.api_host) or settings.allow_no_auth or auth_configured(settings):
         return
     raise UnsafeBind(
         f"refusing to listen on {settings.api_host} without API keys: set RAG_API_KEYS or "
-        "RAG_API_KEYS_FILE, or RAG_ALLOW_NO_AUTH=true if a proxy in front authenticates"
+        "RAG_API_KEYS_FILE (or RAG_AUTH_JWKS_URL / RAG_AUTH_TRUSTED_PROXIES), or "
+        "RAG_ALLOW_NO_AUTH=true if a proxy in front authenticates"
     )

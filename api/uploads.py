@@ -244,7 +244,7 @@ def remove_stale_temporaries(inbox: Path, older_than_s: float = 3600.0) -> int:
     """Temporary files of uploads cut short by a crash (at start-up)."""
     removed = 0
     cutoff = time.time() - older_than_s
-    for tmp in inbox.glob(f"{_TEMP_PREFIX}*") if inbox.is_dir() else []:
+    for tmp in inbox.rglob(f"{_TEMP_PREFIX}*") if inbox.is_dir() else []:  # users/ too
         try:
             if tmp.stat().st_mtime < cutoff:
                 tmp.unlink()

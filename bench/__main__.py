@@ -1,5 +1,5 @@
 """`python -m bench NAME [args]`: ingest, queue, retrieval, relevance, latency, budget, peer,
-conversation."""
+conversation, multihop, evaluate, access."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ NAMES = [
     "budget",
     "peer",
     "conversation",
+    "multihop",
+    "evaluate",
+    "access",
 ]
 
 

@@ -204,6 +204,52 @@ def time_modes(pipeline: Any, queries: list[str]) -> dict[str, list[float]]:
     return per_mode
 
 
+def traced_vs_off(pipeline: Any, queries: list[str]) -> dict[str, Any]:
+    """Library search (default mode, top_k 16) with tracing off and on, alternating query by
+    query (the same noise for both); on: every span exported over OTLP/HTTP, batched, to a
+    local sink that accepts everything (the real exporter path, no collector needed)."""
+    import http.server
+    import threading
+
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from rag import tracing
+
+    posts = [0]
+
+    class Sink(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            posts[0] += 1
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}/v1/traces"
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    off: list[float] = []
+    on: list[float] = []
+    try:
+        for q in queries:
+            for times, chosen in ((off, None), (on, provider)):
+                tracing.use(chosen)
+                t0 = time.perf_counter()
+                pipeline.search(q, 16, scope=EVERYTHING)
+                times.append(time.perf_counter() - t0)
+    finally:
+        tracing.use(None)
+        provider.shutdown()
+        server.shutdown()
+    return {"off": off, "on": on, "exports": posts[0]}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench latency")
     parser.add_argument("--sizes", default="1000,10000,50000")
@@ -228,6 +274,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument(
         "--noisy-chars", type=int, default=None, help="its characters (the door's limit)"
+    )
+    parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="also time library search with tracing off and on (first size; spans exported)",
     )
     args = parser.parse_args(argv)
 
@@ -268,6 +319,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 flush=True,
             )
             per_mode = time_modes(RagPipeline(settings, embedder, store, None), queries)
+            if args.tracing and size == sizes[0]:
+                traced = traced_vs_off(RagPipeline(settings, embedder, store, None), queries)
+                off, on = stats(traced["off"]), stats(traced["on"])
+                result["tracing"] = {
+                    "passages": actual,
+                    "off_ms": off,
+                    "on_ms": on,
+                    "exports": traced["exports"],
+                }
+                print(
+                    f"  tracing off p50/p95/p99 {off[0]:.1f}/{off[1]:.1f}/{off[2]:.1f} ms, on "
+                    f"{on[0]:.1f}/{on[1]:.1f}/{on[2]:.1f} ms ({traced['exports']} OTLP exports)",
+                    flush=True,
+                )
             mode_rows += [
                 [actual, f"{settings.embedded_engine} {m}", *stats(v)] for m, v in per_mode.items()
             ]

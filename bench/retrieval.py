@@ -8,7 +8,7 @@ each packed to the same budgets. Optional: the cross-encoder reranker on a subse
 "ours hybrid, relevance floor" is what the answer path retrieves: nothing for a question
 under the floor (the settings'), so it shows what the floor costs real questions.
 
-Usage: python -m bench retrieval [--limit N] [--rerank-limit N]
+Usage: python -m bench retrieval [--limit N] [--rerank-limit N] [--hops]
 """
 
 from __future__ import annotations
@@ -136,6 +136,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=0,
         help="also measure hybrid + cross-encoder rerank on N questions",
     )
+    parser.add_argument(
+        "--hops",
+        action="store_true",
+        help="also hybrid + the follow-up hop (rag.answer.hops), whole retrieval timed",
+    )
     args = parser.parse_args(argv)
 
     import bm25s
@@ -183,6 +188,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         query_vectors = embedder.embed_queries([q["question"] for q in questions])
         sparse = BM25Encoder()
         ours, floor = Retriever(settings.retrieval, embedder, store), RelevanceFloor.of(settings)
+        hopper = Retriever(
+            settings.retrieval.model_copy(update={"retrieval_hops": 2}), embedder, store
+        )
         refused = 0
         parent_counts: dict[str, int] = {}
         for i, q in enumerate(questions):
@@ -216,6 +224,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         q["answers"],
                         kept,
                     )
+            if args.hops:
+                t0 = time.perf_counter()
+                hits = hopper.retrieve(q["question"], args.top_k, RetrievalMode.hybrid, None)
+                latencies.setdefault("hybrid + hop (embedding included)", []).append(
+                    time.perf_counter() - t0
+                )
+                evaluate_ranked(
+                    scorer,
+                    "ours hybrid + hop",
+                    [h.text for h in hits],
+                    [parent_counts.setdefault(h.parent_id, h.tokens) for h in hits],
+                    q["answers"],
+                    hits,
+                )
             for name, (retriever, texts, counts) in baselines.items():
                 tokens = bm25s.tokenize(
                     [q["question"]], stopwords="en", stemmer=stemmer, show_progress=False
@@ -251,6 +273,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         store.close()
 
     systems = ["ours hybrid", FLOOR_ROW, "ours dense", "ours sparse"]
+    if args.hops:
+        systems.append("ours hybrid + hop")
     if args.rerank_limit:
         systems += [
             "ours hybrid (rerank subset)",

@@ -5,6 +5,11 @@ shared roots only) and a progress bar follows it until done (`--no-wait`: print 
 and return); `python -m ingest --worker` consumes that queue. With RAG_API_URL set, the
 paths are handed to that running API (which owns an embedded store). Otherwise (or with
 `--local`) the store is opened here.
+
+Access (``ingest.files.access``): ``--collection``, ``--groups`` and ``--users`` are stamped
+on every document of the run, over any ``.rag-access.toml`` in the folders (keys not given
+come from those files, then from the stored document, then from the defaults). The CLI runs
+as the operator: it may grant any group.
 """
 
 from __future__ import annotations
@@ -47,6 +52,14 @@ def _parser() -> argparse.ArgumentParser:
         help="keep running: re-scan PATH every --interval seconds",
     )
     parser.add_argument("--interval", type=float, default=10.0)
+    access = parser.add_argument_group("access (over .rag-access.toml files)")
+    access.add_argument("--collection", help="the documents' collection")
+    access.add_argument(
+        "--groups", help="comma-separated groups that may read them (an empty string: none)"
+    )
+    access.add_argument(
+        "--users", help="comma-separated users that may read them (an empty string: none)"
+    )
     queue = parser.add_argument_group("ingestion queue (RAG_BROKER_URL)")
     queue.add_argument(
         "--worker", action="store_true", help="consume the queue (owns the store and the embedder)"
@@ -72,6 +85,19 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from ingest.files.access import JobAccess, split_names
+    from rag.access import AccessError
+
+    try:
+        args.access = JobAccess(
+            collection=args.collection,
+            groups=split_names([args.groups] if args.groups is not None else None),
+            users=split_names([args.users] if args.users is not None else None),
+            owner="cli",
+        )
+    except AccessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     settings = load_settings()
     queue_mode = bool(settings.broker_url) and not args.local
     if args.worker or args.job or args.dead_letters or (queue_mode and not args.watch):
@@ -89,7 +115,10 @@ def main(argv: list[str] | None = None) -> int:
             print("error: --recreate needs --local (stop the API first)", file=sys.stderr)
             return 2
         try:
-            summary = ingest_via_api(settings, args.paths, prune=args.prune)
+            given = {
+                k: list(v) if isinstance(v, tuple) else v for k, v in args.access.given.items()
+            }
+            summary = ingest_via_api(settings, args.paths, prune=args.prune, access=given)
         except RemoteError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -112,13 +141,39 @@ def main(argv: list[str] | None = None) -> int:
         if args.watch:
             return _watch(indexer, args)
         with TerminalProgress(enabled=not args.json and sys.stderr.isatty()) as progress:
-            summary = indexer.run(args.paths, prune=args.prune, progress=progress).as_dict()
+            summary = indexer.run(
+                args.paths, prune=args.prune, progress=progress, access=args.access
+            ).as_dict()
         store.close()
+        _audit(settings, args, summary)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         _print_summary(summary)
     return 1 if summary["failed"] else 0
+
+
+def _audit(settings: Any, args: argparse.Namespace, summary: Mapping[str, Any]) -> None:
+    """The audit line of a local run (``rag.audit``): the operator, as the local admin."""
+    import getpass
+
+    from rag.access import Principal, Role
+    from rag.audit import audit_log
+
+    def count(key: str) -> int:
+        value = summary.get(key, 0)
+        return len(value) if isinstance(value, list) else int(value or 0)
+
+    audit_log(settings).record(
+        "ingest",
+        principal=Principal(name=getpass.getuser(), role=Role.admin, source="cli"),
+        route="cli",
+        after={
+            "paths": [str(p) for p in args.paths],
+            "prune": bool(args.prune),
+            **{k: count(k) for k in ("ingested", "unchanged", "failed", "removed")},
+        },
+    )
 
 
 def _watch(indexer: Indexer, args: argparse.Namespace) -> int:
@@ -132,7 +187,9 @@ def _watch(indexer: Indexer, args: argparse.Namespace) -> int:
     log = logging.getLogger("ingest.watch")
     log.warning("watching %s every %.0f s", ", ".join(map(str, args.paths)), args.interval)
     while not stop.is_set():
-        summary = indexer.run(args.paths, prune=args.prune, should_stop=stop.is_set)
+        summary = indexer.run(
+            args.paths, prune=args.prune, should_stop=stop.is_set, access=args.access
+        )
         if summary.ingested or summary.failed or summary.removed:
             print(json.dumps(summary.as_dict()), flush=True)
         stop.wait(args.interval)
@@ -143,9 +200,11 @@ def _watch(indexer: Indexer, args: argparse.Namespace) -> int:
 def _print_summary(s: Mapping[str, Any]) -> None:
     """The ``--json`` shape in lines: ``Summary.as_dict()`` here, or the summary of a job
     the API ran (a queued job's has no stages, warnings or rate)."""
+    changed = s.get("access_changed", 0)
     print(
-        f"files seen {s['files_seen']}, ingested {s['ingested']}, unchanged {s['unchanged']}, "
-        f"removed {s.get('removed', 0)}, failed {len(s['failed'])}"
+        f"files seen {s['files_seen']}, ingested {s['ingested']}, unchanged {s['unchanged']}"
+        + (f" (access changed {changed})" if changed else "")
+        + f", removed {s.get('removed', 0)}, failed {len(s['failed'])}"
     )
     print(
         f"parents {s['parents']}, passages {s['passages']}, tokens {s.get('tokens', 0)}, "

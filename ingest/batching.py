@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ingest.files.identity import display_path
 from ingest.outcomes import FileOutcome, Outcome, Stages, TransientFailure
 from ingest.points import document_points
+from rag import tracing
 from rag.documents import Parent, ParsedDocument
 from rag.embedding.protocol import Embedder
 from rag.embedding.sparse import BM25Encoder
@@ -39,6 +41,11 @@ class Prepared:
     path: Path
     doc: ParsedDocument
     parents: list[Parent]
+    #: the ``{collection, acl}`` payload every point and the record get (``ingest.files.access``)
+    access: dict[str, Any] = field(
+        default_factory=lambda: {"collection": "default", "acl": ["default"]}
+    )
+    owner: str = ""  # the record's ``ingested_by``
 
     @property
     def reported(self) -> str:
@@ -103,7 +110,8 @@ class EmbedBatch:
         texts = [ps.text for item in pending for parent in item.parents for ps in parent.passages]
         t0 = time.perf_counter()
         try:
-            vectors = self.embedder.embed_passages(texts) if texts else np.zeros((0, 0))
+            with tracing.span("ingest.embed", rag_files=len(pending), rag_passages=len(texts)):
+                vectors = self.embedder.embed_passages(texts) if texts else np.zeros((0, 0))
         except Exception as exc:
             log.warning("embedding failed: %s: %s", type(exc).__name__, exc)
             if self.raise_transient and getattr(exc, "transient", True):
@@ -122,8 +130,16 @@ class EmbedBatch:
     def _store(self, item: Prepared, vectors: np.ndarray, stages: Stages) -> FileOutcome:
         t0 = time.perf_counter()
         try:
-            points = document_points(item.doc, item.parents, vectors, self.sparse)
-            self.documents.replace_document(points.record, points.parents, points.passages)
+            with tracing.span(
+                "ingest.store",
+                rag_document_id=item.doc.id,
+                rag_parents=len(item.parents),
+                rag_passages=item.passages,
+            ):
+                points = document_points(
+                    item.doc, item.parents, vectors, self.sparse, item.access, item.owner
+                )
+                self.documents.replace_document(points.record, points.parents, points.passages)
         except Exception as exc:
             log.exception("store failed for %s", item.doc.source)
             if self.raise_transient:

@@ -23,6 +23,11 @@ Crash safety, the invariants every part keeps:
   already waiting for its vectors is embedded and stored, nothing after it is started.
 - The summary is written by the run's own thread only; files prepared ahead but not reached
   before a stop are not reported (the next run decides them).
+- Every parent, passage and record a run writes carries the file's access
+  (``ingest.files.access``: the job's fields, ``.rag-access.toml`` files, the stored
+  document, the defaults); an unchanged file whose access differs has it changed in place
+  (``DocumentStore.set_access``, no re-embedding: ``FileOutcome.access_changed``); a file
+  whose access cannot be decided (a malformed access file, a forbidden grant) fails.
 """
 
 from __future__ import annotations
@@ -33,8 +38,10 @@ import time
 from collections.abc import Callable, Iterable
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 from ingest.batching import EmbedBatch, Prepared
+from ingest.files.access import AccessFileError, AccessResolver, JobAccess, as_access
 from ingest.files.confine import Roots
 from ingest.files.identity import canonical_source, content_hash, display_path
 from ingest.files.walk import walk_all
@@ -45,10 +52,12 @@ from ingest.parsing.sandbox import ParseSandbox
 from ingest.points import name_under
 from ingest.prefetch import prefetched
 from ingest.progress import FileDone, Progress, ProgressEvent, RunStarted, TokensEmbedded
+from rag import tracing
+from rag.access import Principal, ReadScope, Role
 from rag.documents import document_id
 from rag.embedding.protocol import Embedder
 from rag.embedding.sparse import BM25Encoder
-from rag.settings import Settings
+from rag.settings import DefaultAccess, Settings
 from rag.store.payloads import DocumentRecord
 from rag.store.qdrant_store import QdrantStore
 from rag.text.chunking import Chunker
@@ -128,17 +137,42 @@ class Indexer:
         progress: Progress | None = None,
         should_stop: Callable[[], bool] | None = None,
         exclude: Callable[[Path], bool] | None = None,
+        access: JobAccess | None = None,
+    ) -> Summary:
+        """``_run`` in an ``ingest.run`` span (its files' spans are children of it)."""
+        with tracing.span("ingest.run", rag_roots=len(roots), rag_prune=prune) as running:
+            summary = self._run(roots, prune, progress, should_stop, exclude, access, running)
+            tracing.set_attrs(
+                running,
+                rag_files=summary.files_seen,
+                rag_passages=summary.passages,
+                rag_failed=len(summary.failed),
+            )
+            return summary
+
+    def _run(
+        self,
+        roots: list[Path],
+        prune: bool,
+        progress: Progress | None,
+        should_stop: Callable[[], bool] | None,
+        exclude: Callable[[Path], bool] | None,
+        access: JobAccess | None,
+        running: tracing.Span,
     ) -> Summary:
         """Ingest every file under ``roots``; with ``prune``, also remove the stored
         documents under them whose files are gone, or that another name of a stored file
         left (not after a stop request). ``exclude``: files the walk leaves out (those whose
-        document was deleted, ``ingest.erasure``)."""
+        document was deleted, ``ingest.erasure``). ``access``: the job's access fields and
+        owner (None: nothing given, the operator's run)."""
         started = time.perf_counter()
         emit = progress or _ignore
         summary = Summary()
         roots = [r.absolute() for r in roots]
         confinement = self.confinement(roots)
-        files, problems = walk_all(roots, confinement)
+        with tracing.span("ingest.walk", rag_roots=len(roots)) as walking:
+            files, problems = walk_all(roots, confinement)
+            tracing.set_attrs(walking, rag_files=len(files), rag_problems=len(problems))
         if exclude is not None:
             files = [f for f in files if not exclude(f)]
         for problem in problems:
@@ -148,9 +182,16 @@ class Indexer:
         emit(RunStarted(len(files)))
         batch = EmbedBatch(self.embedder, self.store.documents, self.sparse, self.raise_transient)
         documents: dict[str, str] = {}  # this run's documents: source -> the path first named
+        resolver = AccessResolver(access)  # access files read once per folder per run
 
-        def prepare(path: Path) -> _Step:
-            return self._prepare(path, confinement, documents)
+        def prepare(path: Path) -> _Step:  # on the prefetch thread: the parent is explicit
+            with tracing.span(
+                "ingest.file", parent=running, rag_file=tracing.text(display_path(path))
+            ) as preparing:
+                step = self._prepare(path, confinement, documents, resolver)
+                if isinstance(step[0], FileOutcome):
+                    tracing.set_attrs(preparing, rag_outcome=step[0].state.value)
+                return step
 
         steps = prefetched(files, prepare, _PREFETCH_FILES, should_stop)
         with closing(steps):
@@ -179,13 +220,21 @@ class Indexer:
         return len(self._pruned(roots, present or set()))
 
     # --- steps -----------------------------------------------------------------------------
-    def _prepare(self, path: Path, confinement: Roots, documents: dict[str, str]) -> _Step:
+    def _prepare(
+        self,
+        path: Path,
+        confinement: Roots,
+        documents: dict[str, str],
+        resolver: AccessResolver | None = None,
+    ) -> _Step:
         """Read, hash, compare with the stored record, parse and chunk one file (on the
         prefetch thread: it touches no shared state but the sandbox, which locks, and
         ``documents``, the run's documents, which only this thread writes)."""
         named = display_path(path)
         stages = Stages()
+        resolver = resolver or AccessResolver()
         try:
+            resolved = resolver.resolve(path)  # before any byte is read
             t0 = time.perf_counter()
             read = read_checked_file(path, self.limits, confinement)
             source = canonical_source(read.real)
@@ -196,20 +245,37 @@ class Indexer:
                 alias = f"the same file as {first[:200]} (stored once)"
                 return FileOutcome(path, named, Outcome.UNCHANGED, warnings=(alias,)), stages
             stored = self._stored(source)
+            stamp = resolved.stamp(stored, self.settings.default_collection)
+            if stored is not None and stamp != {"collection": stored.collection, "acl": stored.acl}:
+                self._may_change(resolver.job, stored)
+                if stored.content_hash == digest:
+                    self._set_access(stored.document_id, stamp)
+                    unchanged = FileOutcome(path, named, Outcome.UNCHANGED, access_changed=True)
+                    return unchanged, stages
             if stored is not None and stored.content_hash == digest:
                 return FileOutcome(path, named, Outcome.UNCHANGED), stages
             t1 = time.perf_counter()
-            doc = self.sandbox.parse(path, read.data, digest, self.limits)
+            with tracing.span("ingest.parse", rag_bytes=len(read.data)) as parsing:
+                doc = self.sandbox.parse(path, read.data, digest, self.limits)
+                tracing.set_attrs(  # OCR runs inside the parse (the sandbox): its share
+                    parsing, rag_ocr_seconds=round(doc.ocr_seconds, 4), rag_chars=len(doc.text)
+                )
             doc.source = source  # the document is the real file, whatever name reached it
             doc.name = name_under(source, confinement.paths)  # what users see, not the path
             t2 = time.perf_counter()
-            parents = self.chunker.parents(doc)
+            with tracing.span("ingest.chunk") as chunking:
+                parents = self.chunker.parents(doc)
+                tracing.set_attrs(
+                    chunking,
+                    rag_parents=len(parents),
+                    rag_passages=sum(len(p.passages) for p in parents),
+                )
             t3 = time.perf_counter()
             stages.parse += max(0.0, t2 - t1 - doc.ocr_seconds)
             stages.ocr += doc.ocr_seconds  # inside the parse, reported apart
             stages.chunk += t3 - t2
-            return Prepared(path, doc, parents), stages
-        except ParseFailure as exc:
+            return Prepared(path, doc, parents, stamp, resolver.job.owner), stages
+        except (ParseFailure, AccessFileError) as exc:
             error = str(exc)
         except TransientFailure:
             raise
@@ -221,6 +287,28 @@ class Indexer:
     def _stored(self, source: str) -> DocumentRecord | None:
         try:
             return self.store.documents.get_document(document_id(source))
+        except Exception as exc:
+            if not self.raise_transient:
+                raise
+            raise TransientFailure(f"store unavailable: {type(exc).__name__}: {exc}") from exc
+
+    def _may_change(self, job: JobAccess, stored: DocumentRecord) -> None:
+        """An ingester's job may change the access only of a document it can read now
+        (``AccessFileError`` otherwise): naming a file is no way into someone else's."""
+        if job.owner_groups is None:
+            return
+        who = Principal(job.owner, Role.ingester, job.owner_groups)
+        everyone = self.settings.default_access is DefaultAccess.everyone
+        if not ReadScope.of(who, default_is_everyone=everyone).allows(
+            stored.collection, stored.acl
+        ):
+            raise AccessFileError(
+                f"{job.owner} may not change the access of a stored document it cannot read"
+            )
+
+    def _set_access(self, doc_id: str, stamp: dict[str, Any]) -> None:
+        try:
+            self.store.documents.set_access(doc_id, as_access(stamp))
         except Exception as exc:
             if not self.raise_transient:
                 raise

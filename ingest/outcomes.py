@@ -21,7 +21,7 @@ class TransientFailure(RuntimeError):
 
 class Outcome(StrEnum):
     INGESTED = "ingested"  # stored (a new document or a replacement of its old version)
-    UNCHANGED = "unchanged"  # stored already with the same content hash: nothing done
+    UNCHANGED = "unchanged"  # stored already with the same content hash: not re-embedded
     FAILED = "failed"  # not stored; what was stored before for it is kept
     REMOVED = "removed"  # pruned: its file is gone, its document deleted
 
@@ -33,13 +33,16 @@ class FileOutcome:
     ``source`` is the display path of the file as named (the summary's "path"; the
     document's own ``source`` is its real path, the same for a plain path); ``path`` the file
     as walked. Counts are those stored, so non-zero only when INGESTED;
-    ``warnings`` name the parts left out (blank or unreadable scanned pages)."""
+    ``warnings`` name the parts left out (blank or unreadable scanned pages);
+    ``access_changed``: UNCHANGED, but its collection or access list was changed in place
+    (the job or an access file said otherwise; ``ingest.files.access``)."""
 
     path: Path
     source: str
     state: Outcome
     error: str = ""  # FAILED only: the one-line reason
     warnings: tuple[str, ...] = ()
+    access_changed: bool = False
     parents: int = 0
     passages: int = 0
     tokens: int = 0
@@ -78,6 +81,7 @@ class SummaryJSON(TypedDict):
     files_seen: int
     ingested: int
     unchanged: int
+    access_changed: int  # of the unchanged: their access was changed in place
     removed: int
     failed: list[FailureJSON]
     warnings: list[WarningJSON]
@@ -118,6 +122,10 @@ class Summary:
         return len(self.of_state(Outcome.UNCHANGED))
 
     @property
+    def access_changed(self) -> int:
+        return sum(1 for o in self.outcomes if o.access_changed)
+
+    @property
     def removed(self) -> int:
         return len(self.of_state(Outcome.REMOVED))
 
@@ -139,6 +147,7 @@ class Summary:
             "files_seen": self.files_seen,
             "ingested": self.ingested,
             "unchanged": self.unchanged,
+            "access_changed": self.access_changed,
             "removed": self.removed,
             "failed": [{"path": o.source, "error": o.error} for o in self.failed],
             "warnings": [

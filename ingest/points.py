@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import Any
 
 import numpy as np
 
@@ -47,9 +48,16 @@ def document_points(
     parents: list[Parent],
     vectors: np.ndarray,
     sparse: BM25Encoder,
+    access: dict[str, Any] | None = None,
+    owner: str = "",
 ) -> DocumentPoints:
-    """``vectors``: one dense vector per passage, in the order of ``parents``' passages."""
+    """``vectors``: one dense vector per passage, in the order of ``parents``' passages.
+    ``access``: the ``{collection, acl}`` payload (``AccessList.to_payload``) stamped on
+    every parent, passage and the record (default: the default collection and policy);
+    ``owner``: the principal whose job stores it (the record's ``ingested_by``)."""
     doc_id, digest = doc.id, doc.content_hash
+    stamp = access if access is not None else {"collection": "default", "acl": ["default"]}
+    collection, acl = str(stamp["collection"]), list(stamp["acl"])
     parent_points: list[ParentPoint] = []
     passage_points: list[PassagePoint] = []
     folders = folders_of(doc.source)
@@ -73,6 +81,8 @@ def document_points(
                     pages=parent.pages,
                     heading=parent.heading,
                     name=doc.name,
+                    collection=collection,
+                    acl=list(acl),
                 ),
             )
         )
@@ -93,6 +103,8 @@ def document_points(
                         start=passage.start,
                         end=passage.end,
                         folders=folders,
+                        collection=collection,
+                        acl=list(acl),
                     ),
                 )
             )
@@ -112,5 +124,8 @@ def document_points(
         ocr_confidence={str(k): c for k, c in doc.ocr_confidence.items()},
         warnings=list(doc.warnings),
         name=doc.name,
+        collection=collection,
+        acl=list(acl),
+        ingested_by=owner,
     )
     return DocumentPoints(record, parent_points, passage_points)

@@ -31,16 +31,20 @@ def _message(response: httpx.Response) -> str:
 
 
 def ingest_via_api(
-    settings: Settings, paths: list[Path], prune: bool = False, poll_seconds: float = 0.5
+    settings: Settings,
+    paths: list[Path],
+    prune: bool = False,
+    poll_seconds: float = 0.5,
+    access: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """``access``: the job's access fields given (collection, groups, users)."""
     base = (settings.api_url or "").rstrip("/")
     key = settings.client_key()
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
         try:
-            response = client.post(
-                "/v1/ingest", json={"paths": [str(p.absolute()) for p in paths], "prune": prune}
-            )
+            body = {"paths": [str(p.absolute()) for p in paths], "prune": prune}
+            response = client.post("/v1/ingest", json={**body, **(access or {})})
         except httpx.HTTPError as exc:
             raise RemoteError(f"cannot reach the API at {base} ({type(exc).__name__})") from exc
         if response.status_code == 401:

@@ -152,6 +152,8 @@ class Hit:
     parent_index: int
     passages: list[MatchedPassage] = field(default_factory=list)
     name: str = ""  # the document's display name (``ParsedDocument.name``), never a server path
+    hop: int = 1  # the retrieval hop that found it (``rag.answer.hops``): 1, or 2 (a follow-up)
+    found_by: str = ""  # the follow-up query that found it (hop 2); empty for the first hop
 
     @property
     def display_name(self) -> str:

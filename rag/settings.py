@@ -304,6 +304,20 @@ class RetrievalSettings(BaseModel):
         2, ge=1, le=32, description="best matched passages of each parent the cross-encoder reads"
     )
     default_top_k: int = Field(16, ge=1, le=100)
+    # Iterative retrieval (rag.answer.hops; BENCHMARKS.md, "multi-hop"): follow-up searches
+    # seeded by the first hop's best parents, fused with it by rank.
+    retrieval_hops: int = Field(
+        2, ge=1, le=2, description="1: one search; 2: plus one follow-up hop (rag.answer.hops)"
+    )
+    hop_queries: int = Field(
+        1, ge=0, le=10, description="follow-up searches at most (one per best first-hop parent)"
+    )
+    hop_budget_ms: int = Field(
+        250,
+        ge=0,
+        le=10_000,
+        description="a follow-up not started this long after retrieval began is skipped",
+    )
     # Calibrated for the default BGE-small on SQuAD and HotpotQA dev questions (BENCHMARKS.md,
     # "relevance floor"): 0 of 700 real questions refused; another embedding model needs its
     # own figures (`python -m bench relevance`).
@@ -403,7 +417,9 @@ class ApiSettings(BaseModel):
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, description="Bearer keys; comma-separated in the env"
     )
-    api_keys_file: Path | None = Field(None, description="one key per line")
+    api_keys_file: Path | None = Field(
+        None, description="named keys: TOML [[keys]] of hashes (old form: a key per line)"
+    )
     allow_no_auth: bool = Field(False, description="serve a non-loopback address without keys")
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_request_bytes: int = Field(1_000_000, ge=1024)
@@ -416,19 +432,28 @@ class ApiSettings(BaseModel):
         30.0, gt=0, description="a request body may pause this long between bytes"
     )
     keepalive_timeout_s: int = Field(5, ge=1, description="an idle keep-alive connection")
+    mcp_calls_per_minute: int = Field(
+        60, ge=0, description="MCP tool calls per principal per minute (a token bucket); 0: none"
+    )
+    trace_text: bool = Field(
+        False, description="put question and document text in trace spans (OpenTelemetry)"
+    )
     max_connections: int = Field(
         1000, ge=1, description="open connections at once; beyond: 503 and closed"
     )
 
     def all_api_keys(self) -> list[str]:
-        """Keys from the setting and from the keys file (read at start-up)."""
+        """Plain keys (the old form): the setting's, and a keys file's of plain lines. A
+        keys file in TOML (``[[keys]]`` tables, hashes only: ``api.auth.keys``) has none."""
         keys = [k.get_secret_value() for k in self.api_keys]
-        if self.api_keys_file:
-            keys += [
+        if self.api_keys_file and self.api_keys_file.is_file():
+            lines = [
                 line.strip()
                 for line in self.api_keys_file.read_text().splitlines()
-                if line.strip() and not line.startswith("#")
+                if line.strip() and not line.strip().startswith("#")
             ]
+            if not any(line.startswith("[") for line in lines):
+                keys += lines
         return keys
 
 
@@ -483,7 +508,7 @@ class AuthSettings(BaseModel):
     )
 
 
-class AuditSettings(BaseModel):
+class AuditSettings(PathSettings):
     """The audit trail (``rag.audit``): append-only JSON lines."""
 
     audit_log: Path | None = Field(
@@ -496,6 +521,10 @@ class AuditSettings(BaseModel):
         50_000_000, ge=10_000, description="the file is rotated beyond this size"
     )
     audit_backups: int = Field(10, ge=1, le=1000, description="rotated files kept")
+
+    @property
+    def audit_path(self) -> Path:
+        return self.audit_log or self.data_dir / "audit" / "audit.jsonl"
 
 
 class RemoteSettings(ApiSettings):

@@ -24,6 +24,7 @@ from pydantic import (
 
 from api.uploads import StoredFile
 from ingest.jobs import JobView
+from rag.access.acl import check_name
 from rag.answer.textnorm import has_visible_text
 from rag.settings import RetrievalMode
 
@@ -60,6 +61,10 @@ class Filters(Strict):
         default_factory=list,
         max_length=20,
         description="pdf, docx, pptx, html, md, txt, eml, csv, xlsx",
+    )
+    collection: StrictStr | None = Field(None, description="one collection (tenant)")
+    collections: list[StrictStr] = Field(
+        default_factory=list, max_length=100, description="only these collections"
     )
 
 
@@ -120,6 +125,8 @@ class SearchResult(ParentFields):
     )
     score: float
     passages: list[PassageOut] = Field(default_factory=list)
+    hop: int = Field(1, description="the retrieval hop that found it: 1, or 2 (a follow-up)")
+    found_by: str | None = Field(None, description="the follow-up query that found it (hop 2)")
 
 
 class ParentOut(ParentFields):
@@ -199,6 +206,8 @@ class SourceOut(BaseModel):
     cited: bool
     attributed: bool = False
     passages: list[PassageOut] = Field(default_factory=list)
+    hop: int = Field(1, description="the retrieval hop that found it: 1, or 2 (a follow-up)")
+    found_by: str | None = Field(None, description="the follow-up query that found it (hop 2)")
 
 
 class UsageOut(BaseModel):
@@ -289,6 +298,10 @@ class DocumentOut(BaseModel):
     ocr_confidence: dict[str, float] = Field(
         default_factory=dict, description="pages read by OCR -> mean word confidence (0-100)"
     )
+    collection: str = Field("default", description="its collection (tenant)")
+    groups: list[str] = Field(default_factory=list, description="groups that may read it")
+    users: list[str] = Field(default_factory=list, description="users that may read it")
+    ingested_by: str = Field("", description="the principal whose job stored this version")
     warnings: list[str] = Field(
         default_factory=list, description="pages left out (blank, low OCR confidence)"
     )
@@ -297,6 +310,43 @@ class DocumentOut(BaseModel):
 class DocumentList(BaseModel):
     documents: list[DocumentOut]
     total: int
+
+
+def _names(kind: str, values: list[str] | None) -> list[str] | None:
+    return None if values is None else [check_name(kind, v) for v in values if v.strip()]
+
+
+class AccessFields(Strict):
+    """A document's access as requests give it (``rag.access.acl``; names of letters,
+    digits and ``_.@+-``): a field left out is not given (``ingest.files.access``)."""
+
+    collection: StrictStr | None = Field(None, description="the documents' collection")
+    groups: list[StrictStr] | None = Field(
+        None, max_length=100, description="groups that may read them ([]: none)"
+    )
+    users: list[StrictStr] | None = Field(
+        None, max_length=100, description="users that may read them ([]: none)"
+    )
+
+    @field_validator("collection")
+    @classmethod
+    def _collection(cls, value: str | None) -> str | None:
+        return None if value is None else check_name("collection", value)
+
+    @field_validator("groups")
+    @classmethod
+    def _groups(cls, values: list[str] | None) -> list[str] | None:
+        return _names("group", values)
+
+    @field_validator("users")
+    @classmethod
+    def _users(cls, values: list[str] | None) -> list[str] | None:
+        return _names("user", values)
+
+
+class AccessPatch(AccessFields):
+    """``PATCH /v1/documents/{id}``: the fields given replace the document's; the others
+    are kept."""
 
 
 class FileTypesResponse(BaseModel):
@@ -308,7 +358,7 @@ class FileTypesResponse(BaseModel):
     extensions: dict[str, str] = Field(description="file extension (with its dot) -> file type")
 
 
-class IngestRequest(Strict):
+class IngestRequest(AccessFields):
     paths: list[StrictStr] = Field(
         min_length=1,
         max_length=1000,

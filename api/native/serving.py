@@ -59,11 +59,22 @@ from rag.documents import Hit
 from rag.store.search import SearchFilters
 
 
+def collections_of(filters: Filters | None) -> list[str]:
+    """The collections a request asked for (``collection`` and ``collections``)."""
+    if filters is None:
+        return []
+    wanted = [*filters.collections, *([filters.collection] if filters.collection else [])]
+    return list(dict.fromkeys(wanted))
+
+
 def to_filters(filters: Filters | None) -> SearchFilters | None:
     if filters is None:
         return None
     return SearchFilters(
-        document_ids=filters.document_ids, folders=filters.folders, file_types=filters.file_types
+        document_ids=filters.document_ids,
+        folders=filters.folders,
+        file_types=filters.file_types,
+        collections=collections_of(filters),
     )
 
 
@@ -97,6 +108,8 @@ def hit_out(hit: Hit, include: Sequence[str] = ("snippet", "passages")) -> Searc
         tokens=hit.tokens,
         score=hit.score,
         passages=passages_out(hit, include),
+        hop=hit.hop,
+        found_by=hit.found_by or None,
     )
 
 
@@ -139,6 +152,8 @@ def source_out(
         cited=source.n in cited,
         attributed=source.n in attributed,
         passages=passages_out(hit, include),
+        hop=hit.hop,
+        found_by=hit.found_by or None,
     )
 
 

@@ -46,6 +46,13 @@ class StreamOptions(BaseModel):
     include_usage: StrictBool = False
 
 
+class RagOptions(BaseModel):
+    """The request's ``rag`` extension: only these collections are searched."""
+
+    model_config = ConfigDict(extra="forbid")
+    collections: list[StrictStr] = Field(default_factory=list, max_length=100)
+
+
 class ChatCompletionRequest(BaseModel):
     """The fields that mean something here; sampling knobs the pipeline does not use
     (top_p, seed, penalties, user) are accepted and ignored, as many servers do.
@@ -70,6 +77,7 @@ class ChatCompletionRequest(BaseModel):
     response_format: dict[str, Any] | None = Field(None, description="{'type': 'text'} only")
     logprobs: StrictBool | None = Field(None, description="not supported (400)")
     top_logprobs: StrictInt | None = Field(None, description="not supported (400)")
+    rag: RagOptions | None = Field(None, description="what this service adds: collections")
 
     def unsupported(self) -> tuple[str, str] | None:
         """The first field this service cannot honour, and why; None when there is none."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from api.deps import ReaderDep
 from api.native.protocol import FileTypesResponse
 from ingest.parsing.formats import FILE_TYPES, SUPPORTED
 
@@ -20,5 +21,5 @@ _FILE_TYPES = FileTypesResponse(
 
 
 @router.get("", response_model=FileTypesResponse)
-async def file_types() -> FileTypesResponse:
+async def file_types(principal: ReaderDep) -> FileTypesResponse:
     return _FILE_TYPES

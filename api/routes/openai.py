@@ -8,7 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
-from api.deps import ScopeDep, ServicesDep
+from api import audit
+from api.deps import ReaderDep, ScopeDep, ServicesDep
 from api.observability import request_id_var
 from api.openai import serving as openai_serving
 from api.openai.protocol import ChatCompletion, ChatCompletionRequest, ModelList, OpenAIError
@@ -20,7 +21,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("/models", response_model=ModelList, responses={401: {"model": OpenAIError}})
-async def list_models(services: ServicesDep) -> ModelList:
+async def list_models(services: ServicesDep, principal: ReaderDep) -> ModelList:
     return openai_serving.models(services)
 
 
@@ -41,5 +42,21 @@ async def chat_completions(
     response: Response,
     services: ServicesDep,
     scope: ScopeDep,
+    principal: ReaderDep,
 ) -> ChatCompletion | StreamingResponse:
-    return await openai_serving.chat(services, body, request, request_id_var.get(), response, scope)
+    scope = scope.narrowed(tuple(body.rag.collections if body.rag else ()))
+    answer = await openai_serving.chat(
+        services, body, request, request_id_var.get(), response, scope
+    )
+    last = body.messages[-1].text() if body.messages else None
+    audit.record(
+        request,
+        principal,
+        "chat",
+        scope=scope,
+        question=last,
+        documents=audit.answer_documents(
+            answer if isinstance(answer, StreamingResponse) else response
+        ),
+    )
+    return answer

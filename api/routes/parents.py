@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import ScopeDep, ServicesDep
+from api.deps import ReaderDep, ScopeDep, ServicesDep
 from api.errors import APIError, valid_uuid
 from api.native.protocol import ErrorResponse, ParentOut
 from rag.answer.pipeline import run_sync
@@ -17,7 +17,9 @@ router = APIRouter(prefix="/v1/parents", tags=["search"])
     response_model=ParentOut,
     responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
 )
-async def get_parent(parent_id: str, services: ServicesDep, scope: ScopeDep) -> ParentOut:
+async def get_parent(
+    parent_id: str, services: ServicesDep, scope: ScopeDep, principal: ReaderDep
+) -> ParentOut:
     key = valid_uuid(parent_id, "parent")
     parent = await run_sync(services.store.search.parent, key, scope)
     if parent is None:

@@ -8,7 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
-from api.deps import ScopeDep, ServicesDep
+from api import audit
+from api.deps import ReaderDep, ScopeDep, ServicesDep
 from api.native import serving
 from api.native.protocol import ErrorResponse, QueryRequest, QueryResponse
 from api.observability import request_id_var
@@ -37,5 +38,18 @@ async def query(
     response: Response,
     services: ServicesDep,
     scope: ScopeDep,
+    principal: ReaderDep,
 ) -> QueryResponse | StreamingResponse:
-    return await serving.query(services, body, request, request_id_var.get(), response, scope)
+    answer = await serving.query(services, body, request, request_id_var.get(), response, scope)
+    audit.record(
+        request,
+        principal,
+        "query",
+        scope=scope,
+        collections=serving.collections_of(body.filters),
+        question=body.question,
+        documents=audit.answer_documents(
+            answer if isinstance(answer, StreamingResponse) else response
+        ),
+    )
+    return answer

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
-from api.deps import ScopeDep, ServicesDep
+from api import audit
+from api.deps import ReaderDep, ScopeDep, ServicesDep
 from api.native import serving
 from api.native.protocol import ErrorResponse, SearchRequest, SearchResponse
 
@@ -16,5 +17,21 @@ router = APIRouter(prefix="/v1", tags=["search"])
     response_model=SearchResponse,
     responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
 )
-async def search(body: SearchRequest, services: ServicesDep, scope: ScopeDep) -> SearchResponse:
-    return await serving.search(services, body, scope)
+async def search(
+    body: SearchRequest,
+    request: Request,
+    services: ServicesDep,
+    scope: ScopeDep,
+    principal: ReaderDep,
+) -> SearchResponse:
+    found = await serving.search(services, body, scope)
+    audit.record(
+        request,
+        principal,
+        "search",
+        scope=scope,
+        collections=serving.collections_of(body.filters),
+        question=body.query,
+        documents=[r.document_id for r in found.results],
+    )
+    return found

@@ -9,6 +9,7 @@
 //   search.js  search results
 //   documents.js  the Documents view, ingest jobs, the documents and file types offered as filters
 //   upload.js  the Documents view's upload control (choose or drop files, progress, outcomes)
+//   me.js      who the page runs as (GET /v1/me), and the controls its role may use
 //   filters.js the filters and mode, and both in the URL
 //   dom.js     element and text helpers
 // Every piece of text that comes from a user, a document or the model is inserted as text,
@@ -16,6 +17,7 @@
 import { loadDocuments, loadFileTypes, renderDocuments } from "./documents.js";
 import { $ } from "./dom.js";
 import { clearFilters, filters, mode, readUrl, writeUrl } from "./filters.js";
+import { loadMe } from "./me.js";
 import { setStatus, showBanner, showMode } from "./render.js";
 import { clearResults, runSearch } from "./search.js";
 import { loadThread, state } from "./state.js";
@@ -101,8 +103,8 @@ function init() {
   const resume = saved.length && mode() === "ask" && (!q || saved[0].question === q);
   showMode();
   if (resume) $("fq").focus(); else $("q").focus();
-  // The file types and documents need the key: a 401 asks for it once for both.
-  Promise.all([checkReady(), loadFileTypes(), loadDocuments()]).then(() => { filters(); if (q && !resume) run(false); });
+  // Who we are, the file types and documents need the key: a 401 asks for it once for all.
+  Promise.all([checkReady(), loadMe(), loadFileTypes(), loadDocuments()]).then(() => { filters(); if (q && !resume) run(false); });
 }
 
 init(); // a module runs once the document is parsed

@@ -99,7 +99,7 @@ async function renderDocList() {
     tbody.append(el("tr", {},
       el("td", {}, d.title || ""), el("td", {}, d.source), el("td", {}, d.file_type),
       el("td", {}, size), el("td", {}, when),
-      el("td", {}, el("button", { type: "button", "aria-label": `Delete ${d.title || d.source}`,
+      el("td", {}, el("button", { type: "button", class: "doc-delete", "aria-label": `Delete ${d.title || d.source}`,
         onclick: () => deleteDocument(d) }, "Delete"))));
   }
 }

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ingest.files.access import ACCESS_FILE
 from ingest.files.confine import OutsideRoots, Roots
 
 
@@ -33,7 +34,8 @@ def iter_files(root: Path, roots: Roots | None = None) -> Iterator[Path | WalkPr
         yield WalkProblem(root, "no such file or folder")
         return
     if root.is_file():
-        yield root
+        if root.name != ACCESS_FILE:  # access files are read for access, never ingested
+            yield root
         return
     seen: set[tuple[int, int]] = set()
     stack = [root]
@@ -63,7 +65,7 @@ def iter_files(root: Path, roots: Roots | None = None) -> Iterator[Path | WalkPr
         for entry in entries:
             path = Path(entry.path)
             if entry.name.startswith("."):
-                continue  # hidden files and folders (.git, editor swap files)
+                continue  # hidden files and folders (.git, editor swap files, ACCESS_FILE)
             try:
                 if entry.is_dir(follow_symlinks=True):
                     subfolders.append(path)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Required, TypedDict, cast
 
 from ingest.erasure import Tombstones
+from ingest.files.access import JobAccess
 from ingest.jobs.service import (
     FAILURES_SHOWN,
     FileCounts,
@@ -71,6 +72,8 @@ class JobRecord(TypedDict, total=False):
     paths: list[str]
     prune: bool
     origin: str
+    owner: str
+    access: dict[str, Any] | None  # ``JobAccess.to_json``: the job's access fields
     attempts: int
     created_at: float
     started_at: float | None
@@ -139,7 +142,14 @@ class JobManager:
             queued.append(self.submit([self.inbox], prune=False, origin="inbox").job_id)
         return queued
 
-    def submit(self, paths: Sequence[str | Path], prune: bool, origin: str = "request") -> JobView:
+    def submit(
+        self,
+        paths: Sequence[str | Path],
+        prune: bool,
+        origin: str = "request",
+        owner: str = "",
+        access: JobAccess | None = None,
+    ) -> JobView:
         """Queue a job on paths inside the worker's roots (``Roots.admit``), each once
         (``distinct_roots``); a file named itself is readmitted if its document was
         deleted."""
@@ -153,6 +163,8 @@ class JobManager:
             "paths": [str(p) for p in admitted],
             "prune": prune,
             "origin": origin,
+            "owner": owner,
+            "access": access.to_json() if access is not None else None,
             "attempts": 1,
             "created_at": time.time(),
             "started_at": None,
@@ -264,6 +276,7 @@ class JobManager:
                 progress=progress,
                 should_stop=self._stopping.is_set,
                 exclude=erased,
+                access=JobAccess.from_json(job.get("access")),
             )
             status = "interrupted" if self._stopping.is_set() else "done"
             self._update(

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ingest.erasure import Tombstones
+from ingest.files.access import JobAccess
 from ingest.jobs.service import FinishHook, JobProgress, JobView, PathNames, inbox_has_files
 from ingest.queue.consumer import Consumer, queue_ingest_worker, start_consumer
 from ingest.queue.job_board import JobStatus, QueueUnavailable
@@ -79,8 +80,17 @@ class QueueJobs:
             log.warning("inbox not enqueued at start: %s", exc)
             return []
 
-    def submit(self, paths: Sequence[str | Path], prune: bool, origin: str = "request") -> JobView:
-        job = self.producer.submit([Path(p) for p in paths], prune=prune, origin=origin)
+    def submit(
+        self,
+        paths: Sequence[str | Path],
+        prune: bool,
+        origin: str = "request",
+        owner: str = "",
+        access: JobAccess | None = None,
+    ) -> JobView:
+        job = self.producer.submit(
+            [Path(p) for p in paths], prune=prune, origin=origin, owner=owner, access=access
+        )
         return self.names.view(view_of(job))
 
     def get(self, job_id: str) -> JobView | None:

@@ -26,6 +26,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from ingest.files.access import JobAccess
 from ingest.outcomes import Summary
 
 JobState = Literal["queued", "running", "done", "failed", "interrupted"]
@@ -74,6 +75,9 @@ class JobView(BaseModel):
         "stopped; the job resumes at its next start)"
     )
     origin: str = Field("", description="request, inbox (at start), cli, ...")
+    owner: str = Field(
+        "", description="the principal that submitted it ('' for the service's own jobs)"
+    )
     paths: list[str] = Field(default_factory=list)
     prune: bool = False
     created_at: float = 0.0
@@ -124,8 +128,16 @@ class JobService(Protocol):
         ...
 
     def submit(
-        self, paths: Sequence[str | Path], prune: bool, origin: str = "request"
-    ) -> JobView: ...
+        self,
+        paths: Sequence[str | Path],
+        prune: bool,
+        origin: str = "request",
+        owner: str = "",
+        access: JobAccess | None = None,
+    ) -> JobView:
+        """``owner``: the principal's name (an ingester sees only its own jobs);
+        ``access``: the access its documents get (``ingest.files.access``)."""
+        ...
 
     def get(self, job_id: str) -> JobView | None: ...
 

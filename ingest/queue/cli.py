@@ -52,7 +52,9 @@ def queue_main(settings: Settings, args: argparse.Namespace) -> int:
         if args.recreate:
             return _error("--recreate needs --local (it drops the store this process opens)")
         try:
-            job = producer.submit(args.paths, prune=args.prune, origin="cli")
+            job = producer.submit(
+                args.paths, prune=args.prune, origin="cli", access=getattr(args, "access", None)
+            )
         except (OutsideSharedRoots, FileNotFoundError) as exc:
             return _error(str(exc))
         if args.no_wait:

@@ -30,6 +30,7 @@ from ingest.queue.app import make_celery, redis_prefix
 from ingest.queue.heartbeat import Heartbeat
 from ingest.queue.job_board import JobBoard
 from ingest.queue.tasks import TaskContext, active_tasks, install, register
+from rag import tracing
 from rag.embedding.protocol import Embedder
 from rag.settings import Settings
 from rag.store.qdrant_store import QdrantStore
@@ -50,6 +51,7 @@ def queue_app(settings: Settings, worker: Indexer) -> tuple[Celery, Heartbeat]:
     )
     heartbeat = Heartbeat(board.redis, settings.queue_visibility_timeout_s / 4).start()
     install(TaskContext(settings, worker, board, heartbeat))
+    tracing.setup("rag-ingest-worker", trace_text=settings.trace_text)  # only with OTEL_* set
     return app, heartbeat
 
 

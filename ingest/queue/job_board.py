@@ -79,6 +79,8 @@ class JobStatus:
     counts: dict[str, int]
     #: stored documents whose files were gone (``prune``)
     removed: int = 0
+    #: the principal that submitted it ('' for the service's own jobs)
+    owner: str = ""
     #: failed files with their reasons (the first 100), and retrying ones with the last fault
     failures: list[dict[str, str]] = field(default_factory=list)
     retrying: list[dict[str, str]] = field(default_factory=list)
@@ -157,12 +159,14 @@ class JobBoard:
         prune: bool,
         files: list[str],
         tasks: list[str],
+        owner: str = "",
     ) -> None:
         """``files``: the job's distinct files (display paths); ``tasks``: the ids of the
         tasks that will be sent for it (struck off by ``finish_task``)."""
         meta = {
             "job_id": job_id,
             "origin": origin,
+            "owner": owner,
             "paths": json.dumps(paths),
             "prune": int(prune),
             "created_at": time.time(),
@@ -306,6 +310,7 @@ class JobBoard:
             job_id=job_id,
             status=status,
             origin=meta.get("origin", ""),
+            owner=meta.get("owner", ""),
             paths=json.loads(meta.get("paths", "[]")),
             prune=meta.get("prune") == "1",
             created_at=float(meta["created_at"]),

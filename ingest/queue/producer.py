@@ -29,11 +29,13 @@ import redis
 from kombu.exceptions import OperationalError
 
 from ingest.erasure import Tombstones
+from ingest.files.access import JobAccess
 from ingest.files.confine import NoSuchPath, OutsideRoots, Roots
 from ingest.files.identity import display_path
 from ingest.files.walk import WalkProblem, iter_files
 from ingest.queue.app import INGEST_TASK, PRUNE_TASK, make_celery, redis_prefix
 from ingest.queue.job_board import JobBoard, JobStatus, QueueUnavailable
+from rag import tracing
 from rag.settings import Settings
 
 _PUBLISH_RETRY = {
@@ -104,7 +106,16 @@ class Producer:
         except NoSuchPath as exc:
             raise NoSuchPath(display_path(Path(exc.path).absolute())) from exc
 
-    def submit(self, paths: list[Path], prune: bool = False, origin: str = "cli") -> JobStatus:
+    def submit(
+        self,
+        paths: list[Path],
+        prune: bool = False,
+        origin: str = "cli",
+        owner: str = "",
+        access: JobAccess | None = None,
+    ) -> JobStatus:
+        """``access``: the job's access fields and owner, carried by each of its tasks (a
+        task without them, sent by an earlier version, stamps what nothing-given means)."""
         roots = self.check_paths(paths)
         self.board.ping()  # before any work: a clear error, nothing half-sent
         tombstones = Tombstones(self.settings.inbox)
@@ -120,6 +131,7 @@ class Producer:
             self.board.create(
                 job_id,
                 origin=origin,
+                owner=owner,
                 paths=[display_path(r) for r in roots],
                 prune=prune,
                 files=names,
@@ -129,11 +141,16 @@ class Producer:
                 path = display_path(problem.path)
                 self.board.move(job_id, [path], "failed", problem.reason)
                 self.board.dead_letter(job_id, path, problem.reason)
+            # The trace context (W3C traceparent) rides in each task's headers: a worker's
+            # spans join the trace of the request that enqueued them (ingest.queue.tasks).
+            trace_headers = tracing.inject({})
             with self.app.producer_or_acquire() as producer:
                 for batch, task_id in zip(planned, task_ids):
                     self.app.send_task(
                         INGEST_TASK,
                         args=[job_id, batch.paths],
+                        kwargs={"access": access.to_json()} if access is not None else {},
+                        headers=trace_headers,
                         task_id=task_id,
                         queue=self.settings.queue_name,
                         producer=producer,
@@ -144,6 +161,7 @@ class Producer:
                     self.app.send_task(
                         PRUNE_TASK,
                         args=[job_id, [str(r) for r in roots]],
+                        headers=trace_headers,
                         task_id=task_ids[-1],
                         queue=self.settings.queue_name,
                         producer=producer,

@@ -30,12 +30,14 @@ from typing import Any, TypeVar
 import redis
 from celery import Celery, Task
 
+from ingest.files.access import JobAccess
 from ingest.files.identity import canonical_source, display_path
 from ingest.indexer import Indexer
 from ingest.outcomes import FileOutcome, Outcome, TransientFailure
 from ingest.queue.app import INGEST_TASK, PRUNE_TASK
 from ingest.queue.heartbeat import Heartbeat
 from ingest.queue.job_board import FileState, JobBoard
+from rag import tracing
 from rag.documents import document_id
 from rag.settings import Settings
 
@@ -78,13 +80,26 @@ def _ctx() -> TaskContext:
     return _context
 
 
-def ingest_files(task: Task, job_id: str, paths: list[str]) -> dict[str, Any]:
+def ingest_files(
+    task: Task, job_id: str, paths: list[str], access: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """``access``: the job's ``JobAccess.to_json`` (absent from tasks of earlier versions:
+    nothing given)."""
     global _active
     ctx = _ctx()
     with _active_lock:
         _active += 1
     try:
-        return _ingest_files(task, ctx, job_id, paths)
+        with (
+            tracing.attached(tracing.extract(trace_headers(task.request))),
+            tracing.span(
+                "ingest.task",
+                rag_job_id=job_id,
+                rag_files=len(paths),
+                rag_retries=task.request.retries or 0,
+            ),
+        ):
+            return _ingest_files(task, ctx, job_id, paths, JobAccess.from_json(access))
     finally:
         with _active_lock:
             _active -= 1
@@ -93,7 +108,9 @@ def ingest_files(task: Task, job_id: str, paths: list[str]) -> dict[str, Any]:
             ctx.heartbeat.release(tag)  # acknowledged next: no more beats for it
 
 
-def _ingest_files(task: Task, ctx: TaskContext, job_id: str, paths: list[str]) -> dict[str, Any]:
+def _ingest_files(
+    task: Task, ctx: TaskContext, job_id: str, paths: list[str], access: JobAccess
+) -> dict[str, Any]:
     board = ctx.board
     patient = _Patient(ctx.settings.queue_visibility_timeout_s)
     task_id = str(task.request.id)
@@ -115,7 +132,7 @@ def _ingest_files(task: Task, ctx: TaskContext, job_id: str, paths: list[str]) -
         return {"skipped": len(paths)}  # a redelivery of a task that had finished
     patient(board.move, job_id, todo, "running")
     try:
-        summary = ctx.worker.run([Path(p) for p in todo])
+        summary = ctx.worker.run([Path(p) for p in todo], access=access)
     except TransientFailure as exc:
         return _retry_or_give_up(task, ctx, job_id, todo, exc)
     except Exception as exc:  # a bug: no retry can fix it; say so per file
@@ -229,6 +246,20 @@ def prune_roots(task: Task, job_id: str, roots: list[str]) -> dict[str, Any]:
     finally:  # done or failed, it will not run again: its job need not wait for it
         patient(ctx.board.finish_task, job_id, str(task.request.id))
     return {"removed": removed}
+
+
+def trace_headers(request: Any) -> dict[str, str]:
+    """The trace context the producer put in the task's headers (Celery's protocol 2 puts a
+    custom header on the request itself; older paths under ``request.headers``)."""
+    found: dict[str, str] = {}
+    nested = getattr(request, "headers", None) or {}
+    for key in ("traceparent", "tracestate"):
+        value = getattr(request, key, None) or (
+            nested.get(key) if isinstance(nested, dict) else None
+        )
+        if isinstance(value, str):
+            found[key] = value
+    return found
 
 
 def delivery_tag(request: Any) -> str | None:

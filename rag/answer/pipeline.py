@@ -19,11 +19,13 @@ of ``rag.answer.workers``, sized here from the settings.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from rag import tracing
 from rag.access.scope import ReadScope
 from rag.answer.citations import CitationCheck, parse_citations
 from rag.answer.conversation import turns_of
@@ -41,7 +43,7 @@ from rag.answer.events import (
     InvalidRequest,
     SourcesEvent,
 )
-from rag.answer.generation import Generation
+from rag.answer.generation import Generated, Generation
 from rag.answer.llm import LLMClient, LLMError
 from rag.answer.model_info import ServedModel
 from rag.answer.packing import Packer, Prepared
@@ -94,35 +96,80 @@ class RagPipeline:
         path's). The scope is inside the store's query (``SearchFilters.within``)."""
         s = self.settings
         self._check_text("query", query)
-        return self.retriever.retrieve(
-            query,
-            top_k or s.default_top_k,
-            mode or s.retrieval_mode,
-            SearchFilters.within(filters, scope),
-            floor,
-        )
+        k, how = top_k or s.default_top_k, mode or s.retrieval_mode
+        with tracing.span(
+            "rag.retrieve", rag_top_k=k, rag_mode=how.value, rag_query=tracing.text(query)
+        ) as retrieving:
+            hits = self.retriever.retrieve(
+                query, k, how, SearchFilters.within(filters, scope), floor
+            )
+            tracing.set_attrs(
+                retrieving,
+                rag_hits=len(hits),
+                rag_parent_tokens=sum(h.tokens for h in hits),
+                rag_documents=len({h.document_id for h in hits}),
+            )
+        return hits
 
     # --- answer ----------------------------------------------------------------------------
-    async def answer(self, request: AnswerRequest) -> AnswerStream:
-        """The answer use case, as events in the order ``rag.answer.events`` states."""
+    def answer(self, request: AnswerRequest) -> AnswerStream:
+        """The answer use case, as events in the order ``rag.answer.events`` states (in a
+        ``rag.answer`` span, its stages children of it, when tracing is on)."""
+        if not tracing.enabled():
+            return self._answer(request, tracing.INVALID_SPAN)
+        return self._traced(request)
+
+    async def _traced(self, request: AnswerRequest) -> AnswerStream:
+        root = tracing.start(
+            "rag.answer",
+            rag_request_id=request.request_id,
+            rag_question=tracing.text(request.question),
+            rag_question_chars=len(request.question),
+            rag_history_messages=len(request.history),
+        )
+        try:
+            async with contextlib.aclosing(self._answer(request, root)) as events:
+                async for event in events:
+                    if isinstance(event, FinalEvent):
+                        tracing.set_attrs(
+                            root,
+                            rag_sources=len(event.sources),
+                            rag_prompt_tokens=event.usage.prompt_tokens,
+                            rag_completion_tokens=event.usage.completion_tokens,
+                            rag_finish_reason=event.finish_reason,
+                            rag_reason=event.reason,
+                        )
+                    yield event
+        except Exception as exc:
+            tracing.failed(root, exc)
+            raise
+        finally:
+            root.end()
+
+    async def _answer(self, request: AnswerRequest, root: tracing.Span) -> AnswerStream:
         max_tokens = self._admit(request)
         turns = turns_of(request.history)
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        search = await self.rewriter.search_query(
-            request.question, turns, self.model.special_tokens, request.request_id
-        )
+        with tracing.span("rag.rewrite", parent=root, rag_turns=len(turns)) as rewriting:
+            search = await self.rewriter.search_query(
+                request.question, turns, self.model.special_tokens, request.request_id
+            )
+            tracing.set_attrs(
+                rewriting, rag_source=search.source, rag_query=tracing.text(search.text)
+            )
         if turns:
             timings["rewrite"] = _since(started)
         started = time.perf_counter()
-        hits = await run_search(  # under the relevance floor: nothing matched
-            functools.partial(self.search, scope=request.scope),
-            search.text,
-            request.top_k,
-            request.filters,
-            request.mode,
-            self.floor,
-        )
+        with tracing.current(root):  # the search's spans (in its thread) are children of root
+            hits = await run_search(  # under the relevance floor: nothing matched
+                functools.partial(self.search, scope=request.scope),
+                search.text,
+                request.top_k,
+                request.filters,
+                request.mode,
+                self.floor,
+            )
         timings["retrieval"] = _since(started)
         if not hits:
             for event in self._unanswered(
@@ -131,14 +178,28 @@ class RagPipeline:
                 yield event
             return
         started = time.perf_counter()
-        prepared = await self.packer.pack(
-            request.question,
-            hits,
-            max_tokens=max_tokens,
-            max_context_tokens=request.max_context_tokens,
-            history=turns,
-            instructions=request.instructions,
-        )
+        with tracing.span("rag.pack", parent=root, rag_hits=len(hits)) as packing:
+            prepared = await self.packer.pack(
+                request.question,
+                hits,
+                max_tokens=max_tokens,
+                max_context_tokens=request.max_context_tokens,
+                history=turns,
+                instructions=request.instructions,
+            )
+            budget = prepared.budget
+            tracing.set_attrs(
+                packing,
+                rag_sources=len(prepared.sources),
+                rag_truncated=sum(1 for s in prepared.sources if s.truncated),
+                rag_prompt_tokens=prepared.prompt_tokens,
+                rag_context_tokens=prepared.context_tokens,
+                rag_history_tokens=prepared.history.tokens,
+                rag_budget_window=budget.window,
+                rag_budget_max_tokens=budget.max_tokens,
+                rag_budget_headroom=budget.headroom,
+                rag_budget_target_fill=budget.target_fill,
+            )
         timings["packing"] = _since(started)
         if not prepared.sources:  # the window left no room: the LLM is not asked either
             for event in self._unanswered(
@@ -146,14 +207,22 @@ class RagPipeline:
             ):
                 yield event
             return
-        generation = await Generation.start(  # raises LLMError before anything was announced
-            self.llm,
-            self.model,
-            prepared.messages,
-            max_tokens=prepared.budget.max_tokens,
-            temperature=request.temperature,
-            request_id=request.request_id,
+        generating = tracing.start(
+            "rag.generate", parent=root, rag_max_tokens=prepared.budget.max_tokens
         )
+        try:
+            generation = await Generation.start(  # raises LLMError before anything was announced
+                self.llm,
+                self.model,
+                prepared.messages,
+                max_tokens=prepared.budget.max_tokens,
+                temperature=request.temperature,
+                request_id=request.request_id,
+            )
+        except BaseException as exc:
+            tracing.failed(generating, exc)
+            generating.end()
+            raise
         try:
             yield SourcesEvent(prepared.sources, prepared.usage(), dict(timings), search)
             try:
@@ -161,16 +230,26 @@ class RagPipeline:
                     yield DeltaEvent(text)
             except LLMError as exc:
                 timings["generation"] = round(generation.elapsed(), 4)
+                tracing.failed(generating, exc)
                 yield ErrorEvent(exc, timings)
                 return
         finally:
             await generation.aclose()
+            _generated(generating, generation.result())
         answer = generation.result()
         timings["first_token"] = round(answer.first_token_s, 4)
         timings["generation"] = round(answer.seconds, 4)
+        with tracing.span("rag.cite", parent=root) as citing:
+            check = await cpu(parse_citations, answer.text, prepared.sources, request.question)
+            tracing.set_attrs(
+                citing,
+                rag_citations=len(check.citations),
+                rag_invalid=len(check.invalid),
+                rag_unsupported=len(check.unsupported),
+            )
         yield FinalEvent(
             answer.text,
-            await cpu(parse_citations, answer.text, prepared.sources, request.question),
+            check,
             prepared.sources,
             prepared.usage(answer.usage),
             timings,
@@ -233,6 +312,20 @@ class RagPipeline:
         limit = self.settings.max_question_chars
         if len(text) > limit:
             raise InvalidRequest(f"{name}: at most {limit} characters (got {len(text)})")
+
+
+def _generated(span: tracing.Span, answer: Generated) -> None:
+    """End the generate span with time to first token, the server's counts, the finish."""
+    tracing.set_attrs(
+        span,
+        rag_first_token_s=round(answer.first_token_s, 4),
+        rag_seconds=round(answer.seconds, 4),
+        rag_completion_tokens=answer.usage.get("completion_tokens"),
+        rag_prompt_tokens_server=answer.usage.get("prompt_tokens"),
+        rag_chars=len(answer.text),
+        rag_finish_reason=answer.finish_reason,
+    )
+    span.end()
 
 
 def _since(started: float) -> float:

@@ -17,8 +17,11 @@ relevance`` calibrates both on the dev sets (BENCHMARKS.md).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
+from rag import tracing
+from rag.answer.hops import HopRetrieval
 from rag.answer.rerank import CrossEncoderReranker
 from rag.documents import Hit
 from rag.embedding.protocol import Embedder
@@ -39,6 +42,7 @@ class Retriever:
         self.settings, self.embedder, self.store = settings, embedder, store
         self.sparse = BM25Encoder()
         self.reranker = reranker
+        self.hops = HopRetrieval(settings)
 
     def retrieve(
         self,
@@ -47,28 +51,72 @@ class Retriever:
         mode: RetrievalMode,
         filters: SearchFilters | None,
         floor: RelevanceFloor | None = None,
+        hops: bool = True,
     ) -> list[Hit]:
         """The best ``top_k`` parents for ``query`` (defaults resolved by the caller); none
-        when the query is under the relevance ``floor`` (see the module notes)."""
-        dense = (
-            self.embedder.embed_queries([query])[0].tolist()
-            if mode is not RetrievalMode.sparse
-            else None
-        )
-        sparse = self.sparse.encode_query(query)
+        when the query is under the relevance ``floor`` (see the module notes). With
+        ``retrieval_hops`` 2 (and ``hops``), follow-up searches seeded by the first one's
+        best parents (``rag.answer.hops``), with the same ``mode`` and ``filters`` (scope)."""
+        started = time.monotonic()
+        dense, sparse = self._vectors(query, mode)
         if floor is not None and floor.on and dense is not None:
-            if not floor.admits(self.relevance(dense, sparse, filters)):
+            with tracing.span("rag.relevance", rag_floor=floor.cosine) as checking:
+                relevance = self.relevance(dense, sparse, filters)
+                admitted = floor.admits(relevance)
+                tracing.set_attrs(checking, rag_cosine=relevance.cosine, rag_admitted=admitted)
+            if not admitted:
                 return []
         # With the cross-encoder, it chooses among more.
         limit = top_k if self.reranker is None else max(top_k, self.settings.rerank_candidates)
-        hits = self.store.search.search(
-            dense,
-            sparse if mode is not RetrievalMode.dense else None,
-            limit=limit,
-            filters=filters,
-            mode=mode,
-        )
-        return hits if self.reranker is None else self.reranker.rerank(query, hits, keep=top_k)
+        hits = self._search(dense, sparse, limit, mode, filters)
+        if hops and self.hops.on:
+
+            def follow_up(text: str, n: int) -> list[Hit]:
+                return self._search(*self._vectors(text, mode), n, mode, filters)
+
+            with tracing.span("rag.hop", rag_first=len(hits)) as hopping:
+                hits = self.hops.extend(query, hits, limit, follow_up, started)
+                tracing.set_attrs(
+                    hopping, rag_added=sum(1 for h in hits if h.hop > 1), rag_hits=len(hits)
+                )
+        if self.reranker is None:
+            return hits
+        with tracing.span("rag.rerank", rag_candidates=len(hits), rag_keep=top_k) as reranking:
+            hits = self.reranker.rerank(query, hits, keep=top_k)
+            tracing.set_attrs(reranking, rag_hits=len(hits))
+        return hits
+
+    def _vectors(self, query: str, mode: RetrievalMode) -> tuple[list[float] | None, SparseVector]:
+        with tracing.span(
+            "rag.embed", rag_mode=mode.value, rag_query_chars=len(query)
+        ) as embedding:
+            dense = (
+                self.embedder.embed_queries([query])[0].tolist()
+                if mode is not RetrievalMode.sparse
+                else None
+            )
+            sparse = self.sparse.encode_query(query)
+            tracing.set_attrs(embedding, rag_dense=dense is not None, rag_terms=len(sparse.indices))
+        return dense, sparse
+
+    def _search(
+        self,
+        dense: list[float] | None,
+        sparse: SparseVector,
+        limit: int,
+        mode: RetrievalMode,
+        filters: SearchFilters | None,
+    ) -> list[Hit]:
+        with tracing.span("rag.search", rag_mode=mode.value, rag_limit=limit) as searching:
+            hits = self.store.search.search(
+                dense,
+                sparse if mode is not RetrievalMode.dense else None,
+                limit=limit,
+                filters=filters,
+                mode=mode,
+            )
+            tracing.set_attrs(searching, rag_hits=len(hits))
+        return hits
 
     def relevance(
         self, dense: list[float], sparse: SparseVector, filters: SearchFilters | None = None

@@ -198,6 +198,7 @@ class DocumentStore:
             existed = self.get_document(document_id) is not None
             self.client.delete(self.documents, qm.PointIdsList(points=[document_id]), wait=True)
             self._delete_other_versions(document_id, None)
+        self.on_access_change(document_id)  # its cached parents' text goes too
         return existed
 
     def recover(self, older_than: float = 0.0) -> int:

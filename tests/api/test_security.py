@@ -329,6 +329,20 @@ def test_json_body_limit(secured):
 
 def test_request_id_metrics_and_forwarding(secured):
     url, _, fs = secured
+    # a document the question is about (the relevance floor refuses unrelated stores)
+    up = httpx.post(
+        url + "/v1/documents",
+        headers=AUTH,
+        files={
+            "files": (
+                "reactor.txt",
+                b"The Zorblax reactor was built in Tromso in 1987 by the Nordic Fusion Works.",
+                "text/plain",
+            )
+        },
+    )
+    assert up.status_code == 202, up.text
+    assert finished(url, up.json()["job"]["job_id"])["status"] == "done"
     r = httpx.post(
         url + "/v1/query",
         headers={**AUTH, "X-Request-Id": "trace-123"},

@@ -197,10 +197,10 @@ def test_the_next_files_are_parsed_while_a_batch_embeds(setup, monkeypatch):
         finally:
             embedding.clear()
 
-    def watched_prepare(path, confinement, documents):
+    def watched_prepare(path, confinement, documents, *access):
         if embedding.is_set():
             overlapped.append(path.name)
-        return inner_prepare(path, confinement, documents)
+        return inner_prepare(path, confinement, documents, *access)
 
     monkeypatch.setattr(counting, "embed_passages", slow_embed)
     monkeypatch.setattr(indexer, "_prepare", watched_prepare)
@@ -213,11 +213,11 @@ def test_a_bug_in_preparing_stops_the_run_instead_of_hanging(setup, monkeypatch)
     indexer, store, _, docs, _ = setup
     calls = []
 
-    def broken(path, confinement, documents):
+    def broken(path, confinement, documents, *access):
         calls.append(path)
         if len(calls) == 2:
             raise RuntimeError("bug in preparing")
-        return Indexer._prepare(indexer, path, confinement, documents)
+        return Indexer._prepare(indexer, path, confinement, documents, *access)
 
     monkeypatch.setattr(indexer, "_prepare", broken)
     with pytest.raises(RuntimeError, match="bug in preparing"):
@@ -258,6 +258,7 @@ def test_a_run_reports_typed_outcomes_and_progress_events(setup):
         "files_seen",
         "ingested",
         "unchanged",
+        "access_changed",
         "removed",
         "failed",
         "warnings",
