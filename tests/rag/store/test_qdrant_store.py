@@ -399,3 +399,16 @@ def test_server_mode_recovery_leaves_live_replaces_alone(store):
     assert store.documents.recover(older_than=600) == 0
     assert store.documents.recover(older_than=0) == 1
     assert store.documents._record(document_id("a")).state == "committed"
+
+
+def test_access_fields_are_indexed_and_the_collection_is_a_tenant_index(settings_factory):
+    """``collection`` is a tenant index (Qdrant keeps each tenant's points together) and
+    ``acl`` a keyword index, on all three collections: the access filter runs on indexes."""
+    store = QdrantStore(settings_factory(), "m", 4)
+    try:
+        for name in store.names.all():
+            schema = store.client._shard(name).info().payload_schema  # type: ignore[attr-defined]
+            assert schema["collection"].params.is_tenant is True, name
+            assert "acl" in schema, name
+    finally:
+        store.close()
