@@ -42,9 +42,9 @@ PRINCIPAL_KEY = "principal"
 
 
 def get_principal(request: Request) -> Principal:
-    """The principal the middleware established. A request that reached a route without
-    one (a route outside the middleware's paths) runs as the local admin only when no
-    authentication is configured; otherwise it is refused."""
+    """The principal the middleware established (the local admin when no authentication
+    is configured). A request that reached a route without one (a path the middleware lets
+    through unauthenticated) is refused with 401."""
     principal = request.scope.get("state", {}).get(PRINCIPAL_KEY)
     if isinstance(principal, Principal):
         return principal

@@ -52,8 +52,8 @@ class DocumentStore:
     def __init__(self, client: QdrantAPI, names: Collections, lock: threading.RLock) -> None:
         self.client, self._lock = client, lock
         self.passages, self.parents, self.documents = names.all()
-        #: called with a document id after its access changed in place (the parent cache)
-        self.on_access_change: Callable[[str], None] = lambda _document_id: None
+        #: called with a document id whose parents changed in place or went (the parent cache)
+        self.forget_cached: Callable[[str], None] = lambda _document_id: None
 
     def get_document(
         self, document_id: str, scope: ReadScope = EVERYTHING
@@ -97,7 +97,7 @@ class DocumentStore:
             self.client.set_payload(self.parents, payload, points=by_doc, wait=True)
             updated = replace(record, collection=access.collection, acl=access.tokens())
             self._put_record(updated)
-        self.on_access_change(document_id)
+        self.forget_cached(document_id)
         return updated
 
     def iter_parents(self) -> Iterator[ParentPoint]:
@@ -198,7 +198,7 @@ class DocumentStore:
             existed = self.get_document(document_id) is not None
             self.client.delete(self.documents, qm.PointIdsList(points=[document_id]), wait=True)
             self._delete_other_versions(document_id, None)
-        self.on_access_change(document_id)  # its cached parents' text goes too
+        self.forget_cached(document_id)  # its cached parents' text goes too
         return existed
 
     def recover(self, older_than: float = 0.0) -> int:

@@ -46,7 +46,7 @@ class QdrantStore:
         self.search = PassageSearch(
             self.client, self.names, settings, self._lock, self.documents.committed_hashes
         )
-        self.documents.on_access_change = self.search.forget
+        self.documents.forget_cached = self.search.forget
         if check:
             try:
                 self.ensure_schema()

@@ -2,27 +2,15 @@
 report its four principals, and find no search that returned fewer than top_k results while
 at least top_k were readable. No timing is asserted."""
 
-import json
-import shutil
-
 import pytest
 
 import bench.access
-from tests.conftest import DOCS
+from tests.bench.tiny import tiny_squad
 
 
 @pytest.fixture
 def tiny(tmp_path, monkeypatch):
-    squad = tmp_path / "squad2-dev"
-    (squad / "articles").mkdir(parents=True)
-    shutil.copy(DOCS / "Normans.md", squad / "articles")
-    shutil.copy(DOCS / "release-notes.txt", squad / "articles" / "Kestrel.md")
-    questions = [
-        {"question": "Who was the leader of the Norse raiders?", "answers": ["Rollo"]},
-        {"question": "How many changes can the offline queue hold?", "answers": ["5,000"]},
-        {"question": "What is the default session timeout?", "answers": ["45 minutes"]},
-    ]
-    (squad / "questions.jsonl").write_text("\n".join(json.dumps(q) for q in questions))
+    squad = tiny_squad(tmp_path)
     monkeypatch.setattr(bench.access, "SQUAD", squad)
     monkeypatch.setattr("bench.common.SQUAD", squad)
     monkeypatch.setattr("bench.common.RESULTS", tmp_path / "results")

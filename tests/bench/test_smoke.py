@@ -15,21 +15,13 @@ import bench.ingest
 import bench.latency
 import bench.peer
 import bench.retrieval
+from tests.bench.tiny import tiny_squad
 from tests.conftest import DOCS, ROOT
 
 
 @pytest.fixture
 def tiny(tmp_path, monkeypatch):
-    squad = tmp_path / "squad2-dev"
-    (squad / "articles").mkdir(parents=True)
-    shutil.copy(DOCS / "Normans.md", squad / "articles")
-    shutil.copy(DOCS / "release-notes.txt", squad / "articles" / "Kestrel.md")
-    questions = [
-        {"question": "Who was the leader of the Norse raiders?", "answers": ["Rollo"]},
-        {"question": "How many changes can the offline queue hold?", "answers": ["5,000"]},
-        {"question": "What is the default session timeout?", "answers": ["45 minutes"]},
-    ]
-    (squad / "questions.jsonl").write_text("\n".join(json.dumps(q) for q in questions))
+    squad = tiny_squad(tmp_path)
     mixed = tmp_path / "mixed"
     shutil.copytree(DOCS, mixed)
     (mixed / "pdf").mkdir()
