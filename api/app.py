@@ -23,6 +23,7 @@ from api.observability import BodyLimitMiddleware, Metrics, RequestContextMiddle
 from api.routes import (
     audit,
     documents,
+    feedback,
     file_types,
     health,
     ingest,
@@ -109,7 +110,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     # Keys file, JWKS, trusted proxies: read now, so a bad one stops start-up (one line).
     app.state.authenticator = build_authenticator(settings)
     app.state.readiness = health.ReadinessCache()
-    app.state.mcp = mcp = RagMCP(settings)
+    app.state.mcp = mcp = RagMCP(settings.api)
     app.router.routes.append(mcp.route("/mcp"))  # behind AuthMiddleware like /v1 (needs_key)
     for module in (
         search,
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         health,
         audit,
         me,
+        feedback,
     ):
         app.include_router(module.router)
 

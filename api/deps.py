@@ -15,7 +15,7 @@ from ingest.jobs import JobService
 from rag.access import Action, Principal, ReadScope
 from rag.answer.llm import LLMClient
 from rag.answer.pipeline import RagPipeline
-from rag.settings import DefaultAccess, Settings
+from rag.settings import AccessSettings, DefaultAccess, Settings
 from rag.store.qdrant_store import QdrantStore
 
 
@@ -54,15 +54,15 @@ def get_principal(request: Request) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def read_scope(principal: Principal, settings: Settings) -> ReadScope:
+def read_scope(principal: Principal, access: AccessSettings) -> ReadScope:
     """What ``principal`` may read under the configured default policy."""
     return ReadScope.of(
-        principal, default_is_everyone=settings.default_access is DefaultAccess.everyone
+        principal, default_is_everyone=access.default_access is DefaultAccess.everyone
     )
 
 
 def get_scope(principal: PrincipalDep, services: ServicesDep) -> ReadScope:
-    return read_scope(principal, services.settings)
+    return read_scope(principal, services.settings.access)
 
 
 ScopeDep = Annotated[ReadScope, Depends(get_scope)]

@@ -52,18 +52,6 @@ def error_body(
     return {"error": body}
 
 
-def error_json(
-    status: int,
-    code: str,
-    message: str,
-    details: dict[str, Any] | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    return JSONResponse(
-        error_body(status, code, message, details), status_code=status, headers=headers
-    )
-
-
 def valid_uuid(value: str, what: str) -> str:
     """A path id in canonical UUID form, or a 422 naming what it should have been."""
     try:
@@ -120,7 +108,9 @@ def respond(
         return JSONResponse(
             openai_error_body(status, code, message, param), status_code=status, headers=headers
         )
-    return error_json(status, code, message, details, headers)
+    return JSONResponse(
+        error_body(status, code, message, details), status_code=status, headers=headers
+    )
 
 
 #: The status of each kind of LLM failure: nothing answered, too slow, a wrong answer.

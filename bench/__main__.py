@@ -19,6 +19,7 @@ NAMES = [
     "multihop",
     "evaluate",
     "access",
+    "rerankers",
 ]
 
 

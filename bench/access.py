@@ -320,6 +320,5 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result["short"] = sum(
         e["short"] for s in result["sizes"].values() for e in s["principals"].values()
     )
-    path = write_result("access", result)
-    print(f"\nwrote {path}")
+    write_result("access", result)
     return result

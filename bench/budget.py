@@ -115,7 +115,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "pack_128k_ms": percentile(times, 50) * 1000,
         "pack_128k_prompt_tokens": prepared.prompt_tokens,
     }
-    path = write_result("budget", result)
-    print(f"\nwrote {path}")
+    write_result("budget", result)
     assert worst <= 1 - margin, "budget invariant violated"
     return result

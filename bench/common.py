@@ -27,9 +27,11 @@ def machine() -> dict[str, Any]:
 
 
 def write_result(name: str, data: dict[str, Any]) -> Path:
+    """``bench/results/<name>.json`` (with the machine), and a line saying so."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps({"machine": machine(), **data}, indent=2, default=str))
+    print(f"\nwrote {path}")
     return path
 
 

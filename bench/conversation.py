@@ -306,6 +306,5 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         },
         "examples": examples,
     }
-    path = write_result("conversation", result)
-    print(f"\nwrote {path}")
+    write_result("conversation", result)
     return result

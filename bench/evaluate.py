@@ -2,6 +2,8 @@
 
 Usage: python -m bench evaluate QUESTIONS.jsonl [--data-dir DIR | --api URL --key KEY]
        [--top-k 10] [--answer] [--html report.html] [--worst 10]
+       python -m bench evaluate --from-feedback FILE_OR_DATA_DIR [--write-questions OUT]
+       [QUESTIONS.jsonl] [--data-dir DIR | --api URL ...]
 
 Each line of QUESTIONS.jsonl: ``{"question": ..., "answers": [...], "sources": [...]}``
 (``answers`` and ``sources`` optional; sources are file names or paths: an expected source
@@ -24,6 +26,14 @@ such as "yes" is in no text, so with sources given the sources decide), ``retrie
 packed`` (an expected answer in the retrieved text, not in the packed), ``packed but not
 answered``. Markdown goes to stdout; --html writes a self-contained report
 (``bench.report``: inline SVG, no external assets).
+
+``--from-feedback PATH`` adds regression questions made from the answers users rated up
+(``bench.feedback_questions``: a feedback file or a data dir; the question, its up-voted
+answer's cited sources as expected ``sources``, no expected ``answers``: the answer text is
+kept as ``reference_answer`` only). ``--write-questions OUT`` writes them (and any
+QUESTIONS.jsonl given) as a QUESTIONS.jsonl; it then evaluates only when ``--data-dir`` or
+``--api`` is given. Otherwise they are evaluated at once, against ``--data-dir``, ``--api``,
+or the data dir PATH names (else ``RAG_DATA_DIR``).
 """
 
 from __future__ import annotations
@@ -295,17 +305,20 @@ def _cell(text: str, n: int = 80) -> str:
 
 # --- running the questions -----------------------------------------------------------------
 def load(path: Path) -> list[Record]:
-    records = []
-    for i, line in enumerate(path.read_text().splitlines()):
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        if not isinstance(row.get("question"), str) or not row["question"].strip():
-            raise SystemExit(f"{path}:{i + 1}: no question")
-        answers = row.get("answers") or ([row["answer"]] if row.get("answer") else [])
-        sources = row.get("sources") or row.get("gold_files") or []
-        records.append(Record(row["question"], list(answers), list(sources)))
-    return records
+    return [
+        record_of(json.loads(line), f"{path}:{i + 1}")
+        for i, line in enumerate(path.read_text().splitlines())
+        if line.strip()
+    ]
+
+
+def record_of(row: dict[str, Any], where: str) -> Record:
+    """One question of the file (other fields, such as ``reference_answer``, are ignored)."""
+    if not isinstance(row.get("question"), str) or not row["question"].strip():
+        raise SystemExit(f"{where}: no question")
+    answers = row.get("answers") or ([row["answer"]] if row.get("answer") else [])
+    sources = row.get("sources") or row.get("gold_files") or []
+    return Record(row["question"], list(answers), list(sources))
 
 
 def run_local(records: list[Record], data_dir: Path, top_k: int, answer: bool) -> None:
@@ -421,7 +434,23 @@ def run_api(records: list[Record], url: str, key: str | None, top_k: int, answer
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench evaluate")
-    parser.add_argument("questions", type=Path, help="JSONL: question, answers?, sources?")
+    parser.add_argument(
+        "questions", type=Path, nargs="?", help="JSONL: question, answers?, sources?"
+    )
+    parser.add_argument(
+        "--from-feedback",
+        type=Path,
+        default=None,
+        metavar="FILE_OR_DATA_DIR",
+        help="also the up-voted answers' questions (feedback.jsonl, or a data dir)",
+    )
+    parser.add_argument(
+        "--write-questions",
+        type=Path,
+        default=None,
+        metavar="OUT",
+        help="write the questions as QUESTIONS.jsonl (evaluate only with --data-dir/--api)",
+    )
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--data-dir", type=Path, default=None, help="the store (RAG_DATA_DIR)")
     where.add_argument("--api", default=None, help="a running service's base URL")
@@ -432,24 +461,58 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--worst", type=int, default=10, help="worst questions listed")
     parser.add_argument("--json", type=Path, default=None, help="write the metrics here")
     args = parser.parse_args(argv)
+    if args.questions is None and args.from_feedback is None:
+        parser.error("give QUESTIONS.jsonl, --from-feedback PATH, or both")
 
-    records = load(args.questions)
+    rows: list[tuple[dict[str, Any], str]] = []
+    if args.questions is not None:
+        lines = enumerate(args.questions.read_text().splitlines())
+        rows += [(json.loads(x), f"{args.questions}:{i + 1}") for i, x in lines if x.strip()]
+    if args.from_feedback is not None:
+        from bench.feedback_questions import convert
+
+        made = convert(args.from_feedback)
+        print(
+            f"{len(made.questions)} regression question(s) from {made.ratings} rating(s) in "
+            f"{args.from_feedback} ({made.down_last} rated down last, {made.no_sources} "
+            f"up-voted without sources, {made.skipped_lines} unreadable line(s) left out)"
+        )
+        rows += [(q, f"{args.from_feedback}: {q['feedback_id']}") for q in made.questions]
+    records = [record_of(row, where) for row, where in rows]  # each names a question
+    if args.write_questions is not None:
+        from bench.feedback_questions import write_questions
+
+        write_questions([row for row, _ in rows], args.write_questions)
+        print(f"wrote {len(rows)} question(s) to {args.write_questions}")
+        if not (args.data_dir or args.api):
+            return {"questions": len(rows), "written": str(args.write_questions)}
+    if not records:
+        raise SystemExit("no questions to evaluate")
     if args.api:
         run_api(records, args.api, args.key, args.top_k, args.answer)
     else:
         from rag.settings import load_settings
 
-        run_local(records, args.data_dir or load_settings().data_dir, args.top_k, args.answer)
+        data_dir = args.data_dir or _data_dir_of(args.from_feedback) or load_settings().data_dir
+        run_local(records, data_dir, args.top_k, args.answer)
     summary = summarise(records, args.top_k)
     print(markdown(summary, records, args.worst))
     if args.html:
         from bench.report import html_report
 
-        args.html.write_text(html_report(summary, records, title=str(args.questions.name)))
+        title = (args.questions or args.from_feedback).name
+        args.html.write_text(html_report(summary, records, title=str(title)))
         print(f"\nwrote {args.html}")
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def _data_dir_of(path: Path | None) -> Path | None:
+    """The data dir ``--from-feedback`` named (one holding ``feedback/feedback.jsonl``)."""
+    if path is not None and (path / "feedback" / "feedback.jsonl").is_file():
+        return path
+    return None
 
 
 if __name__ == "__main__":

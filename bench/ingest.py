@@ -305,8 +305,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"CER median over pages without dot leaders: {r['cer_median_without_leaders']:.4f}")
         for w in r["warnings"]:
             print(f"  left out: {w['path'].rsplit('/', 1)[-1]}: {w['warning']}")
-        path = write_result("ingest_scanned", r)
-        print(f"\nwrote {path}")
+        write_result("ingest_scanned", r)
         return r
     corpora = {"squad": SQUAD / "articles", "mixed": MIXED}
     chosen = ["squad", "mixed"] if args.corpus == "both" else [args.corpus]
@@ -356,6 +355,5 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ],
         )
     )
-    path = write_result("ingest", {"results": results})
-    print(f"\nwrote {path}")
+    write_result("ingest", {"results": results})
     return {"results": results}

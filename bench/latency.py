@@ -432,8 +432,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         q = result["query"]
         print("\n/v1/query with the local vLLM (s):\n")
         print(table(["stage", "p50", "p95"], [[k, v["p50"], v["p95"]] for k, v in q.items()]))
-    path = write_result("latency", result)
-    print(f"\nwrote {path}")
+    write_result("latency", result)
     return result
 
 

@@ -8,13 +8,19 @@ vectors in Qdrant), BM25 (bm25s over the same files) and hybrid + the follow-up 
 (``rag.answer.hops``), all in the same run; ms per query is the whole retrieval (query
 embedding included; bm25s: tokenising and scoring).
 
+With ``--llm URL`` (an OpenAI-compatible server, e.g. the local vLLM), one more row: the
+follow-ups the LLM proposes (``rag.answer.decompose``, the answer path with
+``RAG_HOP_DECOMPOSE``), falling back to the deterministic ones, with the share of usable
+proposals; its ms include the proposal.
+
 Usage: python -m bench multihop [--questions N] [--distractors N] [--hop-queries N]
-       [--hop-budget-ms MS] [--work-dir DIR]
+       [--hop-budget-ms MS] [--work-dir DIR] [--llm URL --llm-model NAME]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import shutil
 import tempfile
@@ -67,12 +73,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--top-k", type=int, default=10, help="parents retrieved")
     parser.add_argument("--hop-queries", type=int, default=None, help="follow-ups at most")
     parser.add_argument("--hop-budget-ms", type=int, default=None)
+    parser.add_argument("--llm", default=None, help="OpenAI-compatible base URL: a row for it")
+    parser.add_argument("--llm-model", default="smollm2-135m-instruct")
     args = parser.parse_args(argv)
 
     import bm25s
     import Stemmer
 
     from bench.common import fresh_worker
+    from rag.answer.decompose import HopDecomposer
+    from rag.answer.llm import LLMClient, LLMConfig
     from rag.answer.retrieval import Retriever
     from rag.settings import RetrievalMode
 
@@ -115,7 +125,36 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "sparse (our BM25 vectors)": (plain, RetrievalMode.sparse),
             "hybrid + hop": (hopping, RetrievalMode.hybrid),
         }
+        loop = asyncio.new_event_loop()
+        decomposer = None
+        if args.llm:
+            llm_settings = settings.model_copy(
+                update={"llm_base_url": args.llm, "llm_model": args.llm_model}
+            )
+            decomposer = HopDecomposer(
+                hop_settings.model_copy(update={"hop_decompose": True}),
+                LLMClient(LLMConfig.from_settings(llm_settings)),
+            )
+        proposals: dict[str, int] = {}
         for i, q in enumerate(questions):
+            if decomposer is not None:
+                name = f"hybrid + LLM-proposed hop ({args.llm_model})"
+                t0 = time.perf_counter()
+                first = hopping.first_hop(q["question"], args.top_k, RetrievalMode.hybrid, None)
+                plan = loop.run_until_complete(decomposer.plan(q["question"], first.hits))
+                hits = hopping.follow(
+                    first,
+                    q["question"],
+                    args.top_k,
+                    RetrievalMode.hybrid,
+                    None,
+                    plan.follow_ups,
+                    proposed=plan.source == "llm",
+                )
+                latencies.setdefault(name, []).append(time.perf_counter() - t0)
+                found.setdefault(name, []).append([PurePosixPath(h.source).name for h in hits])
+                key = "usable" if plan.source == "llm" else str(plan.note)
+                proposals[key] = proposals.get(key, 0) + 1
             for name, (retriever, mode) in systems.items():
                 t0 = time.perf_counter()
                 hits = retriever.retrieve(q["question"], args.top_k, mode, None)
@@ -134,9 +173,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             found.setdefault("BM25 (bm25s)", []).append([files[int(d)].name for d in docs[0]])
             if (i + 1) % 50 == 0:
                 print(f"  {i + 1}/{len(questions)} questions")
+        if decomposer is not None and decomposer.llm is not None:
+            loop.run_until_complete(decomposer.llm.close())
+        loop.close()
         store.close()
 
     order = ["hybrid (today)", "dense", "sparse (our BM25 vectors)", "BM25 (bm25s)", "hybrid + hop"]
+    order += [n for n in found if n not in order]
     recall = {
         name: {
             f"@{k}": sum(both(f, q["gold_files"], k) for f, q in zip(found[name], questions))
@@ -165,8 +208,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(
         table(["method"] + [f"both gold @{k}" for k in KS] + ["ms/query p50", "ms/query p95"], rows)
     )
+    if proposals:
+        print(f"\nLLM proposals ({args.llm_model}): {proposals}")
     result = {
         "questions": len(questions),
+        "llm_proposals": proposals,
         "paragraphs": len(files),
         "hop_queries": hop_settings.hop_queries,
         "hop_budget_ms": hop_settings.hop_budget_ms,
@@ -174,8 +220,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "both_gold": recall,
         "ms_per_query": ms,
     }
-    path = write_result("multihop", result)
-    print(f"\nwrote {path}")
+    write_result("multihop", result)
     return result
 
 

@@ -201,6 +201,5 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "ours_on_peer_engine": same_engine,
         "llamaindex": peer,
     }
-    path = write_result("peer", result)
-    print(f"\nwrote {path}")
+    write_result("peer", result)
     return result

@@ -285,6 +285,5 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "question embedding, one at a time: "
         + ", ".join(f"{k} p50 {v['p50']:.1f} ms / p95 {v['p95']:.1f} ms" for k, v in q.items())
     )
-    path = write_result("queue", r)
-    print(f"\nwrote {path}")
+    write_result("queue", r)
     return r

@@ -229,8 +229,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "floors": [dict(zip(headers, row)) for row in rows],
         "scored": [[s.kind, s.relevance.cosine, s.relevance.terms, s.answered] for s in scored],
     }
-    path = write_result("relevance", result)
-    print(f"\nwrote {path}")
+    write_result("relevance", result)
     return result
 
 

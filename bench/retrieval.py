@@ -14,6 +14,7 @@ Usage: python -m bench retrieval [--limit N] [--rerank-limit N] [--hops]
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from typing import Any
@@ -115,7 +116,18 @@ def chunk_512(text: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args_in = list(argv if argv is not None else sys.argv[1:])
+    if args_in[:2] == ["--corpus", "hotpotqa-dev"]:  # the multi-hop set: both gold @k
+        from bench import multihop
+
+        return multihop.main(args_in[2:])
     parser = argparse.ArgumentParser(prog="python -m bench retrieval")
+    parser.add_argument(
+        "--corpus",
+        choices=["squad", "hotpotqa-dev"],
+        default="squad",
+        help="squad (answer recall, this module) or hotpotqa-dev (bench multihop)",
+    )
     parser.add_argument("--limit", type=int, default=None, help="first N questions")
     parser.add_argument(
         "--sample",
@@ -318,8 +330,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "refused": refused / len(questions),
         },
     }
-    path = write_result("retrieval", result)
-    print(f"\nwrote {path}")
+    write_result("retrieval", result)
     return result
 
 
@@ -331,7 +342,7 @@ def rerank_eval(
     path), and, for reference, only reorders the same ``top_k`` (what it did before)."""
     from rag.answer.rerank import CrossEncoderReranker
 
-    reranker = CrossEncoderReranker(settings)
+    reranker = CrossEncoderReranker(settings.model_dir, settings.rerank_passages_per_parent)
     pool = max(top_k, settings.rerank_candidates)
     for i, q in enumerate(questions):
         dense, query = query_vectors[i].tolist(), sparse.encode_query(q["question"])

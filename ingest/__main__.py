@@ -115,10 +115,9 @@ def main(argv: list[str] | None = None) -> int:
             print("error: --recreate needs --local (stop the API first)", file=sys.stderr)
             return 2
         try:
-            given = {
-                k: list(v) if isinstance(v, tuple) else v for k, v in args.access.given.items()
-            }
-            summary = ingest_via_api(settings, args.paths, prune=args.prune, access=given)
+            summary = ingest_via_api(
+                settings.remote, args.paths, prune=args.prune, access=args.access
+            )
         except RemoteError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

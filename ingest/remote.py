@@ -11,12 +11,14 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
+from ingest.files.access import JobAccess
 from ingest.jobs import JobView
-from rag.settings import Settings
+from ingest.outcomes import FailureJSON, SummaryJSON
+from rag.settings import RemoteSettings
 
 
 class RemoteError(RuntimeError):
@@ -31,20 +33,21 @@ def _message(response: httpx.Response) -> str:
 
 
 def ingest_via_api(
-    settings: Settings,
+    settings: RemoteSettings,
     paths: list[Path],
     prune: bool = False,
     poll_seconds: float = 0.5,
-    access: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """``access``: the job's access fields given (collection, groups, users)."""
+    access: JobAccess | None = None,
+) -> SummaryJSON:
+    """The job's summary (the CLI's ``--json`` shape); ``access``: the job's access fields
+    given (collection, groups, users), sent as the API's fields."""
     base = (settings.api_url or "").rstrip("/")
     key = settings.client_key()
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
         try:
             body = {"paths": [str(p.absolute()) for p in paths], "prune": prune}
-            response = client.post("/v1/ingest", json={**body, **(access or {})})
+            response = client.post("/v1/ingest", json={**body, **_fields(access)})
         except httpx.HTTPError as exc:
             raise RemoteError(f"cannot reach the API at {base} ({type(exc).__name__})") from exc
         if response.status_code == 401:
@@ -70,7 +73,9 @@ def ingest_via_api(
                     f"GET /v1/ingest/{job_id}"
                 ) from exc
             if job.status == "done":
-                return job.summary if job.summary is not None else _queue_summary(job)
+                if job.summary is not None:  # in-process: the API's own Summary.as_dict()
+                    return cast(SummaryJSON, job.summary)
+                return _queue_summary(job)
             if job.status == "failed":
                 raise RemoteError(f"ingest job {job_id} failed: {job.error}")
             if job.status == "interrupted":
@@ -81,18 +86,28 @@ def ingest_via_api(
             time.sleep(poll_seconds)
 
 
-def _queue_summary(job: JobView) -> dict[str, Any]:
-    """A job the API put on the queue (RAG_BROKER_URL there), in the CLI's summary shape."""
-    return {
-        "files_seen": job.files_total,
-        "ingested": job.counts.done,
-        "unchanged": job.counts.unchanged,
-        "removed": job.removed,
-        "failed": [f.model_dump() for f in job.failures],
-        "warnings": [],
-        "parents": 0,
-        "passages": 0,
-        "tokens": 0,
-        "stages": {},
-        "seconds": (job.finished_at or 0) - job.created_at,
-    }
+def _fields(access: JobAccess | None) -> dict[str, Any]:
+    """The access fields given, as ``POST /v1/ingest`` takes them (lists, not tuples)."""
+    given = access.given if access is not None else {}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in given.items()}
+
+
+def _queue_summary(job: JobView) -> SummaryJSON:
+    """A job the API put on the queue (RAG_BROKER_URL there), in the CLI's summary shape:
+    what the job board counts (no chunk or token counts, no stage times)."""
+    seconds = (job.finished_at or 0) - job.created_at
+    return SummaryJSON(
+        files_seen=job.files_total,
+        ingested=job.counts.done,
+        unchanged=job.counts.unchanged,
+        access_changed=0,
+        removed=job.removed,
+        failed=[FailureJSON(path=f.path, error=f.error) for f in job.failures],
+        warnings=[],
+        parents=0,
+        passages=0,
+        tokens=0,
+        seconds=seconds,
+        stages={},
+        tokens_per_second=0.0,
+    )

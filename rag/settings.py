@@ -318,6 +318,14 @@ class RetrievalSettings(BaseModel):
         le=10_000,
         description="a follow-up not started this long after retrieval began is skipped",
     )
+    hop_decompose: bool = Field(
+        False,
+        description="the LLM proposes the follow-up searches on the answer path "
+        "(rag.answer.decompose; falls back to the deterministic hop); for an LLM able to, "
+        "such as Llama 3.1 (the production profile)",
+    )
+    hop_decompose_max_tokens: int = Field(96, ge=8, le=512)
+    hop_decompose_timeout_s: float = Field(4.0, gt=0, le=60)
     # Calibrated for the default BGE-small on SQuAD and HotpotQA dev questions (BENCHMARKS.md,
     # "relevance floor"): 0 of 700 real questions refused; another embedding model needs its
     # own figures (`python -m bench relevance`).
@@ -527,6 +535,18 @@ class AuditSettings(PathSettings):
         return self.audit_log or self.data_dir / "audit" / "audit.jsonl"
 
 
+class FeedbackSettings(PathSettings):
+    """Answer feedback (``rag.feedback``): one JSON line per rating, kept for evaluation."""
+
+    feedback_log: Path | None = Field(
+        None, description="the feedback file (default: <data_dir>/feedback/feedback.jsonl)"
+    )
+
+    @property
+    def feedback_path(self) -> Path:
+        return self.feedback_log or self.data_dir / "feedback" / "feedback.jsonl"
+
+
 class RemoteSettings(ApiSettings):
     """How `python -m ingest` reaches a running API that owns the embedded store."""
 
@@ -563,12 +583,19 @@ class Settings(
     AccessSettings,
     AuthSettings,
     AuditSettings,
+    FeedbackSettings,
 ):
     """Every knob of the service: one flat model made of the groups above (env names are
     the fields' names prefixed with ``RAG_``; see the README's table). A component is built
     from its group (``settings.store``, ``settings.llm``...): the group is this same object
     seen through a narrower type, so the type checker holds each component to the knobs of
-    its group, while every process still reads one model."""
+    its group, while every process still reads one model.
+
+    Who takes the whole model: the composition roots (``rag.wiring.open_index``,
+    ``api.app.build_services``, ``ingest.jobs.open_jobs``, the CLIs) and the owners that
+    assemble parts from several groups (``RagPipeline``, ``Indexer``, ``QdrantStore``, the
+    queue's ``Producer`` and consumer, the start-up auth checks); they hand each part its
+    group. Every other component takes its group (or plain values), nothing more."""
 
     model_config = SettingsConfigDict(
         env_prefix="RAG_", env_file=".env", extra="ignore", validate_default=True
@@ -632,6 +659,10 @@ class Settings(
 
     @property
     def audit(self) -> AuditSettings:
+        return self
+
+    @property
+    def feedback(self) -> FeedbackSettings:
         return self
 
     @field_validator("data_dir", "model_dir")

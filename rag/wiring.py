@@ -44,7 +44,7 @@ def open_index(settings: Settings, *, recreate: bool = False, questions: bool = 
     """Open and verify. ``recreate`` drops the collections first (``--recreate``);
     ``questions`` also builds the question embedder (processes that answer queries)."""
     try:
-        embedder = passage_embedder(settings)
+        embedder = passage_embedder(settings.embedding)
         if recreate:
             store = QdrantStore.unchecked(settings, embedder.name, embedder.dimension)
             store.recreate()
@@ -54,7 +54,7 @@ def open_index(settings: Settings, *, recreate: bool = False, questions: bool = 
         raise StartupError(str(exc)) from exc
     asker = embedder
     if questions and settings.embedding_url and not settings.embedding_server_queries:
-        asker = query_embedder(settings)  # in-process: one short text, no round trip
+        asker = query_embedder(settings.embedding)  # in-process: one short text, no round trip
     try:
         for checked in {id(embedder): embedder, id(asker): asker}.values():
             verify_embedder(store, checked, settings.embedding_min_cosine)

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -103,27 +104,47 @@ def _serving(url: str, model: str) -> bool:
         return False
 
 
-def _local_server(
-    tmp_path_factory, script: str, name: str, model: str, reuse: list[str | None]
-) -> Iterator[str]:
-    """A real vLLM server for the session: one already serving ``model`` at one of the
-    ``reuse`` URLs, else ``scripts/<script>`` started on a free port (and stopped after)."""
-    for url in filter(None, reuse):
-        if _serving(url, model):
+@dataclass(frozen=True)
+class LocalServer:
+    """A real vLLM server the session needs: one already serving ``model`` (at the URL in
+    the environment variable ``reuse_env``, else on ``reuse_port``) is reused; otherwise
+    ``scripts/<script>`` starts one on a free port, named ``name`` (its pid file)."""
+
+    script: str
+    name: str
+    model: str
+    reuse_env: str
+    reuse_port: int
+
+    def reuse(self) -> list[str | None]:
+        return [os.environ.get(self.reuse_env), f"http://127.0.0.1:{self.reuse_port}/v1"]
+
+
+LLM_SERVER = LocalServer("start_vllm.sh", "vllm", "smollm2-135m-instruct", "RAG_TEST_LLM_URL", 8000)
+EMBEDDING_SERVER = LocalServer(
+    "start_embeddings.sh", "embeddings", "bge-small-en-v1.5", "RAG_TEST_EMBEDDING_URL", 8001
+)
+
+
+def _local_server(tmp_path_factory, server: LocalServer) -> Iterator[str]:
+    """The base URL of ``server`` for the session (started here, and stopped after, unless
+    one was already serving)."""
+    for url in filter(None, server.reuse()):
+        if _serving(url, server.model):
             yield url
             return
     port = free_port()
-    data = tmp_path_factory.mktemp(name)
+    data = tmp_path_factory.mktemp(server.name)
     env = {**os.environ, "RAG_DATA_DIR": str(data)}
     started = time.monotonic()
     subprocess.run(
-        ["bash", str(ROOT / "scripts" / script), str(port)], env=env, check=True, timeout=400
+        ["bash", str(ROOT / "scripts" / server.script), str(port)], env=env, check=True, timeout=400
     )
-    print(f"{name} started in {time.monotonic() - started:.0f} s")
+    print(f"{server.name} started in {time.monotonic() - started:.0f} s")
     try:
         yield f"http://127.0.0.1:{port}/v1"
     finally:
-        pid = int((data / f"{name}.pid").read_text())
+        pid = int((data / f"{server.name}.pid").read_text())
         try:
             os.killpg(pid, 15)
         except ProcessLookupError:
@@ -133,26 +154,14 @@ def _local_server(
 @pytest.fixture(scope="session")
 def vllm(tmp_path_factory) -> Iterator[str]:
     """Base URL of a real vLLM serving SmolLM2; reuses RAG_TEST_LLM_URL or one on :8000."""
-    yield from _local_server(
-        tmp_path_factory,
-        "start_vllm.sh",
-        "vllm",
-        "smollm2-135m-instruct",
-        [os.environ.get("RAG_TEST_LLM_URL"), "http://127.0.0.1:8000/v1"],
-    )
+    yield from _local_server(tmp_path_factory, LLM_SERVER)
 
 
 @pytest.fixture(scope="session")
 def embedding_server(tmp_path_factory) -> Iterator[str]:
     """Base URL of a real embedding server: vLLM's pooling runner on the CPU serving the
     dequantized BGE; reuses RAG_TEST_EMBEDDING_URL or one on :8001."""
-    yield from _local_server(
-        tmp_path_factory,
-        "start_embeddings.sh",
-        "embeddings",
-        "bge-small-en-v1.5",
-        [os.environ.get("RAG_TEST_EMBEDDING_URL"), "http://127.0.0.1:8001/v1"],
-    )
+    yield from _local_server(tmp_path_factory, EMBEDDING_SERVER)
 
 
 @pytest.fixture

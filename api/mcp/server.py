@@ -37,7 +37,7 @@ from api.mcp import tools
 from api.observability import request_id_var
 from api.security import is_loopback
 from rag import tracing
-from rag.settings import Settings
+from rag.settings import ApiSettings
 
 #: Where ``api.observability`` leaves the request id and the request's trace context.
 REQUEST_ID_KEY = "request_id"
@@ -157,7 +157,7 @@ class ToolGate:
 class RagMCP:
     """The MCP server, its session manager and the ASGI endpoint mounted at /mcp."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: ApiSettings) -> None:
         self.server: MCPServer[Any] = MCPServer(
             "rag-service",
             title="RAG service",

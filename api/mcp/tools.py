@@ -117,7 +117,7 @@ def services_of(request: Request) -> Services:
 
 def _scope(request: Request) -> tuple[Services, ReadScope]:
     services = services_of(request)
-    return services, read_scope(principal_of(request), services.settings)
+    return services, read_scope(principal_of(request), services.settings.access)
 
 
 # --- results and errors ------------------------------------------------------------------
@@ -361,6 +361,7 @@ async def ask(
         "reason": out["reason"],
         "finish_reason": out["finish_reason"],
         "search_query": out["search_query"],
+        "follow_up_queries": out["follow_up_queries"],
         "usage": out["usage"],
         "timings": out["timings"],
         "model": out["model"],

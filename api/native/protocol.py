@@ -228,14 +228,10 @@ class UsageOut(BaseModel):
 SearchQuerySource = Literal["question", "rewritten", "fallback"]
 
 
-class QueryResponse(BaseModel):
-    answer: str
-    citations: list[CitationOut]
-    invalid_citations: list[int] = Field(description="[n] naming no source")
-    unsupported_citations: list[int] = Field(
-        default_factory=list,
-        description="[n] whose source does not state the sentence; dropped from citations",
-    )
+class Searched(BaseModel):
+    """What retrieval searched for (``rag.answer.rewrite.SearchQuery``): on every answer,
+    its first stream event, and the OpenAI route's first chunk."""
+
     search_query: str = Field(description="what retrieval searched for")
     search_query_source: SearchQuerySource = Field(
         description="'question' (no history), 'rewritten' by the LLM from the conversation, "
@@ -246,6 +242,31 @@ class QueryResponse(BaseModel):
         None,
         description="why the fallback was searched: 'rewriting is off', 'unusable "
         "rewrite', or the LLM's error code (e.g. 'llm_timeout')",
+    )
+    follow_up_queries: list[str] = Field(
+        default_factory=list,
+        description="the second hop's searches (rag.answer.hops); a source they found has "
+        "hop 2 and found_by",
+    )
+    follow_ups_by: Literal["llm", "deterministic"] | None = Field(
+        None,
+        description="who planned them: the LLM (RAG_HOP_DECOMPOSE) or the deterministic "
+        "hop; null when hops are off or nothing matched",
+    )
+    follow_ups_note: str | None = Field(
+        None,
+        description="why the deterministic follow-ups stood in: 'decomposition is off', "
+        "'unusable proposal', or the LLM's error code",
+    )
+
+
+class QueryResponse(Searched):
+    answer: str
+    citations: list[CitationOut]
+    invalid_citations: list[int] = Field(description="[n] naming no source")
+    unsupported_citations: list[int] = Field(
+        default_factory=list,
+        description="[n] whose source does not state the sentence; dropped from citations",
     )
     reason: str | None = Field(
         None,
@@ -260,17 +281,14 @@ class QueryResponse(BaseModel):
     finish_reason: str | None = None
 
 
-class SourcesEventOut(BaseModel):
+class SourcesEventOut(Searched):
     """SSE ``sources`` (``stream``: the first event): what the model is shown, before the
-    answer streams; ``search_query_*`` as in ``QueryResponse``."""
+    answer streams, and what was searched (``Searched``)."""
 
     sources: list[SourceOut]
     usage: UsageOut
     timings: dict[str, float]
     model: str
-    search_query: str
-    search_query_source: SearchQuerySource
-    search_query_note: str | None
 
 
 class DeltaEventOut(BaseModel):

@@ -33,6 +33,7 @@ from api.native.protocol import (
     PassageOut,
     QueryRequest,
     QueryResponse,
+    Searched,
     SearchRequest,
     SearchResponse,
     SearchResult,
@@ -41,19 +42,11 @@ from api.native.protocol import (
     UsageOut,
 )
 from rag.access import ReadScope
+from rag.answer import events as ev
 from rag.answer.budget import Source
 from rag.answer.citations import Citation
 from rag.answer.conversation import Message
-from rag.answer.events import (
-    AnswerEvent,
-    AnswerRequest,
-    AnswerStream,
-    DeltaEvent,
-    ErrorEvent,
-    FinalEvent,
-    SourcesEvent,
-    Usage,
-)
+from rag.answer.rewrite import SearchQuery
 from rag.answer.workers import run_search
 from rag.documents import Hit
 from rag.store.search import SearchFilters
@@ -173,11 +166,11 @@ def citation_out(c: Citation) -> CitationOut:
     )
 
 
-def usage_out(usage: Usage) -> UsageOut:
+def usage_out(usage: ev.Usage) -> UsageOut:
     return UsageOut(**asdict(usage))
 
 
-def final_out(services: Services, final: FinalEvent, include: Sequence[str]) -> QueryResponse:
+def final_out(services: Services, final: ev.FinalEvent, include: Sequence[str]) -> QueryResponse:
     citations = final.check.citations
     cited = {c.n for c in citations if c.kind == "model"}
     attributed = {c.n for c in citations if c.kind == "attributed"}
@@ -191,14 +184,12 @@ def final_out(services: Services, final: FinalEvent, include: Sequence[str]) -> 
         timings=final.timings,
         model=services.settings.llm_model,
         finish_reason=final.finish_reason,
-        search_query=final.search.text,
-        search_query_source=final.search.source,
-        search_query_note=final.search.note,
         reason=final.reason,
+        **searched(final.search),
     )
 
 
-def _record(request: Request, final: FinalEvent) -> None:
+def _record(request: Request, final: ev.FinalEvent) -> None:
     metrics = getattr(request.app.state, "metrics", None)
     if metrics is None or final.reason is not None:
         return
@@ -212,8 +203,10 @@ def _record(request: Request, final: FinalEvent) -> None:
         metrics.context_fill.observe(usage.prompt_tokens / usage.context_window)
 
 
-def answer_request(body: QueryRequest, request_id: str | None, scope: ReadScope) -> AnswerRequest:
-    return AnswerRequest(
+def answer_request(
+    body: QueryRequest, request_id: str | None, scope: ReadScope
+) -> ev.AnswerRequest:
+    return ev.AnswerRequest(
         question=body.question,
         scope=scope,
         top_k=body.top_k,
@@ -252,22 +245,22 @@ async def query(
     return await collect_final(services, first, events, request, body.include)
 
 
-def sources_headers(first: AnswerEvent, request_id: str | None) -> dict[str, str]:
+def sources_headers(first: ev.AnswerEvent, request_id: str | None) -> dict[str, str]:
     """The headers naming the sources of the pipeline's first event (``SourcesEvent``)."""
-    return answer_headers(first.sources if isinstance(first, SourcesEvent) else [], request_id)
+    return answer_headers(first.sources if isinstance(first, ev.SourcesEvent) else [], request_id)
 
 
 async def collect_final(
     services: Services,
-    first: AnswerEvent,
-    events: AnswerStream,
+    first: ev.AnswerEvent,
+    events: ev.AnswerStream,
     request: Request,
     include: Sequence[str],
 ) -> QueryResponse:
-    async def drain() -> FinalEvent:
+    async def drain() -> ev.FinalEvent:
         event = first
-        while not isinstance(event, FinalEvent):
-            if isinstance(event, ErrorEvent):
+        while not isinstance(event, ev.FinalEvent):
+            if isinstance(event, ev.ErrorEvent):
                 raise event.error
             event = await anext(events)
         return event
@@ -293,15 +286,27 @@ async def collect_final(
             task.cancel()
 
 
-def sources_out(services: Services, event: SourcesEvent, include: Sequence[str]) -> SourcesEventOut:
+def searched(search: SearchQuery) -> dict[str, Any]:
+    """``Searched``'s fields of an answer, its first event or chunk."""
+    return Searched(
+        search_query=search.text,
+        search_query_source=search.source,
+        search_query_note=search.note,
+        follow_up_queries=list(search.follow_ups),
+        follow_ups_by=search.follow_ups_by,
+        follow_ups_note=search.follow_ups_note,
+    ).model_dump()
+
+
+def sources_out(
+    services: Services, event: ev.SourcesEvent, include: Sequence[str]
+) -> SourcesEventOut:
     return SourcesEventOut(
         sources=[source_out(s, include) for s in event.sources],
         usage=usage_out(event.usage),
         timings=event.timings,
         model=services.settings.llm_model,
-        search_query=event.search.text,
-        search_query_source=event.search.source,
-        search_query_note=event.search.note,
+        **searched(event.search),
     )
 
 
@@ -312,19 +317,19 @@ def _sse(event: str, data: BaseModel | dict[str, Any]) -> bytes:
 
 async def _stream(
     services: Services,
-    first: AnswerEvent,
-    events: AnswerStream,
+    first: ev.AnswerEvent,
+    events: ev.AnswerStream,
     request: Request,
     include: Sequence[str],
 ) -> AsyncIterator[bytes]:
-    event: AnswerEvent | None = first
+    event: ev.AnswerEvent | None = first
     try:
         while event is not None:
-            if isinstance(event, SourcesEvent):
+            if isinstance(event, ev.SourcesEvent):
                 yield _sse("sources", sources_out(services, event, include))
-            elif isinstance(event, DeltaEvent):
+            elif isinstance(event, ev.DeltaEvent):
                 yield _sse("delta", DeltaEventOut(text=event.text))
-            elif isinstance(event, ErrorEvent):
+            elif isinstance(event, ev.ErrorEvent):
                 yield _sse("error", llm_error_body(event.error))
                 break
             else:

@@ -22,7 +22,7 @@ from pydantic import (
     model_serializer,
 )
 
-from api.native.protocol import SearchQuerySource, SourceOut, UsageOut
+from api.native.protocol import Searched, SourceOut, UsageOut
 
 
 class TextPart(BaseModel):
@@ -165,14 +165,11 @@ class ChunkChoice(BaseModel):
     finish_reason: str | None = None
 
 
-class ChunkSources(BaseModel):
+class ChunkSources(Searched):
     """``rag`` on the first stream chunk: the sources the model is shown, what was
     searched (as in ``QueryResponse``) and the budget."""
 
     sources: list[SourceOut]
-    search_query: str
-    search_query_source: SearchQuerySource
-    search_query_note: str | None
     usage: UsageOut
 
 

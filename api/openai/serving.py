@@ -20,6 +20,7 @@ from api.errors import APIError, llm_error_body
 from api.native.serving import (
     collect_final,
     final_out,
+    searched,
     source_out,
     sources_headers,
     usage_out,
@@ -38,16 +39,8 @@ from api.openai.protocol import (
     ResponseMessage,
 )
 from rag.access import ReadScope
+from rag.answer import events as ev
 from rag.answer.conversation import Message
-from rag.answer.events import (
-    AnswerEvent,
-    AnswerRequest,
-    AnswerStream,
-    DeltaEvent,
-    ErrorEvent,
-    FinalEvent,
-    SourcesEvent,
-)
 
 _INCLUDE = ("passages",)
 
@@ -66,7 +59,7 @@ def models(services: Services) -> ModelList:
 
 def answer_request(
     services: Services, body: ChatCompletionRequest, request_id: str | None, scope: ReadScope
-) -> AnswerRequest:
+) -> ev.AnswerRequest:
     if body.model != services.settings.rag_model_id:
         raise APIError(
             404,
@@ -96,7 +89,7 @@ def answer_request(
     instructions = "\n\n".join(
         m.text() for m in body.messages if m.role in ("system", "developer") and m.text().strip()
     )
-    return AnswerRequest(
+    return ev.AnswerRequest(
         question=body.messages[last_user].text(),
         scope=scope,
         history=history,
@@ -185,36 +178,34 @@ class _Chunks:
         return _data(chunk.model_dump())
 
 
-def _sources(event: SourcesEvent) -> dict[str, Any]:
+def _sources(event: ev.SourcesEvent) -> dict[str, Any]:
     return ChunkSources(
         sources=[source_out(s, _INCLUDE) for s in event.sources],
-        search_query=event.search.text,
-        search_query_source=event.search.source,
-        search_query_note=event.search.note,
         usage=usage_out(event.usage),
+        **searched(event.search),
     ).model_dump()
 
 
 async def _chunks(
     services: Services,
-    first: AnswerEvent,
-    events: AnswerStream,
+    first: ev.AnswerEvent,
+    events: ev.AnswerStream,
     completion_id: str,
     created: int,
     usage: bool,
 ) -> AsyncIterator[bytes]:
     out = _Chunks(completion_id, created, services.settings.rag_model_id)
-    event: AnswerEvent | None = first
+    event: ev.AnswerEvent | None = first
     try:
         while event is not None:
-            if isinstance(event, SourcesEvent):
+            if isinstance(event, ev.SourcesEvent):
                 yield out.chunk(ChunkDelta(role="assistant", content=""), rag=_sources(event))
-            elif isinstance(event, DeltaEvent):
+            elif isinstance(event, ev.DeltaEvent):
                 yield out.chunk(ChunkDelta(content=event.text))
-            elif isinstance(event, ErrorEvent):
+            elif isinstance(event, ev.ErrorEvent):
                 yield _data(llm_error_body(event.error, openai=True))
                 break
-            elif isinstance(event, FinalEvent):
+            elif isinstance(event, ev.FinalEvent):
                 final = final_out(services, event, _INCLUDE)
                 if event.reason is not None:  # nothing matched: the answer comes whole
                     yield out.chunk(ChunkDelta(content=event.answer))

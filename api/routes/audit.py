@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from api.deps import AdminDep, ServicesDep
 from api.errors import APIError
-from api.native.protocol import ErrorResponse
+from api.routes.responses import errors
 from rag.answer.pipeline import run_sync
 from rag.audit import audit_log
 from rag.audit.log import parse_time
@@ -35,7 +35,7 @@ def _moment(name: str, value: str | None) -> float | None:
         ) from None
 
 
-@router.get("", response_model=AuditPage, responses={422: {"model": ErrorResponse}})
+@router.get("", response_model=AuditPage, responses=errors(422))
 async def read_audit(
     services: ServicesDep,
     principal: AdminDep,

@@ -17,11 +17,11 @@ from api.native.protocol import (
     AccessPatch,
     DocumentList,
     DocumentOut,
-    ErrorResponse,
     JobOut,
     UploadResponse,
 )
 from api.routes.ingest import job_access
+from api.routes.responses import errors
 from api.uploads import restate_unstored, save_uploads
 from ingest.erasure import Tombstones, erase, source_of
 from rag.access import AccessError, AccessList, Principal
@@ -59,14 +59,7 @@ async def list_documents(
     "",
     status_code=202,
     response_model=UploadResponse,
-    responses={
-        403: {"model": ErrorResponse},
-        409: {"model": ErrorResponse},
-        413: {"model": ErrorResponse},
-        422: {"model": ErrorResponse},
-        503: {"model": ErrorResponse},
-        507: {"model": ErrorResponse},
-    },
+    responses=errors(403, 409, 413, 422, 503, 507),
 )
 async def upload_documents(
     request: Request,
@@ -118,7 +111,7 @@ async def upload_documents(
     return UploadResponse(saved=names, files=saved.files, job=JobOut.of(job) if job else None)
 
 
-@router.get("/{document_id}", response_model=DocumentOut, responses={404: {"model": ErrorResponse}})
+@router.get("/{document_id}", response_model=DocumentOut, responses=errors(404))
 async def get_document(
     document_id: str,
     request: Request,
@@ -168,7 +161,7 @@ def _is_stored(services: ServicesDep, path: str) -> bool:
     return services.store.documents.get_document(document_id_of(source_of(path))) is not None
 
 
-@router.delete("/{document_id}", responses={404: {"model": ErrorResponse}})
+@router.delete("/{document_id}", responses=errors(404))
 async def delete_document(
     document_id: str, request: Request, services: ServicesDep, principal: AdminDep
 ) -> dict[str, Any]:
@@ -216,11 +209,7 @@ def audit_view(record: DocumentRecord) -> dict[str, Any]:
 @router.patch(
     "/{document_id}",
     response_model=DocumentOut,
-    responses={
-        403: {"model": ErrorResponse},
-        404: {"model": ErrorResponse},
-        422: {"model": ErrorResponse},
-    },
+    responses=errors(403, 404, 422),
 )
 async def patch_document_access(
     document_id: str,

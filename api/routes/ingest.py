@@ -9,7 +9,8 @@ from fastapi import APIRouter, Request
 from api import audit
 from api.deps import IngesterDep, ServicesDep
 from api.errors import APIError
-from api.native.protocol import ErrorResponse, IngestRequest, JobList, JobOut
+from api.native.protocol import IngestRequest, JobList, JobOut
+from api.routes.responses import errors
 from ingest.files.access import JobAccess, split_names
 from ingest.jobs import JobView, NoSuchPath, OutsideRoots
 from rag.access import AccessError, Action, Principal
@@ -55,12 +56,7 @@ def _own(job: JobView, principal: Principal) -> bool:
     "",
     status_code=202,
     response_model=JobOut,
-    responses={
-        403: {"model": ErrorResponse},
-        409: {"model": ErrorResponse},
-        422: {"model": ErrorResponse},
-        503: {"model": ErrorResponse},
-    },
+    responses=errors(403, 409, 422, 503),
 )
 async def start_job(
     body: IngestRequest, request: Request, services: ServicesDep, principal: IngesterDep
@@ -96,7 +92,7 @@ async def start_job(
     return JobOut.of(job)
 
 
-@router.get("", response_model=JobList, responses={503: {"model": ErrorResponse}})
+@router.get("", response_model=JobList, responses=errors(503))
 async def recent_jobs(services: ServicesDep, principal: IngesterDep) -> JobList:
     """The most recent jobs, newest first (an ingester's own only); ``queue``: they run on
     the ingestion queue."""
@@ -114,7 +110,7 @@ async def recent_jobs(services: ServicesDep, principal: IngesterDep) -> JobList:
 @router.get(
     "/{job_id}",
     response_model=JobOut,
-    responses={404: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+    responses=errors(404, 503),
 )
 async def get_job(job_id: str, services: ServicesDep, principal: IngesterDep) -> JobOut:
     job = await run_sync(services.jobs.get, job_id) if services.jobs else None

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from api.deps import PrincipalDep
-from api.native.protocol import ErrorResponse
+from api.routes.responses import errors
 from rag.access import Action
 
 router = APIRouter(prefix="/v1", tags=["access"])
@@ -28,7 +28,7 @@ class Me(BaseModel):
     can: Abilities
 
 
-@router.get("/me", response_model=Me, responses={401: {"model": ErrorResponse}})
+@router.get("/me", response_model=Me, responses=errors(401))
 async def me(principal: PrincipalDep) -> Me:
     return Me(
         name=principal.name,

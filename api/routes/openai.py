@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
@@ -13,14 +11,13 @@ from api.deps import ReaderDep, ScopeDep, ServicesDep
 from api.observability import request_id_var
 from api.openai import serving as openai_serving
 from api.openai.protocol import ChatCompletion, ChatCompletionRequest, ModelList, OpenAIError
+from api.routes.responses import errors, streamed
 
 router = APIRouter(prefix="/v1", tags=["openai"])
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": OpenAIError} for code in (400, 401, 404, 413, 502, 503, 504)
-}
+_ERRORS = (400, 401, 404, 413, 502, 503, 504)
 
 
-@router.get("/models", response_model=ModelList, responses={401: {"model": OpenAIError}})
+@router.get("/models", response_model=ModelList, responses=errors(401, model=OpenAIError))
 async def list_models(services: ServicesDep, principal: ReaderDep) -> ModelList:
     return openai_serving.models(services)
 
@@ -28,13 +25,9 @@ async def list_models(services: ServicesDep, principal: ReaderDep) -> ModelList:
 @router.post(
     "/chat/completions",
     response_model=ChatCompletion,
-    responses={
-        **_ERRORS,
-        200: {
-            "content": {"text/event-stream": {}},
-            "description": "chat.completion, or chat.completion.chunk events",
-        },
-    },
+    responses=streamed(
+        "chat.completion, or chat.completion.chunk events", *_ERRORS, model=OpenAIError
+    ),
 )
 async def chat_completions(
     body: ChatCompletionRequest,

@@ -6,7 +6,8 @@ from fastapi import APIRouter
 
 from api.deps import ReaderDep, ScopeDep, ServicesDep
 from api.errors import APIError, valid_uuid
-from api.native.protocol import ErrorResponse, ParentOut
+from api.native.protocol import ParentOut
+from api.routes.responses import errors
 from rag.answer.pipeline import run_sync
 
 router = APIRouter(prefix="/v1/parents", tags=["search"])
@@ -15,7 +16,7 @@ router = APIRouter(prefix="/v1/parents", tags=["search"])
 @router.get(
     "/{parent_id}",
     response_model=ParentOut,
-    responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+    responses=errors(404, 422),
 )
 async def get_parent(
     parent_id: str, services: ServicesDep, scope: ScopeDep, principal: ReaderDep

@@ -3,34 +3,25 @@ sources also in the response headers (``api.headers``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
 from api import audit
 from api.deps import ReaderDep, ScopeDep, ServicesDep
 from api.native import serving
-from api.native.protocol import ErrorResponse, QueryRequest, QueryResponse
+from api.native.protocol import QueryRequest, QueryResponse
 from api.observability import request_id_var
+from api.routes.responses import streamed
 
 router = APIRouter(prefix="/v1", tags=["query"])
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (413, 422, 502, 503, 504)
-}
 
 
 @router.post(
     "/query",
     response_model=QueryResponse,
-    responses={
-        **_ERRORS,
-        200: {
-            "content": {"text/event-stream": {}},
-            "description": "JSON, or SSE events sources/delta/final/done if stream",
-        },
-    },
+    responses=streamed(
+        "JSON, or SSE events sources/delta/final/done if stream", 413, 422, 502, 503, 504
+    ),
 )
 async def query(
     body: QueryRequest,

@@ -7,7 +7,8 @@ from fastapi import APIRouter, Request
 from api import audit
 from api.deps import ReaderDep, ScopeDep, ServicesDep
 from api.native import serving
-from api.native.protocol import ErrorResponse, SearchRequest, SearchResponse
+from api.native.protocol import SearchRequest, SearchResponse
+from api.routes.responses import errors
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
@@ -15,7 +16,7 @@ router = APIRouter(prefix="/v1", tags=["search"])
 @router.post(
     "/search",
     response_model=SearchResponse,
-    responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+    responses=errors(422, 503),
 )
 async def search(
     body: SearchRequest,

@@ -23,6 +23,8 @@ import { sseEvents } from "./sse.js";
  * @property {boolean} cited
  * @property {boolean} [attributed]
  * @property {{start: number, end: number}[]} [passages]
+ * @property {number} [hop]  the retrieval hop that found it: 1, or 2 (a follow-up search)
+ * @property {string | null} [found_by]  the follow-up query that found it (hop 2)
  */
 /**
  * @typedef {object} Citation
@@ -43,6 +45,9 @@ import { sseEvents } from "./sse.js";
  * @property {string} search_query
  * @property {"question" | "rewritten" | "fallback"} search_query_source
  * @property {string | null} search_query_note
+ * @property {string[]} follow_up_queries  the second hop's searches
+ * @property {"llm" | "deterministic" | null} follow_ups_by  who planned them
+ * @property {string | null} follow_ups_note  why the deterministic ones stood in
  */
 /**
  * The `final` event (QueryResponse).
@@ -51,11 +56,12 @@ import { sseEvents } from "./sse.js";
  */
 /**
  * What a streamed question yields, in this order: `refused` (an HTTP error before any
- * answer) or `open`, then `sources`, `delta`s, and `final` or `error`; `broken` (the request
- * or the stream failed, `aborted` when it was stopped; `started`: after `open`) may end it
- * anywhere. Nothing is thrown.
+ * answer) or `open` (with the answer's request id, from `X-RAG-Request-Id`), then
+ * `sources`, `delta`s, and `final` or `error`; `broken` (the request or the stream failed,
+ * `aborted` when it was stopped; `started`: after `open`) may end it anywhere. Nothing is
+ * thrown.
  * @typedef {{type: "refused", status: number, message: string}
- *   | {type: "open"}
+ *   | {type: "open", requestId: string | null}
  *   | {type: "sources", data: SourcesData}
  *   | {type: "delta", data: {text: string}}
  *   | {type: "final", data: FinalData}
@@ -174,7 +180,8 @@ export async function* queryEvents(body, signal) {
     yield { type: "refused", status: response.status, message: await errorText(response) };
     return;
   }
-  yield { type: "open" };
+  const requestId = response.headers.get("X-RAG-Request-Id") || response.headers.get("X-Request-Id");
+  yield { type: "open", requestId };
   try {
     for await (const { event, data } of sseEvents(response.body)) {
       if (event === "error") yield { type: "error", data: data.error };
@@ -182,5 +189,20 @@ export async function* queryEvents(body, signal) {
     }
   } catch (err) {
     yield { type: "broken", aborted: err.name === "AbortError", started: true, message: err.message };
+  }
+}
+
+/**
+ * POST /v1/feedback (a rating of an answer). Nothing is thrown.
+ * @param {object} body  rag.feedback.Feedback: rating, question, answer, comment, request_id, sources
+ * @returns {Promise<{ok: true, id: string} | {ok: false, message: string}>}
+ */
+export async function sendFeedback(body) {
+  try {
+    const response = await api("/v1/feedback", { method: "POST", body: JSON.stringify(body) });
+    if (response.ok) return { ok: true, id: (await response.json()).id };
+    return { ok: false, message: await errorText(response) };
+  } catch (err) {
+    return { ok: false, message: `network error (${err.message})` };
   }
 }

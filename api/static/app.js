@@ -3,6 +3,7 @@
 //   sse.js     a text/event-stream body parsed into events
 //   state.js   the conversation thread and what else the page knows (one owner)
 //   thread.js  a turn's lifecycle: request -> events -> state -> paint
+//   feedback.js  rating an answer (thumbs up/down, a comment) -> POST /v1/feedback
 //   render.js  painting from state: answers, citations, sources, gauge, status, banner
 //   viewer.js  a source opened with its passages and cited span highlighted
 //   highlight.js  marks in document text: ranges at levels, a query's terms

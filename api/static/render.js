@@ -95,6 +95,11 @@ function renderSources(list, view, askMode) {
     if (askMode) tags.push(el("span", { class: cited ? "tag cited" : "tag" },
       s.cited ? "cited" : s.attributed ? "supports the answer" : "not cited"));
     if (s.truncated) tags.push(el("span", { class: "tag" }, "excerpt"));
+    if (s.hop === 2) {
+      const via = s.found_by || "a follow-up search";
+      tags.push(el("span", { class: "tag hop", title: `Found by the second retrieval hop, which searched for: ${via}` },
+        `hop 2 · via: ${via}`));
+    }
     const item = el("li", { class: "src", id: sourceId(view, s.n), tabindex: "0", role: "button",
       "aria-label": `Open source ${s.n}: ${s.title}`,
       onclick: () => openSource(view, s.n),
@@ -175,6 +180,7 @@ export function mountTurn(t) {
     el("p", { class: "searched muted", hidden: "" }),
     el("div", { class: "answer", hidden: "" }, el("div", { class: "answer-text", "aria-live": "polite" }),
       el("p", { class: "invalid muted", hidden: "" })),
+    el("div", { class: "feedback", role: "group", "aria-label": `Rate answer ${i}`, hidden: "" }),
     gaugeNode(),
     el("details", { class: "turn-sources", hidden: "", open: "" }, el("summary", {}), el("ol", { class: "sources" })));
   for (const other of $("thread").querySelectorAll(".turn-sources")) other.open = false;
@@ -183,13 +189,21 @@ export function mountTurn(t) {
   showMode();
 }
 export const scrollToTurn = (t) => nodes.get(t).scrollIntoView({ block: "nearest" });
+/** The box under the answer of `t` where feedback.js puts its rating control. @param {Turn} t */
+export const feedbackSlot = (t) => part(t, ".feedback");
 
 function paintSearched(t) {
   const p = part(t, ".searched");
-  p.hidden = !t.search_query || t.search_query_source === "question";
-  p.textContent = t.search_query_source === "rewritten"
-    ? `Searched for “${t.search_query}” (rewritten from the conversation)`
-    : `Searched for “${t.search_query}” (the recent questions joined; ${rewriteNote(t.search_query_note)})`;
+  const first = t.search_query_source === "question" ? ""
+    : t.search_query_source === "rewritten"
+      ? `Searched for “${t.search_query}” (rewritten from the conversation)`
+      : `Searched for “${t.search_query}” (the recent questions joined; ${rewriteNote(t.search_query_note)})`;
+  const follow = t.follow_up_queries || [];
+  const by = t.follow_ups_by === "llm" ? "proposed by the model" : "names the first results hold";
+  const second = follow.length
+    ? `${first ? "Then" : "Also searched"}: ${follow.map((q) => `“${q}”`).join(", ")} (${by})` : "";
+  p.hidden = !t.search_query || !(first || second);
+  p.textContent = [first, second].filter(Boolean).join(". ");
 }
 function paintSources(t) {
   const box = part(t, ".turn-sources");

@@ -14,11 +14,14 @@
 /**
  * One question and its answer; stored as is (less the sources' fetched `parent_text`).
  * `outcome` is "pending" until the answer ends "answered", "stopped" (a partial answer is
- * kept) or "failed"; `note` says why when it did not end answered.
+ * kept) or "failed"; `note` says why when it did not end answered. `request_id` is the
+ * answer's (X-RAG-Request-Id); `feedback` is set once a rating of it was stored.
  * @typedef {View & {question: string, answer: string, outcome: string, note: string,
  *   usage?: import("./api.js").Usage, timings?: import("./api.js").Timings, model?: string,
  *   reason?: string | null, invalid_citations?: number[], unsupported_citations?: number[],
- *   search_query?: string, search_query_source?: string, search_query_note?: string | null}} Turn
+ *   search_query?: string, search_query_source?: string, search_query_note?: string | null,
+ *   follow_up_queries?: string[], follow_ups_by?: string | null,
+ *   request_id?: string | null, feedback?: {rating: "up" | "down", id: string}}} Turn
  */
 
 const THREAD_KEY = "rag-thread";

@@ -3,6 +3,7 @@
 // (state.controller); a turn replaced meanwhile (a new conversation) is left alone.
 import { queryEvents } from "./api.js";
 import { $ } from "./dom.js";
+import { paintFeedback } from "./feedback.js";
 import { filters, mode } from "./filters.js";
 import {
   bannerText, clearThread, mountTurn, paintDelta, paintRetrieved, paintTurn, scrollToTurn, setStatus,
@@ -14,9 +15,11 @@ import { closeViewer } from "./viewer.js";
 
 /** @typedef {import("./state.js").Turn} Turn */
 
-const RETRIEVED = ["sources", "usage", "timings", "model", "search_query", "search_query_source", "search_query_note"];
+const SEARCHED = ["search_query", "search_query_source", "search_query_note", "follow_up_queries",
+  "follow_ups_by", "follow_ups_note"];
+const RETRIEVED = ["sources", "usage", "timings", "model", ...SEARCHED];
 const FINAL = ["answer", "citations", "sources", "usage", "model", "reason", "invalid_citations",
-  "unsupported_citations", "search_query", "search_query_source", "search_query_note"];
+  "unsupported_citations", ...SEARCHED];
 const pick = (data, fields) => Object.fromEntries(fields.map((f) => [f, data[f]]));
 
 /** The status line once an answer ended. @param {import("./api.js").FinalData} data */
@@ -68,6 +71,7 @@ export async function ask(q) {
       }
       return;
     } else if (e.type === "open") {
+      t.request_id = e.requestId;
       showBanner(state.llmOk ? "" : bannerText());
     } else if (e.type === "sources") {
       Object.assign(t, pick(e.data, RETRIEVED));
@@ -100,6 +104,7 @@ function endTurn(t, outcome, note) {
   t.outcome = outcome;
   t.note = note;
   paintTurn(t);
+  paintFeedback(t);
   if (!saveThread()) showBanner("This conversation is too large to keep in the tab; it will not survive a reload.");
 }
 
@@ -130,6 +135,7 @@ export function restoreThread(turns) {
     Object.assign(t, saved, { prefix: t.prefix });
     mountTurn(t);
     paintTurn(t);
+    paintFeedback(t);
   }
   showMode();
 }

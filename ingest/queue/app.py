@@ -16,18 +16,19 @@ from __future__ import annotations
 
 from celery import Celery
 
-from rag.settings import Settings
+from rag.settings import QueueSettings
 
 INGEST_TASK = "rag.ingest_files"
 PRUNE_TASK = "rag.prune_roots"
 
 
-def redis_prefix(settings: Settings) -> str:
-    """Keys of the job board; per collection, so two stores can share one Redis."""
-    return f"rag:{settings.collection}"
+def redis_prefix(collection: str) -> str:
+    """Keys of the job board; per collection (``RAG_COLLECTION``, the store group), so two
+    stores can share one Redis."""
+    return f"rag:{collection}"
 
 
-def make_celery(settings: Settings) -> Celery:
+def make_celery(settings: QueueSettings) -> Celery:
     if not settings.broker_url:
         raise ValueError("RAG_BROKER_URL is not set")
     app = Celery("rag-ingest", broker=settings.broker_url, set_as_current=False)

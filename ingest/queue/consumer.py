@@ -41,16 +41,16 @@ log = logging.getLogger(__name__)
 def queue_app(settings: Settings, worker: Indexer) -> tuple[Celery, Heartbeat]:
     """The Celery app with the tasks bound to this process's worker, and the heartbeat of
     the tasks it will hold (started)."""
-    app = make_celery(settings)
+    app = make_celery(settings.queue)
     register(app)
     board = JobBoard.connect(
         settings.broker_url or "",
-        redis_prefix(settings),
+        redis_prefix(settings.collection),
         timeout_s=30.0,
         sentinel_master=settings.queue_sentinel_master,
     )
     heartbeat = Heartbeat(board.redis, settings.queue_visibility_timeout_s / 4).start()
-    install(TaskContext(settings, worker, board, heartbeat))
+    install(TaskContext(settings.queue, worker, board, heartbeat))
     tracing.setup("rag-ingest-worker", trace_text=settings.trace_text)  # only with OTEL_* set
     return app, heartbeat
 
@@ -63,24 +63,24 @@ def queue_ingest_worker(settings: Settings, embedder: Embedder, store: QdrantSto
     )
 
 
-def _hostname() -> str:
-    return f"ingest-{os.getpid()}@{socket.gethostname()}"
+def _options(concurrency: int) -> dict[str, object]:
+    """What both ways of consuming share: threads, one name per process, and none of
+    Celery's cluster chatter (gossip, mingle, worker heartbeats: ``Heartbeat`` keeps the
+    tasks fresh instead)."""
+    return {
+        "concurrency": concurrency,
+        "hostname": f"ingest-{os.getpid()}@{socket.gethostname()}",
+        "without_gossip": True,
+        "without_mingle": True,
+        "without_heartbeat": True,
+        "optimization": "fair",
+    }
 
 
 def run_worker(settings: Settings, worker: Indexer, concurrency: int) -> int:
     """Consume until SIGTERM/SIGINT (Celery's own signal handling); the exit code."""
     app, _ = queue_app(settings, worker)
-    celery_worker = app.Worker(
-        pool="threads",
-        concurrency=concurrency,
-        hostname=_hostname(),
-        loglevel="INFO",
-        without_gossip=True,
-        without_mingle=True,
-        without_heartbeat=True,
-        optimization="fair",
-        quiet=True,
-    )
+    celery_worker = app.Worker(pool="threads", loglevel="INFO", quiet=True, **_options(concurrency))
     log.warning(
         "ingest worker consuming %s (%d at once), shared roots: %s",
         settings.queue_name,
@@ -125,15 +125,7 @@ class Consumer:
 def start_consumer(settings: Settings, worker: Indexer, concurrency: int) -> Consumer:
     """Celery's WorkController (no signal handlers: not the main thread) on a thread."""
     app, heartbeat = queue_app(settings, worker)
-    controller = app.WorkController(
-        pool_cls="threads",
-        concurrency=concurrency,
-        hostname=_hostname(),
-        without_gossip=True,
-        without_mingle=True,
-        without_heartbeat=True,
-        optimization="fair",
-    )
+    controller = app.WorkController(pool_cls="threads", **_options(concurrency))
     thread = threading.Thread(target=controller.start, name="ingest-consumer", daemon=True)
     thread.start()
     return Consumer(controller, thread, heartbeat)

@@ -84,10 +84,10 @@ class Producer:
         self.settings = settings
         self.board = JobBoard.connect(
             settings.broker_url,
-            redis_prefix(settings),
+            redis_prefix(settings.collection),
             sentinel_master=settings.queue_sentinel_master,
         )
-        self.app = make_celery(settings)
+        self.app = make_celery(settings.queue)
         self.roots = Roots.of(settings.api_ingest_roots)
 
     def check_paths(self, paths: list[Path]) -> list[Path]:

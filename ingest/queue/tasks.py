@@ -39,7 +39,7 @@ from ingest.queue.heartbeat import Heartbeat
 from ingest.queue.job_board import FileState, JobBoard
 from rag import tracing
 from rag.documents import document_id
-from rag.settings import Settings
+from rag.settings import QueueSettings
 
 _T = TypeVar("_T")
 
@@ -53,7 +53,7 @@ _NOT_FOUND = "the worker found no such file under its shared roots"
 
 @dataclass
 class TaskContext:
-    settings: Settings
+    queue: QueueSettings  # the queue group: deliveries, retries, visibility
     worker: Indexer
     board: JobBoard
     heartbeat: Heartbeat | None = None
@@ -112,12 +112,12 @@ def _ingest_files(
     task: Task, ctx: TaskContext, job_id: str, paths: list[str], access: JobAccess
 ) -> dict[str, Any]:
     board = ctx.board
-    patient = _Patient(ctx.settings.queue_visibility_timeout_s)
+    patient = _Patient(ctx.queue.queue_visibility_timeout_s)
     task_id = str(task.request.id)
     starts = patient(board.delivered, job_id, f"{task_id}:{task.request.retries}")
     states = patient(board.states, job_id, paths)
     todo = [p for p in paths if states.get(p) not in ("done", "unchanged")]
-    limit = ctx.settings.queue_max_deliveries
+    limit = ctx.queue.queue_max_deliveries
     if todo and starts > limit:  # its worker died (or was killed) every time it ran it
         reason = (
             f"started {starts - 1} times without finishing (its worker died or was killed "
@@ -196,24 +196,24 @@ def _retry_or_give_up(
 ) -> dict[str, Any]:
     attempt = task.request.retries
     board = ctx.board
-    patient = _Patient(ctx.settings.queue_visibility_timeout_s)
-    if attempt >= ctx.settings.queue_max_retries:
+    patient = _Patient(ctx.queue.queue_visibility_timeout_s)
+    if attempt >= ctx.queue.queue_max_retries:
         patient(_fail, board, job_id, paths, f"gave up after {attempt} retries: {exc}")
         patient(board.finish_task, job_id, str(task.request.id))
         return {"failed": len(paths)}
     patient(board.move, job_id, paths, "retrying", str(exc))
     board.count_retry()
-    delay = ctx.settings.queue_retry_backoff_s * (2**attempt)
+    delay = ctx.queue.queue_retry_backoff_s * (2**attempt)
     log.warning(
         "job %s: %d file(s) retry in %.0f s (attempt %d of %d): %s",
         job_id,
         len(paths),
         delay,
         attempt + 1,
-        ctx.settings.queue_max_retries,
+        ctx.queue.queue_max_retries,
         exc,
     )
-    raise task.retry(countdown=delay, max_retries=ctx.settings.queue_max_retries + 1, exc=exc)
+    raise task.retry(countdown=delay, max_retries=ctx.queue.queue_max_retries + 1, exc=exc)
 
 
 class _Patient:
@@ -239,7 +239,7 @@ class _Patient:
 
 def prune_roots(task: Task, job_id: str, roots: list[str]) -> dict[str, Any]:
     ctx = _ctx()
-    patient = _Patient(ctx.settings.queue_visibility_timeout_s)
+    patient = _Patient(ctx.queue.queue_visibility_timeout_s)
     try:
         removed = ctx.worker.prune([Path(r) for r in roots])
         patient(ctx.board.add_removed, job_id, removed)

@@ -22,14 +22,16 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from rag.documents import Hit
 from rag.settings import RetrievalSettings
 
-#: Names taken from one seed parent (the first ones, in reading order).
-MAX_NAMES = 6
+#: Names taken from one seed parent (the first ones, in reading order). Measured on
+#: HotpotQA-dev (BENCHMARKS.md, 2e): 3 names 0.934 both-gold@5, 6: 0.946, 10: 0.960,
+#: 15: 0.962, 25: 0.962; the bridge is often a later name of the seed's passage.
+MAX_NAMES = 15
 #: Matched passages of a seed parent read for names (the best ones).
 SEED_PASSAGES = 2
 
@@ -45,6 +47,11 @@ _COMMON = frozenset(
     of for from by with as to and or but if when while after before during since until
     is was were are be been who whom whose which what where why how also however although
     though yet so then thus one two three first second new many most some other such""".split()
+)
+#: Capitalised, but dates, not names: a month or a weekday adds nothing to a follow-up.
+_CALENDAR = frozenset(
+    """january february march april may june july august september october november december
+    monday tuesday wednesday thursday friday saturday sunday""".split()
 )
 
 
@@ -76,17 +83,17 @@ def names(text: str) -> list[str]:
 
 def seed_terms(question: str, hit: Hit, max_names: int = MAX_NAMES) -> list[str]:
     """What ``hit`` says that ``question`` lacks: its title, then the names of its best
-    matched passages (its text's start when none matched), none whose words the question
-    already holds."""
+    matched passages (its text's start when none matched), each adding a word that neither
+    the question nor an earlier term holds (a month or weekday is no such word)."""
     asked = _words(question)
     passages = [hit.passage_text(p) for p in hit.passages[:SEED_PASSAGES]] or [hit.text[:1500]]
     out: list[str] = []
     taken: set[str] = set()
     for term in [hit.title, *(n for text in passages for n in names(text))]:
-        new = _words(term) - asked - _COMMON
-        if not term or not new or term.lower() in taken:
+        words = _words(term)
+        if not term or not words - asked - _COMMON - _CALENDAR - taken:
             continue
-        taken.add(term.lower())
+        taken |= words
         out.append(term)
         if len(out) > max_names:  # the title and max_names names
             break
@@ -112,16 +119,23 @@ def follow_ups(question: str, first: list[Hit], count: int) -> list[FollowUp]:
     return out
 
 
-def fuse(first: list[Hit], hops: list[tuple[FollowUp, list[Hit]]], limit: int) -> list[Hit]:
+def fuse(
+    first: list[Hit], hops: list[tuple[FollowUp, list[Hit]]], limit: int, extra: int = 2
+) -> list[Hit]:
     """The first hop's order, each seed followed by the best parent its follow-up found
-    that is not listed yet (``hop`` 2, ``found_by`` the follow-up query); one hit per parent,
-    the best ``limit``. A rank fusion that keeps the first hop first: RRF over the hop lists
-    measured worse (BENCHMARKS.md, "multi-hop": parents every follow-up repeats, because
-    each holds the question, crowd out the one bridge a single follow-up finds)."""
+    that is not listed yet (``hop`` 2, ``found_by`` the follow-up query); then, from the
+    middle of the list down (rank ``limit // 2``), each follow-up's next ``extra`` parents
+    that neither hop listed: the top half stays the first hop's, the bottom half makes room
+    for a bridge the follow-up ranked second or third. One hit per parent, the best
+    ``limit``. A rank fusion that keeps the first hop first: RRF over the hop lists measured
+    worse at the top (BENCHMARKS.md, "multi-hop": parents every follow-up repeats, because
+    each holds the question, crowd out the one bridge a single follow-up finds), better
+    deep down, which the ``extra`` places take from it."""
     found = {follow_up.seed.parent_id: (follow_up, hits) for follow_up, hits in hops}
     out: list[Hit] = []
     listed: set[str] = set()
     by_id = {h.parent_id: h for h in first}
+    later: list[tuple[FollowUp, Hit]] = []
     for hit in first:
         if hit.parent_id not in listed:
             listed.add(hit.parent_id)
@@ -136,6 +150,16 @@ def fuse(first: list[Hit], hops: list[tuple[FollowUp, list[Hit]]], limit: int) -
         else:  # scored like the first-hop parent whose place it takes
             displaced = first[min(len(out), len(first) - 1)]
             out.append(rescaled(replace(new, hop=2, found_by=follow_up.query), displaced))
+        others = [h for h in hits if h.parent_id not in listed and h.parent_id not in by_id]
+        later.extend((follow_up, h) for h in others[:extra])
+    place = limit // 2
+    for follow_up, new in later:
+        if new.parent_id in listed or place < 2 or place >= limit:
+            continue
+        listed.add(new.parent_id)
+        displaced = out[min(place, len(out) - 1)]
+        out.insert(place, rescaled(replace(new, hop=2, found_by=follow_up.query), displaced))
+        place += 1
     return out[:limit]
 
 
@@ -174,15 +198,20 @@ class HopRetrieval:
         limit: int,
         search: Callable[[str, int], list[Hit]],
         started: float,
+        planned: Sequence[FollowUp] | None = None,
     ) -> list[Hit]:
         """``first`` (``limit`` parents) fused with the follow-ups' results. ``search``
         takes a query and a limit (the caller binds it to the first search's mode, filters
         and scope); ``started``: the ``time.monotonic()`` retrieval began (the budget's
-        origin: the question's embedding and the first search count against it)."""
+        origin: the question's embedding and the first search count against it; after an
+        LLM's proposal, ``rag.answer.decompose``, which has its own timeout, the time the
+        proposal came back). ``planned``: the follow-ups to search (the LLM's), else the
+        deterministic ones."""
         if not self.on or not first:
             return first
         deadline = started + self.settings.hop_budget_ms / 1000
-        planned = follow_ups(question, first, self.settings.hop_queries)
+        if planned is None:
+            planned = follow_ups(question, first, self.settings.hop_queries)
         if not planned or time.monotonic() >= deadline:
             return first
         results: list[tuple[FollowUp, list[Hit]]] = []

@@ -4,7 +4,9 @@
 ``answer`` is the answer use case as one stream of typed events (``rag.answer.events``):
 
     rewrite?  -> rag.answer.rewrite     the search query of a follow-up (history only)
-    retrieve  -> rag.answer.retrieval   parents for that query (``search``, checked first)
+    retrieve  -> rag.answer.retrieval   parents for that query: the first hop (checked
+                 rag.answer.decompose   first), the follow-up searches planned from it
+                                        (the LLM's, when on, else rag.answer.hops'), fused
     pack      -> rag.answer.packing     sources and history within the budget, proved exactly
     generate  -> rag.answer.generation  the LLM's streamed answer
     cite      -> rag.answer.citations   what its [n] markers turned out to be
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -29,6 +31,7 @@ from rag import tracing
 from rag.access.scope import ReadScope
 from rag.answer.citations import CitationCheck, parse_citations
 from rag.answer.conversation import turns_of
+from rag.answer.decompose import HopDecomposer
 from rag.answer.events import (
     NO_MATCH_ANSWER,
     NO_MATCHING_DOCUMENTS,
@@ -74,8 +77,13 @@ class RagPipeline:
         self.settings, self.llm = settings, llm
         configure(settings.cpu_workers, settings.search_workers)
         self.model = ServedModel(settings.llm, llm, settings.model_dir)
-        reranker = CrossEncoderReranker(settings) if settings.rerank else None
+        reranker = (
+            CrossEncoderReranker(settings.model_dir, settings.retrieval.rerank_passages_per_parent)
+            if settings.retrieval.rerank
+            else None
+        )
         self.retriever = Retriever(settings.retrieval, embedder, store, reranker)
+        self.decomposer = HopDecomposer(settings.retrieval, llm)
         self.floor = RelevanceFloor.of(settings.retrieval)
         self.rewriter = QueryRewriter(settings.conversation, llm)
         self.packer = Packer(settings.llm, settings.conversation, self.model)
@@ -162,14 +170,7 @@ class RagPipeline:
             timings["rewrite"] = _since(started)
         started = time.perf_counter()
         with tracing.current(root):  # the search's spans (in its thread) are children of root
-            hits = await run_search(  # under the relevance floor: nothing matched
-                functools.partial(self.search, scope=request.scope),
-                search.text,
-                request.top_k,
-                request.filters,
-                request.mode,
-                self.floor,
-            )
+            hits, search = await self._retrieve(request, search)
         timings["retrieval"] = _since(started)
         if not hits:
             for event in self._unanswered(
@@ -256,6 +257,57 @@ class RagPipeline:
             finish_reason=answer.finish_reason,
             search=search,
         )
+
+    async def _retrieve(
+        self, request: AnswerRequest, search: SearchQuery
+    ) -> tuple[list[Hit], SearchQuery]:
+        """The answer path's retrieval: the first hop (none under the relevance floor), the
+        follow-ups planned from it (``HopDecomposer``: the LLM's or the deterministic ones),
+        then fused; ``search`` gains what the follow-ups searched."""
+        s = self.settings
+        self._check_text("query", search.text)
+        k, how = request.top_k or s.default_top_k, request.mode or s.retrieval_mode
+        filters = SearchFilters.within(request.filters, request.scope)
+        with tracing.span(
+            "rag.retrieve", rag_top_k=k, rag_mode=how.value, rag_query=tracing.text(search.text)
+        ) as retrieving:
+            first = await run_search(
+                self.retriever.first_hop, search.text, k, how, filters, self.floor
+            )
+            if not first.hits:
+                return [], search
+            plan = None
+            if self.retriever.hops.on:
+                with tracing.span("rag.decompose", rag_on=self.decomposer.on) as planning:
+                    plan = await self.decomposer.plan(
+                        search.text, first.hits, self.model.special_tokens, request.request_id
+                    )
+                    tracing.set_attrs(
+                        planning, rag_source=plan.source, rag_queries=len(plan.follow_ups)
+                    )
+                search = dataclasses.replace(
+                    search,
+                    follow_ups=tuple(plan.queries),
+                    follow_ups_by=plan.source,
+                    follow_ups_note=plan.note,
+                )
+            hits = await run_search(
+                self.retriever.follow,
+                first,
+                search.text,
+                k,
+                how,
+                filters,
+                plan.follow_ups if plan is not None else None,
+                plan is not None and plan.source == "llm",
+            )
+            tracing.set_attrs(
+                retrieving,
+                rag_hits=len(hits),
+                rag_parent_tokens=sum(h.tokens for h in hits),
+                rag_documents=len({h.document_id for h in hits}),
+            )
+        return hits, search
 
     def _unanswered(
         self,

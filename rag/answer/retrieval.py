@@ -18,10 +18,11 @@ relevance`` calibrates both on the dev sets (BENCHMARKS.md).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag import tracing
-from rag.answer.hops import HopRetrieval
+from rag.answer.hops import FollowUp, HopRetrieval
 from rag.answer.rerank import CrossEncoderReranker
 from rag.documents import Hit
 from rag.embedding.protocol import Embedder
@@ -29,6 +30,16 @@ from rag.embedding.sparse import BM25Encoder, SparseVector
 from rag.settings import RetrievalMode, RetrievalSettings
 from rag.store.qdrant_store import QdrantStore
 from rag.store.search import SearchFilters
+
+
+@dataclass
+class FirstHop:
+    """The first search's parents (``limit`` of them: the reranker's pool when on) and
+    when retrieval began (``time.monotonic()``, the hop budget's origin)."""
+
+    hits: list[Hit]
+    limit: int
+    started: float
 
 
 class Retriever:
@@ -57,29 +68,59 @@ class Retriever:
         when the query is under the relevance ``floor`` (see the module notes). With
         ``retrieval_hops`` 2 (and ``hops``), follow-up searches seeded by the first one's
         best parents (``rag.answer.hops``), with the same ``mode`` and ``filters`` (scope)."""
+        first = self.first_hop(query, top_k, mode, filters, floor)
+        return self.follow(first, query, top_k, mode, filters, hops=hops)
+
+    def first_hop(
+        self,
+        query: str,
+        top_k: int,
+        mode: RetrievalMode,
+        filters: SearchFilters | None,
+        floor: RelevanceFloor | None = None,
+    ) -> FirstHop:
+        """The first search (no hits under the relevance ``floor``)."""
         started = time.monotonic()
         dense, sparse = self._vectors(query, mode)
+        # With the cross-encoder, it chooses among more.
+        limit = top_k if self.reranker is None else max(top_k, self.settings.rerank_candidates)
         if floor is not None and floor.on and dense is not None:
             with tracing.span("rag.relevance", rag_floor=floor.cosine) as checking:
                 relevance = self.relevance(dense, sparse, filters)
                 admitted = floor.admits(relevance)
                 tracing.set_attrs(checking, rag_cosine=relevance.cosine, rag_admitted=admitted)
             if not admitted:
-                return []
-        # With the cross-encoder, it chooses among more.
-        limit = top_k if self.reranker is None else max(top_k, self.settings.rerank_candidates)
-        hits = self._search(dense, sparse, limit, mode, filters)
-        if hops and self.hops.on:
+                return FirstHop([], limit, started)
+        return FirstHop(self._search(dense, sparse, limit, mode, filters), limit, started)
+
+    def follow(
+        self,
+        first: FirstHop,
+        query: str,
+        top_k: int,
+        mode: RetrievalMode,
+        filters: SearchFilters | None,
+        planned: Sequence[FollowUp] | None = None,
+        proposed: bool = False,
+        hops: bool = True,
+    ) -> list[Hit]:
+        """``first`` extended by the follow-up hop (``planned``: the searches a
+        ``HopDecomposer`` planned, else the deterministic ones; their budget counts from
+        ``first.started``, or from now when ``proposed`` by the LLM, whose own timeout
+        bounded the proposal) and reranked when the cross-encoder is on: the best ``top_k``."""
+        hits = first.hits
+        if hits and hops and self.hops.on:
 
             def follow_up(text: str, n: int) -> list[Hit]:
                 return self._search(*self._vectors(text, mode), n, mode, filters)
 
+            started = time.monotonic() if proposed else first.started
             with tracing.span("rag.hop", rag_first=len(hits)) as hopping:
-                hits = self.hops.extend(query, hits, limit, follow_up, started)
+                hits = self.hops.extend(query, hits, first.limit, follow_up, started, planned)
                 tracing.set_attrs(
                     hopping, rag_added=sum(1 for h in hits if h.hop > 1), rag_hits=len(hits)
                 )
-        if self.reranker is None:
+        if self.reranker is None or not hits:
             return hits
         with tracing.span("rag.rerank", rag_candidates=len(hits), rag_keep=top_k) as reranking:
             hits = self.reranker.rerank(query, hits, keep=top_k)

@@ -50,6 +50,11 @@ class SearchQuery:
     text: str
     source: Literal["question", "rewritten", "fallback"]
     note: RewriteNote | LLMFailure | None = None  # why the fallback was used
+    #: the second hop's searches (``rag.answer.decompose.HopPlan``), who planned them and,
+    #: when the deterministic ones stood in for the LLM's, why
+    follow_ups: tuple[str, ...] = ()
+    follow_ups_by: Literal["llm", "deterministic"] | None = None
+    follow_ups_note: str | None = None
 
 
 def fallback_query(question: str, turns: Sequence[Turn], recent: int = 2) -> str:
@@ -71,7 +76,7 @@ now old see two way who did get got let put too use""".split()
 )
 
 
-def _content(text: str) -> set[str]:
+def content_words(text: str) -> set[str]:
     """Stems (first five letters) of the words that carry meaning."""
     return {w.lower()[:5] for w in _WORD.findall(text) if len(w) > 2 and w.lower() not in _PLAIN}
 
@@ -87,7 +92,7 @@ def clean_rewrite(text: str, question: str) -> str | None:
         return None
     if "<" in line or not any(c.isalnum() for c in line):
         return None
-    asked, said = _content(question), _content(line)
+    asked, said = content_words(question), content_words(line)
     if asked and len(asked & said) * 2 < len(asked):
         return None  # lost at least half of what the question asks about
     if not said - asked:

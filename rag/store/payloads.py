@@ -27,8 +27,26 @@ class _Payload:
         return cls(**{k: v for k, v in (payload or {}).items() if k in known})
 
 
+class _Stamped:
+    """What a parent and a record both carry: a display name and an access list (the
+    annotations only type them; each dataclass declares its own fields)."""
+
+    name: str
+    source: str
+    collection: str
+    acl: list[str]
+
+    @property
+    def display_name(self) -> str:
+        return display_name(self.name, self.source)
+
+    @property
+    def access(self) -> AccessList:
+        return AccessList.from_payload(self.collection, self.acl)
+
+
 @dataclass(frozen=True)
-class ParentPayload(_Payload):
+class ParentPayload(_Payload, _Stamped):
     """``<c>_parents``: a parent chunk's text and where it sits in its document."""
 
     document_id: str
@@ -46,14 +64,6 @@ class ParentPayload(_Payload):
     name: str = ""  # display name (``rag.documents.display_name``); absent on older points
     collection: str = "default"  # ``rag.access.acl``: the tenant index
     acl: list[str] = field(default_factory=list)  # ``rag.access.acl`` tokens; [] admins only
-
-    @property
-    def display_name(self) -> str:
-        return display_name(self.name, self.source)
-
-    @property
-    def access(self) -> AccessList:
-        return AccessList.from_payload(self.collection, self.acl)
 
 
 @dataclass(frozen=True)
@@ -75,7 +85,7 @@ class PassagePayload(_Payload):
 
 
 @dataclass(frozen=True)
-class DocumentRecord(_Payload):
+class DocumentRecord(_Payload, _Stamped):
     """``<c>_documents``: one record per document and the commit marker of its replace
     (``content_hash`` names the version searches may return; None before a first commit)."""
 
@@ -101,14 +111,6 @@ class DocumentRecord(_Payload):
     acl: list[str] = field(default_factory=list)  # ``rag.access.acl`` tokens; [] admins only
     #: the principal whose job stored this version (audit, and ingesters' own jobs)
     ingested_by: str = ""
-
-    @property
-    def display_name(self) -> str:
-        return display_name(self.name, self.source)
-
-    @property
-    def access(self) -> AccessList:
-        return AccessList.from_payload(self.collection, self.acl)
 
     @property
     def committed(self) -> bool:

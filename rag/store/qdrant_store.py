@@ -10,6 +10,10 @@ by id). Both share one client and one lock. Three collections share a prefix (``
 (vector-less parent texts, ids = the passages' ``parent_id``) and ``<c>_documents`` (one
 record per document, the commit marker of its version). What is stored in them is
 ``rag.store.payloads``.
+
+Settings: the store is built from ``settings.store`` (engine, schema, recovery); its
+searches' defaults (mode, fusion, prefetch, passages per parent) are ``settings.retrieval``:
+each part gets only its group.
 """
 
 from __future__ import annotations
@@ -39,12 +43,17 @@ class QdrantStore:
         # The pure-Python local client has no internal locking, and Edge's facade keeps
         # per-collection state: one caller at a time.
         self._lock = threading.RLock()
-        self.client: QdrantAPI = connect(settings)
-        adopt_python_store(self.client, settings, self.names)
-        self.schema = Schema(self.client, self.names, settings, model_name, dimension)
+        self.client: QdrantAPI = connect(settings.store)
+        adopt_python_store(self.client, settings.store, self.names)
+        self.schema = Schema(self.client, self.names, settings.store, model_name, dimension)
         self.documents = DocumentStore(self.client, self.names, self._lock)
         self.search = PassageSearch(
-            self.client, self.names, settings, self._lock, self.documents.committed_hashes
+            self.client,
+            self.names,
+            settings.retrieval,
+            self._lock,
+            self.documents.committed_hashes,
+            self.embedded,
         )
         self.documents.forget_cached = self.search.forget
         if check:

@@ -23,7 +23,7 @@ from qdrant_client import models as qm
 from rag.access.scope import ReadScope
 from rag.documents import Hit, MatchedPassage
 from rag.embedding.sparse import SparseVector
-from rag.settings import Fusion, RetrievalMode, Settings
+from rag.settings import Fusion, RetrievalMode, RetrievalSettings
 from rag.store.client import QdrantAPI
 from rag.store.payloads import ParentPayload
 from rag.store.schema import Collections
@@ -91,13 +91,14 @@ class PassageSearch:
         self,
         client: QdrantAPI,
         names: Collections,
-        settings: Settings,
+        settings: RetrievalSettings,
         lock: threading.RLock,
         committed: Callable[[Iterable[str]], dict[str, str]],
+        embedded: bool,
     ) -> None:
         self.client, self.settings, self._lock = client, settings, lock
         self.passages, self.parents = names.passages, names.parents
-        self.embedded = not settings.qdrant_url
+        self.embedded = embedded
         self.committed_hashes = committed
         # Parent ids derive from (document, content hash, index): a cached payload can never
         # be stale, so searches skip re-reading (and, in local mode, deep-copying) hot parents.

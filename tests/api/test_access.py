@@ -9,7 +9,6 @@ business; what is tested here is what a principal may do once established."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +28,8 @@ from rag.answer.pipeline import RagPipeline
 from rag.documents import document_id
 from rag.settings import Settings
 from rag.store.qdrant_store import QdrantStore
+from tests.helpers.jobs import finished_job
+from tests.helpers.llm_settings import REAL_LLM
 from tests.helpers.servers import free_port, serve
 
 HR_SECRET = "AZURE-HERON-7731"
@@ -102,13 +103,10 @@ def tenants(tmp_path_factory, embedder):
     settings = Settings(
         data_dir=base / "data",
         ingest_roots=[base],
-        llm_model="smollm2-135m-instruct",
-        llm_tokenizer="server",
         target_fill_tokens=1500,
         default_max_tokens=48,
-        llm_first_token_timeout=90.0,
-        llm_total_timeout=120.0,
         llm_retries=0,
+        **REAL_LLM,
     )
     store = QdrantStore(settings, embedder.name, embedder.dimension)
     summary = Indexer(settings, embedder, store).run([hr, eng])
@@ -326,12 +324,7 @@ def writable(settings_factory, embedder, tmp_path):
 
 
 def wait_job(url, job_id, who="admin"):
-    for _ in range(600):
-        job = httpx.get(f"{url}/v1/ingest/{job_id}", headers=as_(who)).json()
-        if job["status"] not in ("queued", "running"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError("job did not finish")
+    return finished_job(url, job_id, as_(who))
 
 
 def test_an_ingester_sees_its_own_jobs_only_and_a_deletion_is_audited(writable):
@@ -454,32 +447,24 @@ def test_answers_and_prompts_hold_nothing_of_the_other_folder(tenants, embedder,
         assert {s["document_id"] for s in r.json()["sources"]} <= {ids["hr"]}
         assert_clean(r.text + "\n".join(prompts), "hr")
 
-        prompts.clear()
-        chat = httpx.post(
-            f"{url}/v1/chat/completions",
-            json={
+        def chat_as(who: str, question: str, max_tokens: int, **extra) -> httpx.Response:
+            body = {
                 "model": tenants["settings"].rag_model_id,
-                "messages": [{"role": "user", "content": "What is the eng launch key?"}],
-                "max_tokens": 32,
-            },
-            headers=as_("hr"),
-            timeout=300,
-        )
+                "messages": [{"role": "user", "content": question}],
+                "max_tokens": max_tokens,
+                **extra,
+            }
+            return httpx.post(
+                f"{url}/v1/chat/completions", json=body, headers=as_(who), timeout=300
+            )
+
+        prompts.clear()
+        chat = chat_as("hr", "What is the eng launch key?", 32)
         assert chat.status_code == 200, chat.text
         assert {s["document_id"] for s in chat.json()["rag"]["sources"]} <= {ids["hr"]}
         assert_clean(chat.text + json.dumps(dict(chat.headers)) + "\n".join(prompts), "hr")
         # the ``rag`` extension's collections narrow what an admin's chat searches
-        narrowed = httpx.post(
-            f"{url}/v1/chat/completions",
-            json={
-                "model": tenants["settings"].rag_model_id,
-                "messages": [{"role": "user", "content": "What is the hr vault code?"}],
-                "max_tokens": 16,
-                "rag": {"collections": ["eng"]},
-            },
-            headers=as_("admin"),
-            timeout=300,
-        )
+        narrowed = chat_as("admin", "What is the hr vault code?", 16, rag={"collections": ["eng"]})
         assert narrowed.status_code == 200, narrowed.text
         assert {s["document_id"] for s in narrowed.json()["rag"]["sources"]} <= {ids["eng"]}
         assert HR_SECRET not in narrowed.text

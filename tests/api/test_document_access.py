@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 
 import httpx
 import pytest
@@ -25,6 +24,7 @@ from rag.answer.llm import LLMClient, LLMConfig
 from rag.answer.pipeline import RagPipeline
 from rag.store.qdrant_store import QdrantStore
 from tests.conftest import DOCS
+from tests.helpers.jobs import finished_job
 from tests.helpers.servers import free_port, serve
 
 PRINCIPALS = {
@@ -66,12 +66,7 @@ def api(settings_factory, embedder, tmp_path):
 
 
 def wait_job(url: str, job_id: str, who: str = "admin") -> dict:
-    for _ in range(600):
-        job = httpx.get(f"{url}/v1/ingest/{job_id}", headers=as_(who)).json()
-        if job["status"] not in ("queued", "running"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError("job did not finish")
+    return finished_job(url, job_id, as_(who))
 
 
 def documents(url: str) -> list[dict]:

@@ -14,6 +14,7 @@ from rag.answer.llm import LLMClient, LLMConfig
 from rag.answer.pipeline import RagPipeline
 from rag.store.qdrant_store import QdrantStore
 from tests.conftest import DOCS
+from tests.helpers.jobs import finished_job as wait_job
 from tests.helpers.servers import free_port, serve
 
 
@@ -31,15 +32,6 @@ def api(settings_factory, embedder, tmp_path):
     with serve(create_app(settings, services=services)) as url:
         yield url, tmp_path
     store.close()
-
-
-def wait_job(url, job_id):
-    for _ in range(600):
-        job = httpx.get(f"{url}/v1/ingest/{job_id}").json()
-        if job["status"] not in ("queued", "running"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError("job did not finish")
 
 
 def test_ingest_job_list_get_delete(api):

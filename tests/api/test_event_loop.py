@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.api.conftest import api_for
+from tests.api.conftest import api_for, api_without_llm
 from tests.helpers.servers import free_port
 
 QUESTION = "Where was the Zorblax reactor built?"
@@ -27,12 +27,9 @@ def _history(turns: int, chars: int) -> list[dict[str, str]]:
 def roomy(ingested, embedder) -> Iterator[str]:
     """Door limits raised far beyond the defaults (so the heavy request is admitted), local
     counting (the Llama 3.1 tokenizer in this process), no LLM listening."""
-    with api_for(
+    with api_without_llm(
         ingested,
         embedder,
-        f"http://127.0.0.1:{free_port()}/v1",
-        llm_tokenizer="llama3",
-        llm_retries=0,
         max_history_turns=1000,
         max_history_chars=2_000_000,
         max_request_bytes=8_000_000,

@@ -29,12 +29,16 @@ def apis(ingested, embedder, fault_server):
         yield urls, fs
 
 
+QUESTION = "Where was the Zorblax reactor built?"
+
+
 def ask(url, **extra):
-    return httpx.post(
-        f"{url}/v1/query",
-        json={"question": "Where was the Zorblax reactor built?", **extra},
-        timeout=60,
-    )
+    return httpx.post(f"{url}/v1/query", json={"question": QUESTION, **extra}, timeout=60)
+
+
+def ask_streaming(url):
+    """The same question as a server-sent event stream (a context manager, as httpx.stream)."""
+    return httpx.stream("POST", f"{url}/v1/query", json={"question": QUESTION, "stream": True})
 
 
 def test_fake_ok_parses_citations(apis):
@@ -78,11 +82,7 @@ def test_cut_stream_is_502_and_never_retried_after_tokens(apis):
 
 def test_cut_stream_when_streaming_sends_an_error_event(apis):
     urls, _ = apis
-    with httpx.stream(
-        "POST",
-        f"{urls['cut']}/v1/query",
-        json={"question": "Where was the Zorblax reactor built?", "stream": True},
-    ) as r:
+    with ask_streaming(urls["cut"]) as r:
         assert r.status_code == 200
         events = [line for line in r.iter_lines() if line.startswith("event:")]
     assert (
@@ -99,11 +99,7 @@ def test_malformed_json_is_502(apis):
 
 def test_streaming_ok_events(apis):
     urls, _ = apis
-    with httpx.stream(
-        "POST",
-        f"{urls['ok']}/v1/query",
-        json={"question": "Where was the Zorblax reactor built?", "stream": True},
-    ) as r:
+    with ask_streaming(urls["ok"]) as r:
         lines = list(r.iter_lines())
     kinds = [line.split(": ", 1)[1] for line in lines if line.startswith("event:")]
     assert kinds == ["sources", "delta", "delta", "final", "done"]
@@ -114,11 +110,7 @@ def test_streaming_ok_events(apis):
 def test_client_disconnect_cancels_generation(apis):
     urls, fs = apis
     fs.disconnected.clear()
-    with httpx.stream(
-        "POST",
-        f"{urls['drip']}/v1/query",
-        json={"question": "Where was the Zorblax reactor built?", "stream": True},
-    ) as r:
+    with ask_streaming(urls["drip"]) as r:
         for line in r.iter_lines():
             if line.startswith("event: delta"):
                 break  # leave after the first token

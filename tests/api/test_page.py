@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from pydantic import SecretStr
@@ -105,6 +106,12 @@ def shot(page, name: str, show: str | None = None) -> None:
     page.set_viewport_size({"width": 1440, "height": 900})
 
 
+def open_search_link(page, api: str, query: str) -> None:
+    """Opens a shared link to a search (``/?q=...&mode=search``) and waits for its results."""
+    page.goto(f"{api}/?{urlencode({'q': query, 'mode': 'search'})}")
+    page.wait_for_selector("#sources li")
+
+
 def test_ask_streams_and_citation_opens_highlighted_passage(page, llm_api):
     page.goto(llm_api + "/")
     assert page.evaluate("document.activeElement.id") == "q"  # focused on load
@@ -143,8 +150,7 @@ def test_ask_streams_and_citation_opens_highlighted_passage(page, llm_api):
 
 
 def test_search_mode_filters_and_shared_url(page, llm_api):
-    page.goto(llm_api + "/?q=Normans+Sicily&mode=search")
-    page.wait_for_selector("#sources li")
+    open_search_link(page, llm_api, "Normans Sicily")
     assert page.is_checked("input[value=search]")
     terms = page.locator("#sources .snippet mark.term").all_text_contents()
     assert terms and {t.lower() for t in terms} <= {"normans", "sicily"}, terms
@@ -184,8 +190,7 @@ def test_llm_down_banner_and_search_results(page, own_api):
 
 
 def test_document_text_is_never_html(page, own_api):
-    page.goto(own_api + "/?q=Quetzal+gateway&mode=search")
-    page.wait_for_selector("#sources li")
+    open_search_link(page, own_api, "Quetzal gateway")
     page.click("#sources li >> nth=0")
     page.wait_for_selector("#v-text mark")
     assert page.evaluate("window.__xss") is None

@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
@@ -17,6 +16,7 @@ from rag.answer.pipeline import RagPipeline
 from rag.settings import Settings
 from rag.store.qdrant_store import QdrantStore
 from tests.conftest import DOCS, ROOT
+from tests.helpers.jobs import finished_job
 from tests.helpers.servers import serve
 
 KEY = "s3cret-key-for-tests"
@@ -52,12 +52,7 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 
 def finished(url: str, job_id: str) -> dict:
     """The job's view once it is no longer queued or running."""
-    for _ in range(300):
-        job = httpx.get(f"{url}/v1/ingest/{job_id}", headers=AUTH).json()
-        if job["status"] not in ("queued", "running"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} did not finish")
+    return finished_job(url, job_id, AUTH, polls=300)
 
 
 def test_routes_need_the_key(secured):
@@ -177,6 +172,11 @@ def test_upload_is_all_or_nothing(secured):
     url, settings, _ = secured
     settings.inbox.mkdir(parents=True, exist_ok=True)
     before = sorted(p.name for p in settings.inbox.iterdir())
+
+    def upload(*files: tuple[str, bytes]) -> httpx.Response:
+        parts = [("files", (name, content, "text/plain")) for name, content in files]
+        return httpx.post(url + "/v1/documents", headers=AUTH, files=parts)
+
     r = httpx.post(
         url + "/v1/documents",
         headers=AUTH,
@@ -186,23 +186,9 @@ def test_upload_is_all_or_nothing(secured):
         ],
     )
     assert r.status_code == 422
-    r = httpx.post(
-        url + "/v1/documents",
-        headers=AUTH,
-        files=[
-            ("files", ("good-two.txt", b"good content here", "text/plain")),
-            ("files", ("empty.txt", b"", "text/plain")),
-        ],
-    )
+    r = upload(("good-two.txt", b"good content here"), ("empty.txt", b""))
     assert r.status_code == 422 and r.json()["error"]["code"] == "empty_file"
-    r = httpx.post(
-        url + "/v1/documents",
-        headers=AUTH,
-        files=[
-            ("files", ("twice.txt", b"one", "text/plain")),
-            ("files", ("twice.txt", b"two", "text/plain")),
-        ],
-    )
+    r = upload(("twice.txt", b"one"), ("twice.txt", b"two"))
     assert r.status_code == 422 and r.json()["error"]["code"] == "duplicate_filename"
     assert sorted(p.name for p in settings.inbox.iterdir()) == before  # temporaries too
 

@@ -77,18 +77,9 @@ def test_metric_functions_by_hand() -> None:
 
 
 def test_evaluate_on_a_tiny_corpus(tmp_path: Path, embedder, capsys) -> None:
-    from ingest.indexer import Indexer
-    from rag.settings import Settings
-    from rag.store.qdrant_store import QdrantStore
+    from tests.bench.tiny import tiny_store
 
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for name, text in DOCS.items():
-        (docs / name).write_text(text)
-    settings = Settings(data_dir=tmp_path / "data")
-    store = QdrantStore(settings, embedder.name, embedder.dimension)
-    assert not Indexer(settings, embedder, store).run([docs]).failed
-    store.close()
+    tiny_store(tmp_path, embedder, DOCS)
     questions = tmp_path / "questions.jsonl"
     questions.write_text("\n".join(json.dumps(q) for q in QUESTIONS) + "\n")
     report = tmp_path / "report.html"

@@ -20,3 +20,23 @@ def tiny_squad(tmp_path: Path) -> Path:
     ]
     (squad / "questions.jsonl").write_text("\n".join(json.dumps(q) for q in questions))
     return squad
+
+
+def tiny_store(tmp_path: Path, embedder, docs: dict[str, str]) -> Path:
+    """``docs`` (name -> text) written under ``<tmp_path>/docs`` and ingested into a fresh
+    store at ``<tmp_path>/data`` (closed again); returns the data dir."""
+    from ingest.indexer import Indexer
+    from rag.settings import Settings
+    from rag.store.qdrant_store import QdrantStore
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name, text in docs.items():
+        (folder / name).write_text(text)
+    settings = Settings(data_dir=tmp_path / "data")
+    store = QdrantStore(settings, embedder.name, embedder.dimension)
+    try:
+        assert not Indexer(settings, embedder, store).run([folder]).failed
+    finally:
+        store.close()
+    return settings.data_dir

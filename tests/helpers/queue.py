@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from bench.services import RedisServer, wait_for
 from ingest.queue.app import redis_prefix
 from ingest.queue.job_board import JobBoard, JobStatus
+from ingest.queue.producer import Producer
 from rag.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -140,7 +141,7 @@ def board_for(env: dict) -> JobBoard:
     settings = as_settings(env)
     return JobBoard.connect(
         settings.broker_url or "",
-        redis_prefix(settings),
+        redis_prefix(settings.collection),
         sentinel_master=settings.queue_sentinel_master,
     )
 
@@ -164,3 +165,26 @@ def wait_done(board: JobBoard, job_id: str, timeout: float = 240) -> JobStatus:
         timeout,
         f"job {job_id} to finish",
     )
+
+
+def lease_settings(
+    tmp_path: Path, redis: RedisServer, shared: Path, visibility_s: float, **extra: str
+) -> dict:
+    """``queue_settings`` for the redelivery tests: a worker unheard of for ``visibility_s``
+    loses its task, and 0.1 MB batches (every large file a task of its own)."""
+    return queue_settings(
+        tmp_path,
+        redis,
+        shared,
+        RAG_QUEUE_VISIBILITY_TIMEOUT_S=str(visibility_s),
+        RAG_QUEUE_BATCH_MB="0.1",
+        **extra,
+    )
+
+
+def started_worker(env: dict, log: Path, concurrency: int = 1) -> tuple[WorkerProcess, Producer]:
+    """A worker of ``env`` started (``concurrency`` threads, its output in ``log``) and a
+    producer of the same settings; the caller closes the producer and stops the worker."""
+    worker = WorkerProcess(queue_env(env), log, concurrency=concurrency)
+    worker.start()
+    return worker, Producer(as_settings(env))

@@ -24,6 +24,18 @@ def run_cli(args, env_extra, timeout=300):
     )
 
 
+def start_cli(args, env, stderr=subprocess.PIPE) -> subprocess.Popen:
+    """`python -m ingest` left running with the whole environment ``env``, stdout piped (text)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "ingest", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+    )
+
+
 def test_json_summary_and_exit_codes(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
@@ -161,14 +173,7 @@ def test_the_api_dying_mid_job_ends_the_cli_with_one_line(tmp_path):
     )
     api.start()
     env = {**os.environ, "RAG_DATA_DIR": data, "RAG_API_URL": api.url}
-    cli = subprocess.Popen(
-        [sys.executable, "-m", "ingest", str(folder)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    cli = start_cli([str(folder)], env)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not list(
@@ -196,14 +201,7 @@ def test_watch_ingests_new_files_and_stops_gracefully(tmp_path):
     folder = tmp_path / "inbox"
     folder.mkdir()
     env = {**os.environ, "RAG_DATA_DIR": str(tmp_path / "data")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ingest", str(folder), "--watch", "--interval", "0.5"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    proc = start_cli([str(folder), "--watch", "--interval", "0.5"], env, stderr=subprocess.DEVNULL)
     try:
         time.sleep(1)
         shutil.copy(DOCS / "release-notes.txt", folder)

@@ -30,3 +30,14 @@ def call(
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def alice_the_ingester(source: str) -> dict[str, Any]:
+    """What /v1/me says of alice, an ingester in hr and legal, identified by ``source``."""
+    return {
+        "name": "alice",
+        "role": "ingester",
+        "groups": ["hr", "legal"],
+        "source": source,
+        "can": {"read": True, "ingest": True, "manage": False},
+    }

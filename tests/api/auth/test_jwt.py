@@ -23,7 +23,7 @@ from api.app import create_app
 from api.auth import AuthConfigError
 from api.security import check_bind_safety
 from rag.settings import Settings
-from tests.api.auth.conftest import bearer, call
+from tests.api.auth.conftest import alice_the_ingester, bearer, call
 
 ISS = "https://sso.example.test/realms/rag"
 AUD = "rag-api"
@@ -113,13 +113,7 @@ def test_a_valid_token_names_the_principal(app, provider, k1):
     assert provider.hits == 1  # read at start-up
     r = call(app, headers=bearer(token(k1, "k1", groups=["hr", "legal"], rag_role="ingester")))
     assert r.status_code == 200, r.text
-    assert r.json() == {
-        "name": "alice",
-        "role": "ingester",
-        "groups": ["hr", "legal"],
-        "source": "jwt",
-        "can": {"read": True, "ingest": True, "manage": False},
-    }
+    assert r.json() == alice_the_ingester("jwt")
     r = call(app, headers=bearer(token(k1, "k1", sub="bob", groups="a, b")))
     assert r.json()["name"] == "bob" and r.json()["role"] == "reader"  # the default role
     assert r.json()["groups"] == ["a", "b"]  # a comma string tolerated

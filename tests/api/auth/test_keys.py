@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ from api.app import create_app
 from api.auth import KeysFileError
 from api.auth import keys as keys_module
 from rag.settings import Settings
-from tests.api.auth.conftest import bearer, call
+from tests.api.auth.conftest import alice_the_ingester, bearer, call
 from tests.conftest import ROOT
 
 
@@ -58,13 +59,7 @@ def test_add_list_revoke_and_the_api(tmp_path):
     app = create_app(Settings(api_keys_file=path))
     r = call(app, headers=bearer(key))
     assert r.status_code == 200
-    assert r.json() == {
-        "name": "alice",
-        "role": "ingester",
-        "groups": ["hr", "legal"],
-        "source": "key",
-        "can": {"read": True, "ingest": True, "manage": False},
-    }
+    assert r.json() == alice_the_ingester("key")
     assert call(app, headers=bearer(key + "x")).status_code == 401
 
     revoked = cli("revoke", "alice", keys_file=path)
@@ -77,12 +72,19 @@ def test_add_list_revoke_and_the_api(tmp_path):
     assert "alice" not in cli("list", keys_file=path).stdout
 
 
-def test_a_running_api_sees_a_revocation(tmp_path, monkeypatch):
+def served_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> tuple[Path, str, Any]:
+    """A key file with one key added by the CLI, and an app (rechecking the file at every
+    request) that lets the key in: the file, the key, the app."""
     monkeypatch.setattr(keys_module, "RECHECK_S", 0.0)
     path = tmp_path / "keys.toml"
-    key = cli("add", "carol", keys_file=path).stdout.strip().splitlines()[-1]
+    key = cli("add", name, keys_file=path).stdout.strip().splitlines()[-1]
     app = create_app(Settings(api_keys_file=path))
     assert call(app, headers=bearer(key)).status_code == 200
+    return path, key, app
+
+
+def test_a_running_api_sees_a_revocation(tmp_path, monkeypatch):
+    path, key, app = served_key(tmp_path, monkeypatch, "carol")
     before = os.stat(path).st_mtime_ns
     assert cli("revoke", "carol", keys_file=path).returncode == 0
     os.utime(path, ns=(before + 2_000_000_000, before + 2_000_000_000))  # coarse clocks
@@ -90,11 +92,7 @@ def test_a_running_api_sees_a_revocation(tmp_path, monkeypatch):
 
 
 def test_a_file_that_breaks_while_running_fails_closed(tmp_path, monkeypatch):
-    monkeypatch.setattr(keys_module, "RECHECK_S", 0.0)
-    path = tmp_path / "keys.toml"
-    key = cli("add", "dave", keys_file=path).stdout.strip().splitlines()[-1]
-    app = create_app(Settings(api_keys_file=path))
-    assert call(app, headers=bearer(key)).status_code == 200
+    path, key, app = served_key(tmp_path, monkeypatch, "dave")
     path.write_text(path.read_text().replace('role = "reader"', 'role = "root"'))
     os.utime(path, ns=(10**18, 10**18))
     assert call(app, headers=bearer(key)).status_code == 401

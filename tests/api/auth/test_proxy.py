@@ -14,7 +14,7 @@ from api.deps import PRINCIPAL_KEY
 from api.security import AuthMiddleware, check_bind_safety
 from rag.access import Principal
 from rag.settings import Settings
-from tests.api.auth.conftest import OTHER_PEER, TRUSTED_PEER, bearer, call
+from tests.api.auth.conftest import OTHER_PEER, TRUSTED_PEER, alice_the_ingester, bearer, call
 
 HEADERS = {"X-Forwarded-User": "alice", "X-Forwarded-Groups": "hr, legal"}
 
@@ -32,13 +32,7 @@ def test_headers_from_a_trusted_proxy_name_the_principal():
     app = create_app(proxied())
     r = call(app, headers=HEADERS, peer=TRUSTED_PEER)
     assert r.status_code == 200
-    assert r.json() == {
-        "name": "alice",
-        "role": "ingester",
-        "groups": ["hr", "legal"],
-        "source": "proxy",
-        "can": {"read": True, "ingest": True, "manage": False},
-    }
+    assert r.json() == alice_the_ingester("proxy")
     r = call(app, headers={"X-Forwarded-User": "bob"}, peer=("::ffff:10.0.0.7", 1))
     assert r.json()["name"] == "bob" and r.json()["groups"] == []  # IPv4-mapped IPv6
 

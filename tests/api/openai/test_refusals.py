@@ -10,8 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.conftest import api_for
-from tests.helpers.servers import free_port
+from tests.api.conftest import api_without_llm
 
 QUESTION = "Where was the Zorblax reactor built?"
 USER = {"role": "user", "content": QUESTION}
@@ -19,14 +18,7 @@ USER = {"role": "user", "content": QUESTION}
 
 @pytest.fixture(scope="module")
 def api(ingested, embedder) -> Iterator[str]:
-    with api_for(
-        ingested,
-        embedder,
-        f"http://127.0.0.1:{free_port()}/v1",
-        llm_tokenizer="llama3",
-        llm_retries=0,
-        context_window=8192,
-    ) as url:
+    with api_without_llm(ingested, embedder, context_window=8192) as url:
         yield url
 
 

@@ -26,9 +26,11 @@ from tests.helpers.queue import (
     WorkerProcess,
     as_settings,
     board_for,
+    lease_settings,
     polled,
     queue_env,
     queue_settings,
+    started_worker,
     wait_done,
     write_corpus,
 )
@@ -146,16 +148,8 @@ def test_kill9_mid_file_redelivers_the_task_and_the_store_matches_a_clean_run(
     shared = tmp_path / "shared"
     write_corpus(shared / "big", 1, words=40_000, seed=11)  # ~10 s of embedding
     write_corpus(shared / "small", 2, seed=12)
-    env = queue_settings(
-        tmp_path,
-        redis_server,
-        shared,
-        RAG_QUEUE_VISIBILITY_TIMEOUT_S="10",
-        RAG_QUEUE_BATCH_MB="0.1",
-    )
-    worker = WorkerProcess(queue_env(env), tmp_path / "worker.log", concurrency=1)
-    worker.start()
-    producer = Producer(as_settings(env))
+    env = lease_settings(tmp_path, redis_server, shared, 10)
+    worker, producer = started_worker(env, tmp_path / "worker.log")
     board = producer.board
     big = str(shared / "big" / "note-000.txt")
     try:

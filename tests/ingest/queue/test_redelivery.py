@@ -11,13 +11,10 @@ import time
 from bench.services import wait_for
 from ingest.queue.app import INGEST_TASK
 from ingest.queue.job_board import JobBoard
-from ingest.queue.producer import Producer
 from tests.helpers.queue import (
-    WorkerProcess,
-    as_settings,
+    lease_settings,
     polled,
-    queue_env,
-    queue_settings,
+    started_worker,
     wait_done,
     write_corpus,
 )
@@ -46,16 +43,9 @@ def test_a_live_long_task_is_not_redelivered_and_late_reports_count_done(redis_s
     long = write_corpus(shared / "long", 1, words=40_000, seed=31)[0]
     outage = write_corpus(shared / "outage", 1, words=40_000, seed=32)[0]
     small = write_corpus(shared / "small", 2, seed=33)
-    env = queue_settings(
-        tmp_path,
-        redis_server,
-        shared,
-        RAG_QUEUE_VISIBILITY_TIMEOUT_S=str(TIMEOUT_S),
-        RAG_QUEUE_BATCH_MB="0.1",
-    )
-    worker = WorkerProcess(queue_env(env), tmp_path / "worker.log", concurrency=2)
-    worker.start()  # two threads: a redelivered task would be taken by the idle one
-    producer = Producer(as_settings(env))
+    env = lease_settings(tmp_path, redis_server, shared, TIMEOUT_S)
+    # two threads: a redelivered task would be taken by the idle one
+    worker, producer = started_worker(env, tmp_path / "worker.log", concurrency=2)
     board = producer.board
     try:
         job = producer.submit([long])
@@ -108,17 +98,10 @@ def test_a_killed_workers_task_comes_back_and_one_that_kills_every_worker_is_dea
 ):
     shared = tmp_path / "shared"
     poison = write_corpus(shared / "poison", 1, words=40_000, seed=41)[0]
-    env = queue_settings(
-        tmp_path,
-        redis_server,
-        shared,
-        RAG_QUEUE_VISIBILITY_TIMEOUT_S=str(KILL_TIMEOUT_S),
-        RAG_QUEUE_MAX_DELIVERIES="2",
-        RAG_QUEUE_BATCH_MB="0.1",
+    env = lease_settings(
+        tmp_path, redis_server, shared, KILL_TIMEOUT_S, RAG_QUEUE_MAX_DELIVERIES="2"
     )
-    worker = WorkerProcess(queue_env(env), tmp_path / "worker.log", concurrency=1)
-    worker.start()
-    producer = Producer(as_settings(env))
+    worker, producer = started_worker(env, tmp_path / "worker.log")
     board = producer.board
     try:
         job = producer.submit([poison])

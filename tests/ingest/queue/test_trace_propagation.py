@@ -92,7 +92,7 @@ def test_producer_context_reaches_the_task(spans, redis_server, tmp_path: Path, 
     app = make_celery(settings)
     tasks.register(app)
     store = QdrantStore(settings, embedder.name, embedder.dimension)
-    board = JobBoard.connect(settings.broker_url or "", redis_prefix(settings))
+    board = JobBoard.connect(settings.broker_url or "", redis_prefix(settings.collection))
     tasks.install(tasks.TaskContext(settings, Indexer(settings, embedder, store), board, None))
     spans.clear()
     try:

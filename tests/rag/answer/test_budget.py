@@ -16,23 +16,21 @@ from rag.answer.prompting import Messages
 from rag.documents import Hit
 from rag.settings import Settings
 from rag.text.tokens import count_llama31_chat, count_tokens
+from tests.helpers.hits import make_hit as build_hit
 
 TEXT = (Path(__file__).parents[2] / "fixtures" / "docs" / "Normans.md").read_text()
 
 
 def make_hit(i: int, start: int, length: int) -> Hit:
     text = TEXT[start : start + length] or "x"
-    return Hit(
+    return build_hit(
+        text,
+        f"d{i % 3}",
+        "md",
         parent_id=f"p{i}",
-        document_id=f"d{i % 3}",
-        source=f"/d{i % 3}.md",
         title=f"Doc {i % 3}",
-        file_type="md",
         pages=[i],
-        heading="",
-        text=text,
         start=start,
-        end=start + len(text),
         tokens=count_tokens(text),
         score=1.0 / (i + 1),
         parent_index=i,

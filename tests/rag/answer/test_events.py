@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from rag.answer.conversation import Message
 from rag.answer.events import (
     NO_MATCHING_DOCUMENTS,
     AnswerRequest,
@@ -19,22 +20,14 @@ from rag.answer.llm import LLMClient, LLMConfig, LLMUnavailable
 from rag.answer.pipeline import RagPipeline
 from rag.store.documents import EVERYTHING
 from rag.store.search import SearchFilters
+from tests.helpers.llm_settings import served_settings
 from tests.helpers.servers import free_port
 
 QUESTION = "Where was the Zorblax reactor built?"
 
 
 def events_of(ingested, embedder, base_url, model="fake", request=None, **overrides):
-    settings = ingested["settings"].model_copy(
-        update={
-            "llm_base_url": base_url,
-            "llm_model": model,
-            "llm_tokenizer": "server",
-            "target_fill_tokens": 1500,
-            "default_max_tokens": 32,
-            **overrides,
-        }
-    )
+    settings = served_settings(ingested, base_url, model, **{"default_max_tokens": 32, **overrides})
 
     async def run():
         llm = LLMClient(LLMConfig.from_settings(settings, connect_timeout=2.0))
@@ -102,25 +95,32 @@ def test_settings_bound_the_request(ingested, embedder, fault_server):
         events_of(ingested, embedder, f"{url}/ok/v1", max_question_chars=20)
 
 
-def test_history_is_bounded_before_any_work(ingested, embedder, fault_server):
-    from rag.answer.conversation import Message
-
+@pytest.mark.parametrize(
+    ("history", "limit", "message"),
+    [
+        pytest.param(
+            tuple(Message(role, f"turn {i}") for i in range(6) for role in ("user", "assistant")),
+            {"max_history_turns": 5},
+            "at most 5 earlier turns",
+            id="turns",
+        ),
+        pytest.param(
+            (Message("user", "x" * 500), Message("assistant", "y" * 600)),
+            {"max_history_chars": 1000},
+            "at most 1000 characters",
+            id="characters",
+        ),
+    ],
+)
+def test_history_is_bounded_before_any_work(
+    ingested, embedder, fault_server, history, limit, message
+):
     url, _ = fault_server
-    many = tuple(Message(role, f"turn {i}") for i in range(6) for role in ("user", "assistant"))
-    with pytest.raises(InvalidRequest, match="at most 5 earlier turns"):
+    with pytest.raises(InvalidRequest, match=message):
         events_of(
             ingested,
             embedder,
             f"{url}/ok/v1",
-            request=AnswerRequest(QUESTION, EVERYTHING, history=many),
-            max_history_turns=5,
-        )
-    big = (Message("user", "x" * 500), Message("assistant", "y" * 600))
-    with pytest.raises(InvalidRequest, match="at most 1000 characters"):
-        events_of(
-            ingested,
-            embedder,
-            f"{url}/ok/v1",
-            request=AnswerRequest(QUESTION, EVERYTHING, history=big),
-            max_history_chars=1000,
+            request=AnswerRequest(QUESTION, EVERYTHING, history=history),
+            **limit,
         )

@@ -12,24 +12,11 @@ from rag.answer.prompting import (
 )
 from rag.answer.textnorm import fold, has_visible_text
 from rag.documents import Hit
+from tests.helpers.hits import make_hit
 
 
 def hit(text: str, doc: str = "d1", start: int = 0) -> Hit:
-    return Hit(
-        parent_id="p-" + doc,
-        document_id=doc,
-        source=f"/docs/{doc}.txt",
-        title=doc,
-        file_type="txt",
-        pages=[],
-        heading="",
-        text=text,
-        start=start,
-        end=start + len(text),
-        tokens=10,
-        score=1.0,
-        parent_index=0,
-    )
+    return make_hit(text, doc, parent_id="p-" + doc, source=f"/docs/{doc}.txt", start=start)
 
 
 def test_document_cannot_close_its_source_block_or_start_a_turn():

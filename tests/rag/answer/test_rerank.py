@@ -3,25 +3,13 @@
 from rag.answer.rerank import CrossEncoderReranker
 from rag.documents import Hit, MatchedPassage
 from rag.settings import load_settings
+from tests.helpers.hits import make_hit
 
 
 def hit(i: int, text: str) -> Hit:
-    return Hit(
-        parent_id=f"p{i}",
-        document_id=f"d{i}",
-        source=f"/d{i}.txt",
-        title=f"d{i}",
-        file_type="txt",
-        pages=[],
-        heading="",
-        text=text,
-        start=0,
-        end=len(text),
-        tokens=10,
-        score=1.0 / (i + 1),
-        parent_index=0,
-        passages=[MatchedPassage(0, len(text), 1.0 / (i + 1))],
-    )
+    score = 1.0 / (i + 1)
+    passages = [MatchedPassage(0, len(text), score)]
+    return make_hit(text, f"d{i}", parent_id=f"p{i}", score=score, passages=passages)
 
 
 def test_the_answer_outside_the_first_k_is_brought_in():
@@ -31,7 +19,8 @@ def test_the_answer_outside_the_first_k_is_brought_in():
     ]
     answer = hit(12, "The Zorblax reactor was built in Oslo, Norway, by the Hovinbyen works.")
     pool = filler + [answer]  # retrieval ranked the answer last, outside a top 4
-    reranker = CrossEncoderReranker(load_settings())
+    settings = load_settings()
+    reranker = CrossEncoderReranker(settings.model_dir, settings.rerank_passages_per_parent)
     kept = reranker.rerank("Where was the Zorblax reactor built?", pool, keep=4)
     assert len(kept) == 4 and kept[0].parent_id == "p12"
     assert kept[0].score > kept[1].score

@@ -19,21 +19,12 @@ from rag.store.schema import SchemaMismatch, StoreError
 from rag.store.search import SearchFilters
 
 
+# Positional, in the payloads' field order (as DocumentRecord below): the origin fields
+# (document_id, content_hash, source, file_type), then each collection's own.
 def parent_payload(
     doc: str, digest: str, source: str, file_type: str, name: str, index: int, text: str
 ) -> ParentPayload:
-    return ParentPayload(
-        document_id=doc,
-        content_hash=digest,
-        source=source,
-        file_type=file_type,
-        title=name,
-        parent_index=index,
-        text=text,
-        start=0,
-        end=len(text),
-        tokens=3,
-    )
+    return ParentPayload(doc, digest, source, file_type, name, index, text, 0, len(text), 3)
 
 
 def passage_payload(
@@ -48,16 +39,7 @@ def passage_payload(
     folders: list[str],
 ) -> PassagePayload:
     return PassagePayload(
-        document_id=doc,
-        content_hash=digest,
-        source=source,
-        file_type=file_type,
-        parent_id=parent_id,
-        parent_index=parent_index,
-        passage_index=passage_index,
-        start=0,
-        end=end,
-        folders=folders,
+        doc, digest, source, file_type, parent_id, parent_index, passage_index, 0, end, folders
     )
 
 

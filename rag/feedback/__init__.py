@@ -1,0 +1,19 @@
+"""Answer feedback: thumbs up/down on answers, kept durably for evaluation (``rag.feedback.store``)."""
+
+from rag.feedback.store import (
+    Feedback,
+    FeedbackRecord,
+    FeedbackSource,
+    FeedbackStore,
+    Rating,
+    feedback_store,
+)
+
+__all__ = [
+    "Feedback",
+    "FeedbackRecord",
+    "FeedbackSource",
+    "FeedbackStore",
+    "Rating",
+    "feedback_store",
+]
