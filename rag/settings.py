@@ -541,6 +541,13 @@ class FeedbackSettings(PathSettings):
     feedback_log: Path | None = Field(
         None, description="the feedback file (default: <data_dir>/feedback/feedback.jsonl)"
     )
+    feedback_max_mb: int = Field(
+        100,
+        ge=1,
+        le=100_000,
+        description="the feedback file's bound: past it a rating is refused (507), "
+        "none is dropped; an operator exports and moves the file away",
+    )
 
     @property
     def feedback_path(self) -> Path:

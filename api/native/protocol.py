@@ -3,6 +3,10 @@
 Requests are strict: unknown fields are an error, and numbers, booleans and strings must
 arrive as such (``"3"`` is not a ``top_k``, ``true`` is not a number). Text lengths are
 checked against the settings by the serving layer (``RAG_MAX_QUESTION_CHARS``).
+
+Why one module of ~430 lines: it is the contract, and the models reference one another
+(filters, sources, passages, usage, the searched fields, SSE events, jobs, errors); split by
+route they would import each other in circles. Logic lives in ``api.native.serving``.
 """
 
 from __future__ import annotations

@@ -20,7 +20,14 @@ from api.errors import APIError
 from api.routes.responses import errors
 from rag.answer.pipeline import run_sync
 from rag.audit.log import parse_time
-from rag.feedback import Feedback, FeedbackRecord, FeedbackStore, Rating, feedback_store
+from rag.feedback import (
+    Feedback,
+    FeedbackFull,
+    FeedbackRecord,
+    FeedbackStore,
+    Rating,
+    feedback_store,
+)
 from rag.settings import FeedbackSettings
 
 log = logging.getLogger(__name__)
@@ -59,7 +66,7 @@ def _unavailable(exc: OSError) -> APIError:
     "",
     status_code=201,
     response_model=FeedbackCreated,
-    responses=errors(403, 422, 503),
+    responses=errors(403, 422, 503, 507),
 )
 async def give_feedback(
     body: Feedback, request: Request, services: ServicesDep, principal: ReaderDep
@@ -67,14 +74,20 @@ async def give_feedback(
     store = _store(services.settings.feedback)
     try:
         record = await run_sync(functools.partial(store.append, body, principal=principal.name))
+    except FeedbackFull as exc:
+        log.error("feedback: %s", exc)
+        raise APIError(
+            507, "feedback_full", "the feedback file is full: an admin must export and move it"
+        ) from exc
     except OSError as exc:
         raise _unavailable(exc) from exc
+    # The sources are the client's word, not checked against what it may read: counted in
+    # the audit line, never listed as documents it touched.
     audit.record(
         request,
         principal,
         "feedback",
-        documents=[s.document_id for s in body.sources if s.document_id],
-        after={"feedback_id": record.id, "rating": record.rating},
+        after={"feedback_id": record.id, "rating": record.rating, "sources": len(body.sources)},
     )
     return FeedbackCreated(id=record.id, time=record.time)
 

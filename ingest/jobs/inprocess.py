@@ -10,6 +10,10 @@ skipped by hash), up to ``MAX_ATTEMPTS`` starts, after which it is marked failed
 reason; and every file waiting in the inbox is queued too (an upload saved just before a
 crash). A graceful shutdown marks the running job ``interrupted`` for the same treatment.
 
+Why one module of ~370 lines: the job records, the worker thread and the resume at start
+share one lock and one folder; their invariants (a job is written before it runs, every
+state change is persisted before it is reported) are checked in one place.
+
 A job is kept as a ``JobRecord``, the JSON of its file (the format earlier versions wrote),
 and shown as a ``JobView`` (``view_of``): counts from its progress while it runs, from its
 summary once it ends; its paths relative to the shared roots (``PathNames``).

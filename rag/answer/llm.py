@@ -1,5 +1,8 @@
 """An httpx client for vLLM's OpenAI-compatible API: streaming, timeouts, retries, cancel.
 
+(~370 lines in one module: the streaming, its timeouts, the retry rule and the error kinds
+depend on one another, e.g. a retry is allowed only before the first token was read.)
+
 Failures carry a kind (``LLMFailure``, a stable code), not an HTTP status: the API maps
 kinds to status codes (``api.errors``).
 

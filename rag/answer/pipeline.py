@@ -1,4 +1,6 @@
 """The two use cases, search and answer, each read top-down from the components they use.
+(~390 lines: the one owner of both use cases; each stage is a component of its own module,
+what stays here is their order, the spans and timings around them, and the request checks.)
 
 ``search`` is synchronous (embedding and Qdrant are CPU/IO work the API runs in a thread).
 ``answer`` is the answer use case as one stream of typed events (``rag.answer.events``):
@@ -23,15 +25,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from rag import tracing
 from rag.access.scope import ReadScope
 from rag.answer.citations import CitationCheck, parse_citations
 from rag.answer.conversation import turns_of
-from rag.answer.decompose import HopDecomposer
+from rag.answer.decompose import HopDecomposer, PlanNote
 from rag.answer.events import (
     NO_MATCH_ANSWER,
     NO_MATCHING_DOCUMENTS,
@@ -262,8 +265,11 @@ class RagPipeline:
         self, request: AnswerRequest, search: SearchQuery
     ) -> tuple[list[Hit], SearchQuery]:
         """The answer path's retrieval: the first hop (none under the relevance floor), the
-        follow-ups planned from it (``HopDecomposer``: the LLM's or the deterministic ones),
-        then fused; ``search`` gains what the follow-ups searched."""
+        follow-ups planned from it, then fused; ``search`` gains the follow-ups actually
+        searched (a follow-up past the hop budget is not). With the LLM's decomposition on,
+        the plan (``HopDecomposer``: the LLM's proposal, or the deterministic follow-ups when
+        it fails) is made between two trips to the search pool, and the hop budget counts
+        from when it came back; off, first hop and follow-ups are one trip, as ``search``."""
         s = self.settings
         self._check_text("query", search.text)
         k, how = request.top_k or s.default_top_k, request.mode or s.retrieval_mode
@@ -271,36 +277,41 @@ class RagPipeline:
         with tracing.span(
             "rag.retrieve", rag_top_k=k, rag_mode=how.value, rag_query=tracing.text(search.text)
         ) as retrieving:
-            first = await run_search(
-                self.retriever.first_hop, search.text, k, how, filters, self.floor
-            )
-            if not first.hits:
-                return [], search
-            plan = None
-            if self.retriever.hops.on:
-                with tracing.span("rag.decompose", rag_on=self.decomposer.on) as planning:
+            searched: list[str] = []
+            by: Literal["llm", "deterministic"] | None = None
+            note: str | None = None
+            if self.decomposer.on:
+                first = await run_search(
+                    self.retriever.first_hop, search.text, k, how, filters, self.floor
+                )
+                if not first.hits:
+                    return [], search
+                with tracing.span("rag.decompose") as planning:
                     plan = await self.decomposer.plan(
                         search.text, first.hits, self.model.special_tokens, request.request_id
                     )
                     tracing.set_attrs(
                         planning, rag_source=plan.source, rag_queries=len(plan.follow_ups)
                     )
-                search = dataclasses.replace(
-                    search,
-                    follow_ups=tuple(plan.queries),
-                    follow_ups_by=plan.source,
-                    follow_ups_note=plan.note,
+                by, note = plan.source, plan.note
+                hits = await run_search(
+                    functools.partial(self.retriever.follow, searched=searched),
+                    first,
+                    search.text,
+                    k,
+                    how,
+                    filters,
+                    plan.follow_ups,
+                    True,  # the budget counts from the proposal, which had its own timeout
                 )
-            hits = await run_search(
-                self.retriever.follow,
-                first,
-                search.text,
-                k,
-                how,
-                filters,
-                plan.follow_ups if plan is not None else None,
-                plan is not None and plan.source == "llm",
-            )
+            else:
+                hits = await run_search(self._one_trip, search.text, k, how, filters, searched)
+                if self.retriever.hops.on:
+                    by, note = "deterministic", PlanNote.off
+            if by is not None:
+                search = dataclasses.replace(
+                    search, follow_ups=tuple(searched), follow_ups_by=by, follow_ups_note=note
+                )
             tracing.set_attrs(
                 retrieving,
                 rag_hits=len(hits),
@@ -308,6 +319,18 @@ class RagPipeline:
                 rag_documents=len({h.document_id for h in hits}),
             )
         return hits, search
+
+    def _one_trip(
+        self,
+        query: str,
+        k: int,
+        how: RetrievalMode,
+        filters: SearchFilters,
+        searched: list[str],
+    ) -> list[Hit]:
+        """First hop and deterministic follow-ups in one call (one trip to the pool)."""
+        first = self.retriever.first_hop(query, k, how, filters, self.floor)
+        return self.retriever.follow(first, query, k, how, filters, searched=searched)
 
     def _unanswered(
         self,

@@ -103,15 +103,19 @@ class Retriever:
         planned: Sequence[FollowUp] | None = None,
         proposed: bool = False,
         hops: bool = True,
+        searched: list[str] | None = None,
     ) -> list[Hit]:
         """``first`` extended by the follow-up hop (``planned``: the searches a
         ``HopDecomposer`` planned, else the deterministic ones; their budget counts from
         ``first.started``, or from now when ``proposed`` by the LLM, whose own timeout
-        bounded the proposal) and reranked when the cross-encoder is on: the best ``top_k``."""
+        bounded the proposal) and reranked when the cross-encoder is on: the best ``top_k``.
+        ``searched`` (the caller's list) gets each follow-up query searched, in order."""
         hits = first.hits
         if hits and hops and self.hops.on:
 
             def follow_up(text: str, n: int) -> list[Hit]:
+                if searched is not None:
+                    searched.append(text)
                 return self._search(*self._vectors(text, mode), n, mode, filters)
 
             started = time.monotonic() if proposed else first.started

@@ -2,6 +2,7 @@
 
 from rag.feedback.store import (
     Feedback,
+    FeedbackFull,
     FeedbackRecord,
     FeedbackSource,
     FeedbackStore,
@@ -10,6 +11,7 @@ from rag.feedback.store import (
 )
 
 __all__ = [
+    "FeedbackFull",
     "Feedback",
     "FeedbackRecord",
     "FeedbackSource",

@@ -100,11 +100,18 @@ class FeedbackRecord(Feedback):
     principal: str | None = None
 
 
-class FeedbackStore:
-    """One feedback file; thread-safe, and safe for processes sharing it (``flock``)."""
+class FeedbackFull(Exception):
+    """The feedback file reached its bound (``RAG_FEEDBACK_MAX_MB``): nothing written."""
 
-    def __init__(self, path: Path) -> None:
+
+class FeedbackStore:
+    """One feedback file; thread-safe, and safe for processes sharing it (``flock``).
+    Bounded: a rating that would take the file past ``max_bytes`` is refused
+    (``FeedbackFull``), so a client cannot fill the disk; nothing stored is dropped."""
+
+    def __init__(self, path: Path, max_bytes: int | None = None) -> None:
         self.path = Path(path)
+        self.max_bytes = max_bytes
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         #: lines the last read skipped (torn or foreign)
@@ -112,7 +119,7 @@ class FeedbackStore:
 
     @classmethod
     def from_settings(cls, settings: FeedbackSettings) -> FeedbackStore:
-        return cls(settings.feedback_path)
+        return cls(settings.feedback_path, settings.feedback_max_mb * 1_000_000)
 
     def append(self, feedback: Feedback, *, principal: str | None = None) -> FeedbackRecord:
         """Store ``feedback`` (validated again: a model built without validation cannot
@@ -134,6 +141,10 @@ class FeedbackStore:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 size = os.fstat(fd).st_size
+                if self.max_bytes is not None and size + len(data) + 1 > self.max_bytes:
+                    raise FeedbackFull(
+                        f"the feedback file holds {size:,} bytes (bound {self.max_bytes:,})"
+                    )
                 if size and os.pread(fd, 1, size - 1) != b"\n":
                     data = b"\n" + data  # end the line a crash tore
                 view = memoryview(data)
@@ -202,5 +213,5 @@ def feedback_store(settings: FeedbackSettings) -> FeedbackStore:
     with _LOCK:
         found = _STORES.get(key)
         if found is None:
-            found = _STORES[key] = FeedbackStore(key)
+            found = _STORES[key] = FeedbackStore(key, settings.feedback_max_mb * 1_000_000)
         return found

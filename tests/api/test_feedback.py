@@ -81,8 +81,8 @@ def test_a_rating_is_stored_and_the_admin_exports_it(api, opened) -> None:
         f"{api}/v1/audit", params={"principal": "hana", "limit": 5}, headers=as_("admin")
     ).json()["entries"]
     line = next(e for e in trail if e["event"] == "feedback")
-    assert line["after"] == {"feedback_id": created["id"], "rating": "up"}
-    assert line["documents"] == ["d1", "d2"]
+    assert line["after"] == {"feedback_id": created["id"], "rating": "up", "sources": 2}
+    assert not line.get("documents")  # the client's word for its sources: not documents touched
 
 
 def test_every_role_may_rate_and_only_an_admin_may_export(api) -> None:
@@ -157,3 +157,16 @@ def test_a_file_that_cannot_be_written_is_a_503(opened, embedder, tmp_path) -> N
         r = httpx.post(f"{url}/v1/feedback", json=RATING, headers=as_("hr"))
         assert r.status_code == 503, r.text
         assert r.json()["error"]["code"] == "feedback_unavailable"
+
+
+def test_a_full_feedback_file_is_a_507_and_keeps_every_rating(opened, embedder, tmp_path) -> None:
+    settings, store = opened
+    path = tmp_path / "full.jsonl"
+    path.write_bytes(b"x" * 999_990 + b"\n")  # an operator's file, just under 1 MB
+    bounded = settings.model_copy(update={"feedback_log": path, "feedback_max_mb": 1})
+    with app_for(bounded, store, embedder) as url:
+        r = httpx.post(f"{url}/v1/feedback", json=RATING, headers=as_("hr"))
+        assert r.status_code == 507, r.text
+        assert r.json()["error"]["code"] == "feedback_full"
+        assert str(tmp_path) not in r.text
+    assert path.read_bytes() == b"x" * 999_990 + b"\n"  # nothing written, nothing lost

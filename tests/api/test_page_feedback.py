@@ -58,14 +58,6 @@ def rated_api(tmp_path_factory, embedder, vllm):
     store.close()
 
 
-def _final(stream: str) -> dict:
-    """The ``final`` event of an SSE answer stream."""
-    for block in stream.split("\n\n"):
-        if block.startswith("event: final\n"):
-            return json.loads(block.split("data: ", 1)[1])
-    raise AssertionError("no final event")
-
-
 def _stored(url: str) -> list[dict]:
     return httpx.get(f"{url}/v1/feedback").json()["feedback"]  # no keys: the local admin
 
@@ -115,9 +107,11 @@ def test_a_rating_with_a_comment_is_stored_with_the_request_id(page, rated_api) 
     assert record["rating"] == "up" and record["comment"] == "Right valve, right inventor."
     assert record["request_id"] == request_id
     assert record["question"] == "Who invented the Quillon valve?"
-    assert record["answer"] == _final(answered.value.text())["answer"] != ""
-    shown = page.locator("#turn-1 .src").count()
-    assert len(record["sources"]) == shown > 0
+    # the answer the page received (its final event, kept in the tab's thread)
+    turn = page.evaluate("() => JSON.parse(sessionStorage.getItem('rag-thread')).turns[0]")
+    assert record["answer"] == turn["answer"] != ""
+    listed = page.locator("#turn-1 .src").count()
+    assert len(record["sources"]) == listed == len(turn["sources"]) > 0
     assert record["sources"][0]["source"] == "valves.txt"  # the best source first
     # cited as the page shows it
     shown_cited = page.locator("#source-1-1 .tag.cited").count() == 1

@@ -125,6 +125,43 @@ def test_a_proposed_query_is_searched_and_names_what_it_found(corpus, embedder) 
     assert names_of(same) == names_of(first.hits)
 
 
+def test_the_answer_path_searches_the_fallback_after_a_slow_llm(
+    corpus, embedder, fault_server
+) -> None:
+    """The LLM timing out (1 s, past the 250 ms hop budget) still leaves the deterministic
+    follow-up searched, and reported as searched: the budget counts from the proposal."""
+    from rag.answer.events import AnswerRequest
+    from rag.answer.pipeline import RagPipeline
+    from rag.answer.rewrite import SearchQuery
+
+    settings, store = corpus
+    base, _ = fault_server
+    settings = settings.model_copy(
+        update={
+            "llm_base_url": f"{base}/slow/v1",
+            "llm_model": "fake",
+            "llm_retries": 0,
+            "hop_decompose": True,
+            "hop_decompose_timeout_s": 1.0,
+            "hop_budget_ms": 250,
+        }
+    )
+
+    async def go():
+        llm = LLMClient(LLMConfig.from_settings(settings, connect_timeout=1.0))
+        try:
+            pipeline = RagPipeline(settings, embedder, store, llm)
+            request = AnswerRequest(question=QUESTION, scope=ReadScope.everything(), top_k=3)
+            return await pipeline._retrieve(request, SearchQuery(QUESTION, "question"))
+        finally:
+            await llm.close()
+
+    hits, search = asyncio.run(go())
+    assert (search.follow_ups_by, search.follow_ups_note) == ("deterministic", LLMFailure.timeout)
+    bridge = next(h for h in hits if names_of([h]) == [BRIDGE])
+    assert bridge.hop == 2 and search.follow_ups == (bridge.found_by,)
+
+
 @pytest.mark.llm
 def test_answer_route_says_what_the_second_hop_searched(ingested, embedder, vllm) -> None:
     """With the real small model: off, the deterministic follow-up is reported; on, the

@@ -160,13 +160,16 @@ def test_seed_terms_skip_dates_and_repeats_and_stop_at_max_names() -> None:
 
     text = (
         "Matt Toeaina (born May 2, 1984) is an American football player. Matt Toeaina "
-        "played for the Chicago Bears in October and for Oregon on Saturday. "
+        "played for the Chicago Bears in October (Chicago) and for Oregon on Saturday. "
         + " ".join(f"Zed{i} visited Qorv{i}." for i in range(30))
     )
     terms = seed_terms("Which team signed the player?", _hit("a", "Matt Toeaina", text))
-    assert terms[:4] == ["Matt Toeaina", "American", "Chicago Bears", "Oregon"]  # once each
+    # each once; "Chicago" adds no word "Chicago Bears" did not
+    assert terms[:4] == ["Matt Toeaina", "American", "Chicago Bears", "Oregon"]
     assert not {"May", "October", "Saturday"} & set(terms)  # dates, not names
     assert len(terms) == MAX_NAMES + 1  # the title and MAX_NAMES names
+    # a title is a name even when it is a month's ("August", a film)
+    assert seed_terms("Who directed it?", _hit("b", "August", "August is a film."))[0] == "August"
 
 
 def test_fuse_keeps_the_first_hop_order_and_dedupes() -> None:
@@ -181,20 +184,20 @@ def test_fuse_keeps_the_first_hop_order_and_dedupes() -> None:
     assert fuse(first, [(plan, [_hit("a"), _hit("b")])], limit=4) == first
 
 
-def test_a_follow_ups_next_finds_go_to_the_bottom_half() -> None:
-    first = [_hit(p) for p in "abcdefgh"]
+def test_a_follow_ups_next_finds_go_below_the_fifth_place() -> None:
+    first = [_hit(p) for p in "abcdefghij"]
     (plan,) = follow_ups("q", [_hit("a", "Alpha Title")], 1)
     found = [_hit("x"), _hit("c"), _hit("y"), _hit("z"), _hit("w")]
-    fused = fuse(first, [(plan, found)], limit=8)
-    # x right after its seed; y and z (not in the first hop) from rank limit // 2 on; c keeps
-    # its own place (a first-hop parent is never an extra); w (a fourth find) is left out
-    assert [h.parent_id for h in fused] == ["a", "x", "b", "c", "y", "z", "d", "e"]
-    assert [h.hop for h in fused] == [1, 2, 1, 1, 2, 2, 1, 1]
-    assert fused[4].found_by == fused[5].found_by == plan.query
-    # the top half is the first hop's (and the seed's find) whatever the follow-up found
-    assert [h.parent_id for h in fuse(first, [(plan, found)], limit=8, extra=0)] == list("axbcdefg")
-    # too short a list for a bottom half: no extras
-    assert [h.parent_id for h in fuse(first[:3], [(plan, found)], limit=3)] == ["a", "x", "b"]
+    fused = fuse(first, [(plan, found)], limit=10)
+    # x right after its seed; y and z (not in the first hop) from the sixth place on; c
+    # keeps its own place (a first-hop parent is never an extra); w (a fourth find) is out
+    assert [h.parent_id for h in fused] == list("axbcdyzefg")
+    assert [h.hop for h in fused] == [1, 2, 1, 1, 1, 2, 2, 1, 1, 1]
+    assert fused[5].found_by == fused[6].found_by == plan.query
+    assert [h.parent_id for h in fuse(first, [(plan, found)], 10, extra=0)] == list("axbcdefghi")
+    # a shorter list is the start of a longer one: top 5 has no extras, top 7 both
+    for limit in (4, 5, 7):
+        assert fuse(first, [(plan, found)], limit=limit) == fused[:limit]
 
 
 def test_a_follow_ups_scores_never_outrank_the_parent_it_displaces() -> None:

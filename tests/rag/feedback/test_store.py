@@ -141,3 +141,15 @@ def test_an_unwritable_file_raises_and_acknowledges_nothing(tmp_path: Path) -> N
     path.mkdir()  # a folder where the file should be
     with pytest.raises(OSError):
         FeedbackStore(path).append(_feedback())
+
+
+def test_a_full_file_refuses_a_rating_and_keeps_what_it_holds(tmp_path: Path) -> None:
+    from rag.feedback import FeedbackFull
+
+    store = FeedbackStore(tmp_path / "f.jsonl", max_bytes=2_000)
+    kept = [store.append(Feedback(rating="up", question=f"q{i}?")) for i in range(3)]
+    before = store.path.read_bytes()
+    with pytest.raises(FeedbackFull):
+        store.append(Feedback(rating="down", question="x" * 1_500))
+    assert store.path.read_bytes() == before  # nothing written, nothing lost
+    assert [r.id for r in store.read()[0]] == [r.id for r in kept]
