@@ -75,6 +75,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--hop-budget-ms", type=int, default=None)
     parser.add_argument("--llm", default=None, help="OpenAI-compatible base URL: a row for it")
     parser.add_argument("--llm-model", default="smollm2-135m-instruct")
+    parser.add_argument(
+        "--llm-timeout",
+        type=float,
+        default=None,
+        help="s per proposal (RAG_HOP_DECOMPOSE_TIMEOUT_S)",
+    )
     args = parser.parse_args(argv)
 
     import bm25s
@@ -131,8 +137,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             llm_settings = settings.model_copy(
                 update={"llm_base_url": args.llm, "llm_model": args.llm_model}
             )
+            decomposing = {"hop_decompose": True}
+            if args.llm_timeout is not None:
+                decomposing["hop_decompose_timeout_s"] = args.llm_timeout
             decomposer = HopDecomposer(
-                hop_settings.model_copy(update={"hop_decompose": True}),
+                hop_settings.model_copy(update=decomposing),
                 LLMClient(LLMConfig.from_settings(llm_settings)),
             )
         proposals: dict[str, int] = {}
@@ -149,7 +158,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     RetrievalMode.hybrid,
                     None,
                     plan.follow_ups,
-                    proposed=plan.source == "llm",
+                    proposed=True,  # as the answer path: the budget counts from the proposal
                 )
                 latencies.setdefault(name, []).append(time.perf_counter() - t0)
                 found.setdefault(name, []).append([PurePosixPath(h.source).name for h in hits])

@@ -321,8 +321,9 @@ class RetrievalSettings(BaseModel):
     hop_decompose: bool = Field(
         False,
         description="the LLM proposes the follow-up searches on the answer path "
-        "(rag.answer.decompose; falls back to the deterministic hop); for an LLM able to, "
-        "such as Llama 3.1 (the production profile)",
+        "(rag.answer.decompose; falls back to the deterministic hop); off everywhere until "
+        "measured for the served model (python -m bench multihop --llm URL): the local "
+        "135M model's proposals lose to the deterministic hop",
     )
     hop_decompose_max_tokens: int = Field(96, ge=8, le=512)
     hop_decompose_timeout_s: float = Field(4.0, gt=0, le=60)
