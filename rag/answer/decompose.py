@@ -61,10 +61,6 @@ class HopPlan:
     source: Literal["llm", "deterministic"]
     note: PlanNote | LLMFailure | None = None
 
-    @property
-    def queries(self) -> list[str]:
-        return [f.query for f in self.follow_ups]
-
 
 def clean_proposals(text: str, question: str, found: str, limit: int) -> list[str]:
     """The usable queries of a proposal, in order, each once, at most ``limit``: one line
@@ -112,9 +108,12 @@ class HopDecomposer:
         request_id: str | None = None,
     ) -> HopPlan:
         count = self.settings.hop_queries
-        fallback = tuple(follow_ups(question, first, count))
+
+        def fallback(note: PlanNote | LLMFailure) -> HopPlan:  # only when it stands in
+            return HopPlan(tuple(follow_ups(question, first, count)), "deterministic", note)
+
         if not self.on or self.llm is None or not first or count < 1:
-            return HopPlan(fallback, "deterministic", PlanNote.off)
+            return fallback(PlanNote.off)
         shown = self.shown(first, specials)
         messages = self.messages(question, shown, specials)
         try:
@@ -125,10 +124,10 @@ class HopDecomposer:
                 request_id=request_id,
             )
         except LLMError as exc:
-            return HopPlan(fallback, "deterministic", exc.code)
+            return fallback(exc.code)
         queries = clean_proposals(text, question, shown, min(count, len(first)))
         if not queries:
-            return HopPlan(fallback, "deterministic", PlanNote.unusable)
+            return fallback(PlanNote.unusable)
         # Each proposal is placed after a first-hop parent (``hops.fuse``), best first.
         return HopPlan(tuple(FollowUp(first[i], q) for i, q in enumerate(queries)), "llm")
 

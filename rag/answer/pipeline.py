@@ -305,7 +305,14 @@ class RagPipeline:
                     True,  # the budget counts from the proposal, which had its own timeout
                 )
             else:
-                hits = await run_search(self._one_trip, search.text, k, how, filters, searched)
+                hits = await run_search(  # first hop and follow-ups: one trip to the pool
+                    functools.partial(self.retriever.retrieve, searched=searched),
+                    search.text,
+                    k,
+                    how,
+                    filters,
+                    self.floor,
+                )
                 if self.retriever.hops.on:
                     by, note = "deterministic", PlanNote.off
             if by is not None:
@@ -319,18 +326,6 @@ class RagPipeline:
                 rag_documents=len({h.document_id for h in hits}),
             )
         return hits, search
-
-    def _one_trip(
-        self,
-        query: str,
-        k: int,
-        how: RetrievalMode,
-        filters: SearchFilters,
-        searched: list[str],
-    ) -> list[Hit]:
-        """First hop and deterministic follow-ups in one call (one trip to the pool)."""
-        first = self.retriever.first_hop(query, k, how, filters, self.floor)
-        return self.retriever.follow(first, query, k, how, filters, searched=searched)
 
     def _unanswered(
         self,

@@ -63,13 +63,15 @@ class Retriever:
         filters: SearchFilters | None,
         floor: RelevanceFloor | None = None,
         hops: bool = True,
+        searched: list[str] | None = None,
     ) -> list[Hit]:
         """The best ``top_k`` parents for ``query`` (defaults resolved by the caller); none
         when the query is under the relevance ``floor`` (see the module notes). With
         ``retrieval_hops`` 2 (and ``hops``), follow-up searches seeded by the first one's
-        best parents (``rag.answer.hops``), with the same ``mode`` and ``filters`` (scope)."""
+        best parents (``rag.answer.hops``), with the same ``mode`` and ``filters`` (scope);
+        ``searched`` as in ``follow``."""
         first = self.first_hop(query, top_k, mode, filters, floor)
-        return self.follow(first, query, top_k, mode, filters, hops=hops)
+        return self.follow(first, query, top_k, mode, filters, hops=hops, searched=searched)
 
     def first_hop(
         self,
