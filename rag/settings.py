@@ -296,6 +296,15 @@ class RetrievalSettings(BaseModel):
     # 16 = nearly every passage of a 4,096-token parent: the excerpt packer then picks the
     # best passages globally (BENCHMARKS.md: +14 to +20 questions at 4K-16K fills over 8).
     passages_per_parent: int = Field(16, ge=1, le=32)
+    search_window: float = Field(
+        1.0,
+        ge=0.25,
+        le=8.0,
+        description="passages ranked per branch and grouped into parents, as a multiple of "
+        "parents wanted x passages_per_parent (widened while too few parents appear); 1 "
+        "measured as good as 2 on HotpotQA-dev and SQuAD at a third less search time at 1M "
+        "(BENCHMARKS.md, 'A million passages')",
+    )
     rerank: bool = False
     rerank_candidates: int = Field(
         40, ge=1, le=200, description="parents retrieved for the cross-encoder to choose from"

@@ -12,6 +12,7 @@ import threading
 import numpy as np
 
 from rag.assets import bge_path
+from rag.embedding.onnx_queries import OnnxQueryEncoder
 from rag.settings import BUNDLED_BGE, EmbeddingSettings
 
 
@@ -52,6 +53,8 @@ class SentenceTransformerEmbedder:
         self._tokenizer.no_padding()
         # ONNX sessions are not documented as re-entrant across Python threads; one at a time.
         self._lock = threading.Lock()
+        # Queries through the same session without encode()'s wrapping (same vectors).
+        self._queries = OnnxQueryEncoder.of(self._model)
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
         return list(self._tokenizer.encode(text, add_special_tokens=False).offsets)
@@ -72,6 +75,10 @@ class SentenceTransformerEmbedder:
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         with self._lock:
+            if self._queries is not None:
+                return self._queries.encode(
+                    [self._instruction + t for t in texts], self._batch_size
+                )
             return self._model.encode(
                 texts,
                 prompt=self._instruction,

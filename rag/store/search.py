@@ -133,7 +133,8 @@ class PassageSearch:
         size = group_size or s.passages_per_parent
         want = limit
         for _ in range(4):
-            depth = max(s.prefetch_limit, want * size * 2)  # per branch, and the window
+            # Per branch, and the window grouped (widened below when too few parents).
+            depth = max(s.prefetch_limit, round(want * size * s.search_window))
             kwargs = self._query_kwargs(mode, dense, sparse_q, flt, depth, fusion or s.fusion)
             with self._lock:
                 if self.embedded:
@@ -213,6 +214,9 @@ class PassageSearch:
         query = dict(kwargs)
         if "prefetch" in query:
             query["prefetch"] = [p.model_copy(update={"limit": depth}) for p in query["prefetch"]]
+            # Fusion ranks only what the (filtered) branches returned: filtering the fused
+            # list again would re-check every candidate's payload for nothing.
+            flt = None
         return self.client.query_points(
             self.passages,
             query_filter=flt,

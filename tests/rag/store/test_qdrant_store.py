@@ -277,6 +277,36 @@ def test_embedded_grouping_widens_until_enough_parents(settings_factory):
         store.close()
 
 
+@pytest.mark.parametrize(("window", "depth"), [(0.5, 6), (1.0, 12), (2.0, 24)])
+def test_search_window_sets_each_branchs_depth_and_the_fused_window(
+    settings_factory, window, depth
+):
+    """RAG_SEARCH_WINDOW: parents wanted x passages per parent x window passages ranked per
+    branch and grouped (limit 4, 3 per parent); hybrid filters the branches, not the fusion."""
+    store = QdrantStore(settings_factory(prefetch_limit=1, search_window=window), "test-model", 4)
+    try:
+        add_many(store, np.random.default_rng(5), parents=30, per_parent=6, near=[1, 0, 0, 0])
+        seen: list[dict] = []
+        query_points = store.client.query_points
+
+        def recording(*args, **kwargs):
+            seen.append(kwargs)
+            return query_points(*args, **kwargs)
+
+        store.client.query_points = recording  # type: ignore[method-assign]
+        flt = SearchFilters(folders=["/docs"])
+        hits = store.search.search(
+            [1.0, 0, 0, 0], BM25Encoder().encode_query("term1"), limit=4, group_size=3, filters=flt
+        )
+        assert len(hits) == 4
+        assert seen[0]["limit"] == depth
+        assert [p.limit for p in seen[0]["prefetch"]] == [depth, depth]
+        assert all(p.filter is not None for p in seen[0]["prefetch"])
+        assert seen[0]["query_filter"] is None
+    finally:
+        store.close()
+
+
 def test_a_store_of_the_pure_python_engine_is_adopted_by_edge(settings_factory):
     """Upgrading to the Edge engine keeps what was ingested (vectors copied, not re-embedded)."""
     old = QdrantStore(settings_factory(embedded_engine="python"), "test-model", 4)

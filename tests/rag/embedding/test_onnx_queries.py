@@ -1,0 +1,58 @@
+"""The direct ONNX query path gives sentence-transformers' own vectors (rag.embedding.onnx_queries)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.models import Normalize, Pooling
+
+from rag.embedding.onnx_queries import OnnxQueryEncoder
+
+QUESTIONS = [
+    "Which NFL team represented the AFC at Super Bowl 50?",
+    "who set Nietzsche's philosophical novel to music",
+    "x",
+    "Thus Spoke Zarathustra Richard Strauss " * 200,  # over the 512-token window: truncated
+]
+
+
+def _reference(embedder, texts: list[str]) -> np.ndarray:
+    return embedder._model.encode(
+        texts,
+        prompt=embedder._instruction,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=False,
+    )
+
+
+def test_the_bundled_bge_takes_the_direct_path_with_encodes_vectors(embedder) -> None:
+    assert embedder._queries is not None
+    ours = embedder.embed_queries(QUESTIONS)
+    reference = _reference(embedder, QUESTIONS)
+    assert ours.shape == reference.shape and ours.dtype == np.float32
+    cosines = (ours * reference).sum(axis=1)
+    assert cosines.min() >= 0.99999
+    # One at a time, as a search embeds (the int8 model's activation scales are computed
+    # per run, so a row depends on its batch: compared run for run).
+    alone = np.stack([embedder.embed_queries([q])[0] for q in QUESTIONS])
+    singles = np.stack([_reference(embedder, [q])[0] for q in QUESTIONS])
+    assert (alone * singles).sum(axis=1).min() >= 0.99999
+    pairs = embedder._queries.encode([embedder._instruction + q for q in QUESTIONS], 2)
+    in_pairs = np.concatenate([_reference(embedder, QUESTIONS[i : i + 2]) for i in (0, 2)])
+    assert (pairs * in_pairs).sum(axis=1).min() >= 0.99999
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+
+
+def test_a_model_pooled_otherwise_keeps_encode(embedder) -> None:
+    transformer = embedder._model[0]
+    mean = SentenceTransformer(
+        modules=[transformer, Pooling(embedder.dimension, pooling_mode="mean"), Normalize()],
+        device="cpu",
+    )
+    assert OnnxQueryEncoder.of(mean) is None
+    unnormalised = SentenceTransformer(
+        modules=[transformer, Pooling(embedder.dimension, pooling_mode="cls")], device="cpu"
+    )
+    assert OnnxQueryEncoder.of(unnormalised) is None
+    assert OnnxQueryEncoder.of(embedder._model) is not None
