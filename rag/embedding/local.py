@@ -65,13 +65,7 @@ class SentenceTransformerEmbedder:
 
     def embed_passages(self, texts: list[str]) -> np.ndarray:
         with self._lock:
-            return self._model.encode(
-                texts,
-                batch_size=self._batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            ).astype(np.float32)
+            return self.encoded(texts)
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         with self._lock:
@@ -79,11 +73,17 @@ class SentenceTransformerEmbedder:
                 return self._queries.encode(
                     [self._instruction + t for t in texts], self._batch_size
                 )
-            return self._model.encode(
-                texts,
-                prompt=self._instruction,
-                batch_size=self._batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            ).astype(np.float32)
+            return self.encoded(texts, self._instruction)
+
+    def encoded(self, texts: list[str], prompt: str | None = None) -> np.ndarray:
+        """sentence-transformers' own ``encode`` (``prompt`` prefixed): passages, queries of a
+        model the direct path does not reproduce, and the reference the tests compare it to.
+        Callers hold the lock."""
+        return self._model.encode(
+            texts,
+            prompt=prompt,
+            batch_size=self._batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        ).astype(np.float32)

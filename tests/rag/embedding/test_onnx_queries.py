@@ -17,13 +17,8 @@ QUESTIONS = [
 
 
 def _reference(embedder, texts: list[str]) -> np.ndarray:
-    return embedder._model.encode(
-        texts,
-        prompt=embedder._instruction,
-        normalize_embeddings=True,
-        convert_to_numpy=True,
-        show_progress_bar=False,
-    )
+    """sentence-transformers' own vectors for these queries, in one run."""
+    return embedder.encoded(texts, embedder._instruction)
 
 
 def test_the_bundled_bge_takes_the_direct_path_with_encodes_vectors(embedder) -> None:
