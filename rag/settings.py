@@ -283,6 +283,12 @@ class QueueSettings(BaseModel):
         description="starts of one task that never finished (its worker died each time) "
         "before its files go to the dead letters",
     )
+    queue_stall_s: float = Field(
+        120.0,
+        ge=2,
+        description="a consumer with room that received nothing while tasks waited in the "
+        "queue this long is deaf (Celery after a broker reconnect) and is restarted",
+    )
     queue_batch_files: int = Field(16, ge=1, le=1000, description="small files per task")
     queue_batch_mb: float = Field(4.0, gt=0, description="bytes of small files per task")
 

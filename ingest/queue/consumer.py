@@ -11,7 +11,10 @@ is the consumer.
 SIGTERM / Ctrl-C: a warm shutdown, running tasks finish; a second one (or kill -9) leaves
 them unacknowledged, and Redis redelivers them after the visibility timeout. While the
 process lives, its heartbeat (``ingest.queue.heartbeat``) keeps the tasks it holds from
-being redelivered, however long they run.
+being redelivered, however long they run. A consumer that Celery left deaf after a broker
+reconnect (``ingest.queue.watchdog``) is restarted: the worker process re-executes itself
+(same pid, same arguments; nothing runs then, and what it held is redelivered), the API
+replaces its consumer.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from celery import Celery
@@ -30,6 +35,7 @@ from ingest.queue.app import make_celery, redis_prefix
 from ingest.queue.heartbeat import Heartbeat
 from ingest.queue.job_board import JobBoard
 from ingest.queue.tasks import TaskContext, active_tasks, install, register
+from ingest.queue.watchdog import Watchdog
 from rag import tracing
 from rag.embedding.protocol import Embedder
 from rag.settings import Settings
@@ -38,11 +44,9 @@ from rag.store.qdrant_store import QdrantStore
 log = logging.getLogger(__name__)
 
 
-def queue_app(settings: Settings, worker: Indexer) -> tuple[Celery, Heartbeat]:
-    """The Celery app with the tasks bound to this process's worker, and the heartbeat of
-    the tasks it will hold (started)."""
-    app = make_celery(settings.queue)
-    register(app)
+def bind_tasks(settings: Settings, worker: Indexer) -> tuple[Heartbeat, JobBoard]:
+    """Bind the tasks to this process's worker; the heartbeat of the tasks it will hold
+    (started) and the job board."""
     board = JobBoard.connect(
         settings.broker_url or "",
         redis_prefix(settings.collection),
@@ -52,7 +56,28 @@ def queue_app(settings: Settings, worker: Indexer) -> tuple[Celery, Heartbeat]:
     heartbeat = Heartbeat(board.redis, settings.queue_visibility_timeout_s / 4).start()
     install(TaskContext(settings.queue, worker, board, heartbeat))
     tracing.setup("rag-ingest-worker", trace_text=settings.trace_text)  # only with OTEL_* set
-    return app, heartbeat
+    return heartbeat, board
+
+
+def _celery(settings: Settings) -> Celery:
+    """A fresh app with the tasks (a restarted consumer shares no state with the deaf
+    one)."""
+    app = make_celery(settings.queue)
+    register(app)
+    return app
+
+
+def _watchdog(
+    settings: Settings, board: JobBoard, concurrency: int, on_stall: Callable[[], None]
+) -> Watchdog:
+    return Watchdog(
+        board.redis,
+        settings.queue_name,
+        concurrency,
+        active_tasks,
+        settings.queue_stall_s,
+        on_stall,
+    )
 
 
 def queue_ingest_worker(settings: Settings, embedder: Embedder, store: QdrantStore) -> Indexer:
@@ -79,27 +104,68 @@ def _options(concurrency: int) -> dict[str, object]:
 
 def run_worker(settings: Settings, worker: Indexer, concurrency: int) -> int:
     """Consume until SIGTERM/SIGINT (Celery's own signal handling); the exit code."""
-    app, _ = queue_app(settings, worker)
-    celery_worker = app.Worker(pool="threads", loglevel="INFO", quiet=True, **_options(concurrency))
+    _, board = bind_tasks(settings, worker)
+    celery_worker = _celery(settings).Worker(
+        pool="threads", loglevel="INFO", quiet=True, **_options(concurrency)
+    )
     log.warning(
         "ingest worker consuming %s (%d at once), shared roots: %s",
         settings.queue_name,
         concurrency,
         ", ".join(str(r) for r in settings.api_ingest_roots),
     )
-    celery_worker.start()
+    watchdog = _watchdog(settings, board, concurrency, lambda: _reexec(concurrency)).start()
+    try:
+        celery_worker.start()
+    finally:
+        watchdog.stop()
     return int(celery_worker.exitcode or 0)
+
+
+def worker_argv(concurrency: int) -> list[str]:
+    """The command line of this worker, as ``python -m ingest`` runs it (the settings are
+    in the environment, which the new program keeps)."""
+    return [sys.executable, "-m", "ingest", "--worker", "--concurrency", str(concurrency)]
+
+
+def _reexec(concurrency: int) -> None:
+    """Replace this process by a fresh worker: same pid (a supervisor sees no exit), no
+    Celery state kept. Only called with no task running; messages this process had received
+    (a retry's countdown) are redelivered after the visibility timeout."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, worker_argv(concurrency))
 
 
 @dataclass
 class Consumer:
-    """A consumer inside another process (the API, which owns the embedded store)."""
+    """A consumer inside another process (the API, which owns the embedded store); its
+    watchdog replaces a deaf controller by a fresh one (``restart``)."""
 
+    settings: Settings
+    concurrency: int
     controller: object
     thread: threading.Thread
     heartbeat: Heartbeat
+    watchdog: Watchdog | None = None
+
+    def restart(self) -> None:
+        """A new app and controller; the old one is told to stop on a thread of its own
+        (it may never answer: it is deaf, not dead) and is not waited for."""
+        old = self.controller
+        threading.Thread(
+            target=old.stop,  # type: ignore[attr-defined]
+            kwargs={"in_sighandler": False},
+            name="ingest-consumer-stop",
+            daemon=True,
+        ).start()
+        self.controller, self.thread = _controller(self.settings, self.concurrency)
 
     def stop(self, grace_s: float = 50.0) -> None:
+        if self.watchdog is not None:
+            self.watchdog.stop()
         """A warm stop: running tasks finish (up to ``grace_s``). Celery's stop also waits
         for a broker it is reconnecting to; that wait is not ours to sit through, so with
         no task running the process goes after 2 s (unfinished tasks are redelivered)."""
@@ -124,8 +190,15 @@ class Consumer:
 
 def start_consumer(settings: Settings, worker: Indexer, concurrency: int) -> Consumer:
     """Celery's WorkController (no signal handlers: not the main thread) on a thread."""
-    app, heartbeat = queue_app(settings, worker)
-    controller = app.WorkController(pool_cls="threads", **_options(concurrency))
+    heartbeat, board = bind_tasks(settings, worker)
+    controller, thread = _controller(settings, concurrency)
+    consumer = Consumer(settings, concurrency, controller, thread, heartbeat)
+    consumer.watchdog = _watchdog(settings, board, concurrency, consumer.restart).start()
+    return consumer
+
+
+def _controller(settings: Settings, concurrency: int) -> tuple[object, threading.Thread]:
+    controller = _celery(settings).WorkController(pool_cls="threads", **_options(concurrency))
     thread = threading.Thread(target=controller.start, name="ingest-consumer", daemon=True)
     thread.start()
-    return Consumer(controller, thread, heartbeat)
+    return controller, thread

@@ -1,7 +1,6 @@
 """Documents and ingest jobs through the API (own store, since these write)."""
 
 import shutil
-import time
 
 import httpx
 import pytest
@@ -133,42 +132,49 @@ def test_an_unwritable_inbox_is_a_503_not_a_500(api):
     assert str(tmp) not in r.text  # the path is for the log only
 
 
-def test_name_collisions_are_resolved_off_the_event_loop(api):
+def test_name_collisions_are_resolved_off_the_event_loop(api, monkeypatch):
     """Many taken names of the same size: each is hashed before the next is tried. That
-    work runs in a thread, so other requests are answered meanwhile."""
+    work runs in a thread, so other requests are answered meanwhile. Proven without a
+    clock: the first hash waits until a /healthz answer arrived during it, which could
+    never happen if the hashing held the event loop (the wait would run out)."""
     import threading
+
+    import api.uploads as uploads
 
     url, tmp = api
     inbox = tmp / "data" / "inbox"
     inbox.mkdir(parents=True)
-    size, taken = 1 << 20, 400
+    size, taken = 1 << 16, 60
     filler = b"x" * (size - 8)
     for i in range(1, taken + 1):
         (inbox / ("big.txt" if i == 1 else f"big-{i}.txt")).write_bytes(filler + b"%08d" % i)
-    latencies: list[float] = []
-    done = threading.Event()
+    hashing, answered = threading.Event(), threading.Event()
+    hashes: list[bool] = []  # per hash: whether a /healthz answer came while it waited
+    same_bytes = uploads._same_bytes
+
+    def observed(path, spooled):
+        if not hashes:
+            hashing.set()
+            hashes.append(answered.wait(timeout=10))
+        else:
+            hashes.append(True)
+        return same_bytes(path, spooled)
+
+    monkeypatch.setattr(uploads, "_same_bytes", observed)
 
     def ping():
-        with httpx.Client() as client:
-            while not done.is_set():
-                started = time.perf_counter()
-                client.get(f"{url}/healthz")
-                latencies.append(time.perf_counter() - started)
-                time.sleep(0.02)
+        hashing.wait(timeout=30)
+        if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
+            answered.set()
 
     pinger = threading.Thread(target=ping)
     pinger.start()
-    time.sleep(0.2)
-    started = time.perf_counter()
     r = upload(url, "big.txt", filler + b"new-one!")
-    took = time.perf_counter() - started
-    done.set()
     pinger.join()
     assert r.status_code == 202, r.text
     assert r.json()["files"][0]["path"] == f"big-{taken + 1}.txt"
-    print(f"upload {took:.2f} s, /healthz max {max(latencies) * 1000:.0f} ms")
-    assert took > 0.4  # the hashing took long enough to be seen
-    assert max(latencies) < min(0.3, took / 2)
+    assert len(hashes) == taken  # every taken name of the same size was hashed
+    assert hashes[0], "/healthz was not answered while the upload hashed the taken names"
 
 
 def test_a_job_names_each_file_once_in_process(api):

@@ -30,8 +30,10 @@ ROOT = Path(__file__).resolve().parents[2]
 class WorkerProcess:
     """`python -m ingest --worker` with the given environment; its log is kept."""
 
-    def __init__(self, env: dict[str, str], log: Path, concurrency: int = 1) -> None:
-        self.env, self.log, self.concurrency = env, log, concurrency
+    def __init__(
+        self, env: dict[str, str], log: Path, concurrency: int = 1, module: str = "ingest"
+    ) -> None:
+        self.env, self.log, self.concurrency, self.module = env, log, concurrency, module
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -39,7 +41,7 @@ class WorkerProcess:
         out = self.log.open("ab")
         offset = out.tell()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ingest", "--worker", "--concurrency", str(self.concurrency)],
+            [sys.executable, "-m", self.module, "--worker", "--concurrency", str(self.concurrency)],
             cwd=ROOT,
             env=self.env,
             stdout=out,

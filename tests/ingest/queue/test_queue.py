@@ -184,7 +184,8 @@ def test_redis_down_the_cli_says_so_nothing_is_lost_and_work_resumes(redis_serve
     shared = tmp_path / "shared"
     write_corpus(shared / "a", 2, seed=1)
     write_corpus(shared / "b", 2, seed=2)
-    env = queue_settings(tmp_path, redis_server, shared)
+    # Celery can come back from the outage deaf (ingest.queue.watchdog): restarted in 10 s.
+    env = queue_settings(tmp_path, redis_server, shared, RAG_QUEUE_STALL_S="10")
     cli_env = queue_env(env)
 
     def enqueue(*paths: Path, wait: bool = False) -> subprocess.CompletedProcess:

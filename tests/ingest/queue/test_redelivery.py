@@ -40,7 +40,8 @@ def _started(board: JobBoard, job_id: str, path: str, deliveries: int) -> None:
 
 def test_a_live_long_task_is_not_redelivered_and_late_reports_count_done(redis_server, tmp_path):
     shared = tmp_path / "shared"
-    long = write_corpus(shared / "long", 1, words=40_000, seed=31)[0]
+    # ~10 s per 40,000 words here: long enough on a machine several times faster
+    long = write_corpus(shared / "long", 1, words=120_000, seed=31)[0]
     outage = write_corpus(shared / "outage", 1, words=40_000, seed=32)[0]
     small = write_corpus(shared / "small", 2, seed=33)
     env = lease_settings(tmp_path, redis_server, shared, TIMEOUT_S)

@@ -1,0 +1,24 @@
+"""``python -m ingest --worker`` whose first consumer is left deaf the way Celery can leave
+one after a broker reconnect: connected and alive, but no longer popping the queue (Celery's
+own ``cancel_task_queue``, on its ``worker_ready`` signal). This is the fault the watchdog
+(``ingest.queue.watchdog``) exists for; its re-exec starts the plain ``python -m ingest``,
+which listens. Run as ``python -m tests.helpers.deaf_worker --worker ...``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from celery.signals import worker_ready
+
+from ingest.__main__ import main
+from rag.settings import load_settings
+
+
+@worker_ready.connect
+def _deafen(sender: Any = None, **_: Any) -> None:
+    sender.cancel_task_queue(load_settings().queue_name)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
