@@ -130,8 +130,11 @@ def worker_argv(concurrency: int) -> list[str]:
 
 def _reexec(concurrency: int) -> None:
     """Replace this process by a fresh worker: same pid (a supervisor sees no exit), no
-    Celery state kept. Only called with no task running; messages this process had received
-    (a retry's countdown) are redelivered after the visibility timeout."""
+    Celery state kept. Tasks still running finish first (the deaf consumer takes no new
+    ones, and the heartbeat keeps theirs); messages this process had received and not
+    started (a retry's countdown) are redelivered after the visibility timeout."""
+    while active_tasks():
+        time.sleep(0.5)
     for handler in logging.getLogger().handlers:
         handler.flush()
     sys.stdout.flush()
@@ -153,8 +156,13 @@ class Consumer:
 
     def restart(self) -> None:
         """A new app and controller; the old one is told to stop on a thread of its own
-        (it may never answer: it is deaf, not dead) and is not waited for."""
+        (it may never answer: it is deaf, not dead) and is not waited for. kombu keeps
+        one event loop per process, which a new controller would share and the old one's
+        stop would close under it: the new one gets its own."""
+        from kombu.asynchronous import set_event_loop
+
         old = self.controller
+        set_event_loop(None)
         threading.Thread(
             target=old.stop,  # type: ignore[attr-defined]
             kwargs={"in_sighandler": False},

@@ -122,6 +122,39 @@ def test_a_deaf_worker_re_executes_itself_and_its_queued_job_finishes(redis_serv
         worker.stop()
 
 
+def test_a_task_running_when_the_worker_goes_deaf_finishes_before_the_re_exec(
+    redis_server, tmp_path
+):
+    """Deaf while a long task runs (room for one more): the re-exec waits for it, so it is
+    delivered once and counted done, and the job queued behind it finishes too."""
+    shared = tmp_path / "shared"
+    long = write_corpus(shared / "long", 1, words=60_000, seed=7)[0]
+    write_corpus(shared / "b", 2, seed=8)
+    env = queue_settings(tmp_path, redis_server, shared, RAG_QUEUE_STALL_S="2")
+    log = tmp_path / "worker.log"
+    worker = WorkerProcess(
+        {**queue_env(env), "DEAF_WHEN": "task"}, log, 2, module="tests.helpers.deaf_worker"
+    )
+    worker.start()
+    producer = Producer(as_settings(env))
+    board = board_for(env)
+    try:
+        first = producer.submit([long])
+        wait_for(lambda: board.states(first.job_id, [str(long)])[str(long)] == "running", 60, "")
+        second = producer.submit([shared / "b"])
+        assert wait_done(board, second.job_id, timeout=180).counts["done"] == 2
+        done = wait_done(board, first.job_id, timeout=60)
+        assert done.counts["done"] == 1
+        assert list(board.deliveries(first.job_id).values()) == [1]  # never killed, redone
+        text = log.read_text()
+        assert "ingestion consumer deaf" in text and text.count(" ready.") == 2, text[-3000:]
+        # the re-exec came after the long task had finished
+        assert text.index("ingestion consumer deaf") < text.rindex(" ready.")
+    finally:
+        producer.close()
+        worker.stop()
+
+
 def test_the_apis_deaf_consumer_is_replaced(redis_server, tmp_path, embedder, settings_factory):
     """The consumer inside the API (embedded store): the watchdog starts a new controller."""
     from ingest.queue.consumer import queue_ingest_worker, start_consumer
