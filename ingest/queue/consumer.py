@@ -13,8 +13,8 @@ them unacknowledged, and Redis redelivers them after the visibility timeout. Whi
 process lives, its heartbeat (``ingest.queue.heartbeat``) keeps the tasks it holds from
 being redelivered, however long they run. A consumer that Celery left deaf after a broker
 reconnect (``ingest.queue.watchdog``) is restarted: the worker process re-executes itself
-(same pid, same arguments; nothing runs then, and what it held is redelivered), the API
-replaces its consumer.
+(same pid, same arguments) once its running tasks have finished, the API replaces its
+consumer.
 """
 
 from __future__ import annotations
@@ -122,24 +122,20 @@ def run_worker(settings: Settings, worker: Indexer, concurrency: int) -> int:
     return int(celery_worker.exitcode or 0)
 
 
-def worker_argv(concurrency: int) -> list[str]:
-    """The command line of this worker, as ``python -m ingest`` runs it (the settings are
-    in the environment, which the new program keeps)."""
-    return [sys.executable, "-m", "ingest", "--worker", "--concurrency", str(concurrency)]
-
-
 def _reexec(concurrency: int) -> None:
-    """Replace this process by a fresh worker: same pid (a supervisor sees no exit), no
-    Celery state kept. Tasks still running finish first (the deaf consumer takes no new
-    ones, and the heartbeat keeps theirs); messages this process had received and not
-    started (a retry's countdown) are redelivered after the visibility timeout."""
+    """Replace this process by a fresh worker, as ``python -m ingest`` runs it: same pid
+    (a supervisor sees no exit), the same settings (the environment is kept), no Celery
+    state kept. Tasks still running finish first (the deaf consumer takes no new ones, and
+    the heartbeat keeps theirs); messages this process had received and not started (a
+    retry's countdown) are redelivered after the visibility timeout."""
     while active_tasks():
         time.sleep(0.5)
     for handler in logging.getLogger().handlers:
         handler.flush()
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, worker_argv(concurrency))
+    argv = [sys.executable, "-m", "ingest", "--worker", "--concurrency", str(concurrency)]
+    os.execv(sys.executable, argv)
 
 
 @dataclass
@@ -172,11 +168,11 @@ class Consumer:
         self.controller, self.thread = _controller(self.settings, self.concurrency)
 
     def stop(self, grace_s: float = 50.0) -> None:
-        if self.watchdog is not None:
-            self.watchdog.stop()
         """A warm stop: running tasks finish (up to ``grace_s``). Celery's stop also waits
         for a broker it is reconnecting to; that wait is not ours to sit through, so with
         no task running the process goes after 2 s (unfinished tasks are redelivered)."""
+        if self.watchdog is not None:
+            self.watchdog.stop()
         stopper = threading.Thread(
             target=self.controller.stop,  # type: ignore[attr-defined]
             kwargs={"in_sighandler": False},

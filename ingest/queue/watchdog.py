@@ -65,13 +65,14 @@ class Watchdog:
         """Tasks in the queue's list (not those reserved by consumers)."""
         return int(self.client.llen(self.queue))
 
-    def _deaf(self) -> bool:
-        """This sample looks deaf: tasks wait and this consumer has room for one."""
+    def _deaf(self) -> int:
+        """The tasks waiting when this sample looks deaf (they wait and this consumer has
+        room for one), else 0."""
         try:
             waiting = self.waiting()
         except redis.RedisError:
-            return False
-        return waiting > 0 and self.busy() < self.capacity
+            return 0
+        return waiting if waiting > 0 and self.busy() < self.capacity else 0
 
     def _run(self) -> None:
         interval = max(0.2, self.stall_s / 10)
@@ -79,7 +80,8 @@ class Watchdog:
         seen = self._received
         while not self._stop.wait(interval):
             received, seen = self._received != seen, self._received
-            if received or not self._deaf():
+            waiting = 0 if received else self._deaf()
+            if not waiting:
                 since = None
                 continue
             since = since if since is not None else time.monotonic()
@@ -88,7 +90,7 @@ class Watchdog:
             log.error(
                 "ingestion consumer deaf: %d task(s) waited in %s for %.0f s while it had "
                 "room and received nothing (a broker reconnect gone wrong?); restarting it",
-                self.waiting(),
+                waiting,
                 self.queue,
                 time.monotonic() - since,
             )
