@@ -8,20 +8,27 @@ same SQuAD-dev questions are then searched as four principals: an admin (no filt
 in 1 group, in 10 groups and in all G groups, through ``RagPipeline.search`` with each one's
 ``ReadScope`` (the filter inside the Qdrant query), interleaved query by query so all four see
 the same noise; then over HTTP (``/v1/search``, one client, the real ``python -m api`` with a
-named key per principal in ``RAG_API_KEYS_FILE``), unless ``--no-http``.
+named key per principal in ``RAG_API_KEYS_FILE``), unless ``--no-http``; then each
+principal's questions again from ``--clients`` concurrent clients (default 8; 0: skip), and
+the API's resident memory after the runs.
 
 Reported per principal: readable parents (what a search returns), p50/p95/p99 ms, p95 relative
 to the admin's (goal <= 1.2), and *short* results: searches that returned fewer than top_k
 parents although at least top_k are readable (must be 0).
 
 Usage: python -m bench access [--sizes 50000,1000000] [--requests 100] [--groups 100]
-       [--top-k 16] [--no-http] [--optimize]
+       [--top-k 16] [--no-http] [--clients 8] [--optimize] [--work-dir DIR]
+
+``--work-dir`` keeps the grown store there; a rerun finds it (at least the size asked) and
+measures it again without growing, grouping or indexing it anew.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
+import json
 import os
 import secrets
 import tempfile
@@ -35,7 +42,7 @@ from typing import Any
 import httpx
 
 from bench.common import SQUAD, load_questions, table, write_result
-from bench.latency import api_process, grow, stats
+from bench.latency import api_process, grow, http_load, rss_mb, stats
 
 _BATCH = 256
 GOAL_RATIO = 1.2
@@ -54,6 +61,7 @@ class Reader:
     readable_passages: int = 0
     library: list[float] = field(default_factory=list)
     http: list[float] = field(default_factory=list)
+    http_many: list[float] = field(default_factory=list)  # with --clients concurrent clients
     short_library: int = 0
     short_http: int = 0
 
@@ -68,7 +76,7 @@ class Reader:
         return ReadScope.of(self.principal(), default_is_everyone=False)
 
     def reset(self) -> None:
-        self.library, self.http = [], []
+        self.library, self.http, self.http_many = [], [], []
         self.short_library = self.short_http = 0
 
 
@@ -193,6 +201,16 @@ def time_http(url: str, queries: list[str], people: list[Reader], top_k: int) ->
                     r.short_http += 1
 
 
+def time_http_clients(
+    url: str, queries: list[str], people: list[Reader], top_k: int, clients: int
+) -> None:
+    """Each principal's questions from ``clients`` concurrent clients, one principal at a
+    time (its key on every request)."""
+    for r in people:
+        headers = {"Authorization": f"Bearer {r.key}"}
+        r.http_many = asyncio.run(http_load(url, queries, clients, headers=headers, top_k=top_k))
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench access")
     parser.add_argument("--sizes", default="50000,1000000")
@@ -201,11 +219,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--top-k", type=int, default=16)
     parser.add_argument("--no-http", action="store_true", help="library searches only")
     parser.add_argument(
+        "--clients", type=int, default=8, help="concurrent clients of the second HTTP pass"
+    )
+    parser.add_argument("--work-dir", default=None, help="keep the store here (a rerun reuses it)")
+    parser.add_argument(
         "--optimize", action="store_true", help="build Edge's HNSW index before measuring"
     )
     args = parser.parse_args(argv)
-    if args.groups < 1 or args.top_k < 1:
-        parser.error("--groups and --top-k must be at least 1")
+    if args.groups < 1 or args.top_k < 1 or args.clients < 0:
+        parser.error("--groups and --top-k must be at least 1, --clients at least 0")
 
     from ingest.indexer import Indexer
     from rag.answer.pipeline import RagPipeline
@@ -226,41 +248,66 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "sizes": {},
     }
     assigned: dict[str, int] = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = Path(args.work_dir or scratch)
+        tmp.mkdir(parents=True, exist_ok=True)
+        marker = tmp / "access-store.json"
+        built = json.loads(marker.read_text()) if marker.exists() else None
         llm = "http://127.0.0.1:9/v1"
-        settings = Settings(data_dir=Path(tmp) / "edge", llm_base_url=llm)
+        settings = Settings(data_dir=tmp / "edge", llm_base_url=llm)
         embedder = SentenceTransformerEmbedder(settings)
         store = QdrantStore(settings, embedder.name, embedder.dimension)
-        Indexer(settings, embedder, store).run([SQUAD / "articles"])
+        if built is None:
+            Indexer(settings, embedder, store).run([SQUAD / "articles"])
         for size in sizes:
-            started = time.perf_counter()
-            actual = grow(store, size)
-            grow_s = time.perf_counter() - started
-            started = time.perf_counter()
-            new = assign_groups(store, args.groups, assigned)
-            assign_s = time.perf_counter() - started
-            optimize_s = None
-            if args.optimize:
-                started = time.perf_counter()
-                store.optimize()
-                optimize_s = time.perf_counter() - started
-            count_readable(store, people)
-            print(
-                f"{actual:,} passages, {len(assigned):,} documents over {args.groups} groups: "
-                f"grown in {grow_s:.0f} s, acl set on {new:,} new documents in {assign_s:.1f} s"
-                + (f", HNSW built in {optimize_s:.0f} s" if optimize_s is not None else ""),
-                flush=True,
+            grow_s = assign_s = optimize_s = None
+            reused = (
+                built is not None
+                and built["passages"] >= size
+                and built["groups"] == args.groups
+                and built["optimized"] >= args.optimize
             )
+            if reused:
+                actual = store.documents.count_passages()
+                print(f"{actual:,} passages: the store kept in {tmp}, measured again", flush=True)
+            else:
+                started = time.perf_counter()
+                actual = grow(store, size)
+                grow_s = time.perf_counter() - started
+                started = time.perf_counter()
+                new = assign_groups(store, args.groups, assigned)
+                assign_s = time.perf_counter() - started
+                if args.optimize:
+                    started = time.perf_counter()
+                    store.optimize()
+                    optimize_s = time.perf_counter() - started
+                built = {"passages": actual, "groups": args.groups, "optimized": args.optimize}
+                marker.write_text(json.dumps(built))
+                print(
+                    f"{actual:,} passages, {len(assigned):,} documents over {args.groups} "
+                    f"groups: grown in {grow_s:.0f} s, acl set on {new:,} new documents in "
+                    f"{assign_s:.1f} s"
+                    + (f", HNSW built in {optimize_s:.0f} s" if optimize_s is not None else ""),
+                    flush=True,
+                )
+            count_readable(store, people)
             for r in people:
                 r.reset()
             time_library(RagPipeline(settings, embedder, store, None), queries, people, top_k)
-            api_start_s = None
+            api_start_s, api_rss = None, {}
             if http_on:
                 store.close()  # one process per embedded store: hand it to the API
                 started = time.perf_counter()
-                with keys_file(Path(tmp), people), api_process(settings.data_dir, llm) as url:
+                pids: list[int] = []
+                with (
+                    keys_file(tmp, people),
+                    api_process(settings.data_dir, llm, pids) as url,
+                ):
                     api_start_s = time.perf_counter() - started
                     time_http(url, queries, people, top_k)
+                    if args.clients:
+                        time_http_clients(url, queries, people, top_k, args.clients)
+                    api_rss = rss_mb(pids[0])
                 store = QdrantStore(settings, embedder.name, embedder.dimension)
             base_lib, base_http = stats(people[0].library), stats(people[0].http)
             per: dict[str, Any] = {}
@@ -285,6 +332,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         "http_p95_ratio": web_ratio,
                         "short_http": r.short_http,
                     }
+                    if args.clients:
+                        many = stats(r.http_many)
+                        row += many
+                        entry[f"http_{args.clients}_clients_ms"] = many
                 short = r.short_library + r.short_http
                 row.append(short)
                 entry["short"] = short
@@ -296,12 +347,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "assign_s": assign_s,
                 "optimize_s": optimize_s,
                 "api_start_s": api_start_s,
+                "api_rss_mb": api_rss,
+                "reused_store": grow_s is None,
                 "principals": per,
             }
         store.close()
     headers = ["passages", "principal", "readable parents", "lib p50", "p95", "p99", "p95 ratio"]
     if http_on:
         headers += ["HTTP p50", "p95", "p99", "p95 ratio"]
+        if args.clients:
+            headers += [f"{args.clients} clients p50", "p95", "p99"]
     headers.append(f"short (< {top_k} while >= {top_k} readable)")
     print(
         f"\nSearch latency by principal (ms; top_k {top_k}, {len(queries)} queries, documents "
@@ -310,6 +365,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     text = table(headers, rows)
     print(text)
+    for size, entry in result["sizes"].items():
+        if entry["api_rss_mb"]:
+            rss = entry["api_rss_mb"]
+            print(
+                f"API at {size:,} passages: {rss['VmRSS']:,.0f} MB resident, peak {rss['VmHWM']:,.0f}"
+            )
     result["table"] = text
     result["rows"] = rows
     result["worst_p95_ratio"] = max(

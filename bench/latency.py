@@ -110,7 +110,14 @@ def grow(store: Any, target: int, seed: int = 0) -> int:
     return store.documents.count_passages()
 
 
-async def http_load(url: str, queries: list[str], clients: int) -> list[float]:
+async def http_load(
+    url: str,
+    queries: list[str],
+    clients: int,
+    headers: dict[str, str] | None = None,
+    top_k: int = 16,
+) -> list[float]:
+    """``/v1/search`` latencies of ``queries`` sent by ``clients`` concurrent clients."""
     latencies: list[float] = []
     queue = list(queries)
 
@@ -119,7 +126,9 @@ async def http_load(url: str, queries: list[str], clients: int) -> list[float]:
             while queue:
                 q = queue.pop()
                 t0 = time.perf_counter()
-                r = await http.post(f"{url}/v1/search", json={"query": q, "top_k": 16})
+                r = await http.post(
+                    f"{url}/v1/search", json={"query": q, "top_k": top_k}, headers=headers
+                )
                 r.raise_for_status()
                 latencies.append(time.perf_counter() - t0)
 

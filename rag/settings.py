@@ -89,6 +89,13 @@ class EmbeddingSettings(PathSettings):
     embedding_model: str = BUNDLED_BGE
     embedding_backend: str = "onnx"
     embedding_batch_size: int = Field(32, ge=1, le=1024)
+    query_threads: int = Field(
+        1,
+        ge=0,
+        le=256,
+        description="ONNX Runtime threads of the session that embeds questions (its own, "
+        "threads not spinning between runs); 0: questions share the passages' session",
+    )
     query_instruction: str = "Represent this sentence for searching relevant passages: "
     embedding_url: str | None = Field(
         None,

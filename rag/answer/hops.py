@@ -6,7 +6,8 @@ first says (the novel's title). So, after the first search, each of the ``hop_qu
 first-hop parents seeds one follow-up query: the question plus that parent's title and the
 capitalised names (entities) of its best matched passages that the question lacks. Each
 follow-up is searched like the first (same mode, filters and access scope: the caller's
-``search`` function is the only way in), and fused by rank: the first hop's order is kept,
+``search`` function is the only way in; over a smaller window, ``FOLLOW_UP_PASSAGES``), and
+fused by rank: the first hop's order is kept,
 each seed followed by the best parent its follow-up found that is not listed yet
 (deduplicated by parent, cut to the same ``limit``). A parent found only by a follow-up
 says so (``Hit.hop`` 2, ``Hit.found_by`` the follow-up query). One follow-up (from the
@@ -51,6 +52,14 @@ _COMMON = frozenset(
 #: Where a follow-up's next finds go (0-based: the sixth place; measured with top 10 on
 #: HotpotQA-dev, BENCHMARKS.md 2e: both-gold@10 0.972 -> 0.982, @5 unchanged).
 EXTRA_RANK = 5
+#: Passages per parent a follow-up's search ranks (the first search: the setting's 16). A
+#: follow-up lends at most 1 + 2 parents (``fuse``), each placed by rank and scored like the
+#: parent it displaces, so it needs their best passages, not 16 each: at top_k 16 its window
+#: is 100 passages instead of 256 (measured at 1M passages: the follow-up's Edge query 8.3 ->
+#: 6.0 ms; HotpotQA-dev both-gold@2/5/10 0.832-0.840 / 0.958 / 0.982-0.984 either way), and
+#: it is not widened when that window holds fewer than top_k parents (a narrow scope's
+#: would be, at the cost of a count and a query four times as deep).
+FOLLOW_UP_PASSAGES = 4  # (never more than the setting)
 #: Capitalised, but dates, not names: a month or a weekday adds nothing to a follow-up.
 _CALENDAR = frozenset(
     """january february march april may june july august september october november december

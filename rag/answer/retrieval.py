@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag import tracing
-from rag.answer.hops import FollowUp, HopRetrieval
+from rag.answer.hops import FOLLOW_UP_PASSAGES, FollowUp, HopRetrieval
 from rag.answer.rerank import CrossEncoderReranker
 from rag.documents import Hit
 from rag.embedding.protocol import Embedder
@@ -118,7 +118,9 @@ class Retriever:
             def follow_up(text: str, n: int) -> list[Hit]:
                 if searched is not None:
                     searched.append(text)
-                return self._search(*self._vectors(text, mode), n, mode, filters)
+                dense, sparse = self._vectors(text, mode)
+                passages = min(FOLLOW_UP_PASSAGES, self.settings.passages_per_parent)
+                return self._search(dense, sparse, n, mode, filters, passages, widen=False)
 
             started = time.monotonic() if proposed else first.started
             with tracing.span("rag.hop", rag_first=len(hits)) as hopping:
@@ -153,7 +155,11 @@ class Retriever:
         limit: int,
         mode: RetrievalMode,
         filters: SearchFilters | None,
+        passages: int | None = None,
+        widen: bool = True,
     ) -> list[Hit]:
+        """``passages``: per parent (default: the setting's ``passages_per_parent``);
+        ``widen``: as ``PassageSearch.search``'s."""
         with tracing.span("rag.search", rag_mode=mode.value, rag_limit=limit) as searching:
             hits = self.store.search.search(
                 dense,
@@ -161,6 +167,8 @@ class Retriever:
                 limit=limit,
                 filters=filters,
                 mode=mode,
+                group_size=passages,
+                widen=widen,
             )
             tracing.set_attrs(searching, rag_hits=len(hits))
         return hits

@@ -51,10 +51,11 @@ class SentenceTransformerEmbedder:
         self._tokenizer = Tokenizer.from_str(self._model.tokenizer.backend_tokenizer.to_str())
         self._tokenizer.no_truncation()
         self._tokenizer.no_padding()
-        # ONNX sessions are not documented as re-entrant across Python threads; one at a time.
+        # encode() (sentence-transformers' wrapping, the tokenizer's truncation switch) is
+        # not re-entrant: passages, and questions on the shared session, one at a time.
         self._lock = threading.Lock()
-        # Queries through the same session without encode()'s wrapping (same vectors).
-        self._queries = OnnxQueryEncoder.of(self._model)
+        # Questions without encode()'s wrapping (same vectors), on their own session.
+        self._queries = OnnxQueryEncoder.of(self._model, settings.query_threads)
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
         return list(self._tokenizer.encode(text, add_special_tokens=False).offsets)
@@ -68,11 +69,14 @@ class SentenceTransformerEmbedder:
             return self.encoded(texts)
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
+        """Questions; on their own session they do not wait for passages being embedded
+        (``rag.embedding.onnx_queries``)."""
+        prompted = [self._instruction + t for t in texts]
+        if self._queries is not None and not self._queries.shared:
+            return self._queries.encode(prompted, self._batch_size)
         with self._lock:
             if self._queries is not None:
-                return self._queries.encode(
-                    [self._instruction + t for t in texts], self._batch_size
-                )
+                return self._queries.encode(prompted, self._batch_size)
             return self.encoded(texts, self._instruction)
 
     def encoded(self, texts: list[str], prompt: str | None = None) -> np.ndarray:

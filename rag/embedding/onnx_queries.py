@@ -5,9 +5,17 @@ A search embeds one short question (and, with the follow-up hop, a second one) w
 client waits. sentence-transformers' ``encode`` wraps the ONNX graph in torch tensors and
 optimum's input/output handling; for one 20-token query on 2 cores that wrapping cost as
 much as the graph itself (6.9 ms vs 3.7 ms per query, BENCHMARKS.md "A million passages").
-``OnnxQueryEncoder`` runs the *same* session (no second copy of the model in memory) with the
-model's own tokenizer, truncated to its window as ``encode`` truncates, and the pooling and
-normalisation the model declares.
+``OnnxQueryEncoder`` runs the same graph with the model's own tokenizer, truncated to its
+window as ``encode`` truncates, and the pooling and normalisation the model declares.
+
+Its session: by default its own, on the same model file, with ``query_threads`` (1) intra-op
+threads that do not spin between runs. A question is one short sequence: two threads barely
+shorten it, and the shared session's pool (sized for batches of passages) keeps spinning
+after each run on the cores the store's search needs next (measured at 1M passages, the
+default search with the hop: p95 39 ms with the shared session, 29 ms with its own
+one-thread one; BENCHMARKS.md). ONNX Runtime's ``Run`` is thread-safe, so questions also no
+longer wait behind a batch of passages being embedded. The copy costs the model's size once
+(33 MB for the bundled BGE). ``query_threads`` 0 keeps the shared session.
 
 Invariant: it exists only for a model whose modules are exactly Transformer -> CLS pooling
 -> Normalize on an ONNX session (``of`` returns None otherwise, and the embedder keeps
@@ -20,12 +28,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 from tokenizers import Tokenizer
 
 
 class OnnxQueryEncoder:
     def __init__(self, session: Any, tokenizer: Tokenizer, max_length: int) -> None:
         self._session = session
+        self._own: Any = None  # the session ``of`` made for questions, if any
         self._inputs = {i.name for i in session.get_inputs()}
         outputs = [o.name for o in session.get_outputs()]
         self._output = "last_hidden_state" if "last_hidden_state" in outputs else outputs[0]
@@ -33,10 +43,16 @@ class OnnxQueryEncoder:
         self._tokenizer.enable_truncation(max_length)
         self._tokenizer.no_padding()
 
+    @property
+    def shared(self) -> bool:
+        """Whether it runs the passages' session (callers then serialise the two)."""
+        return self._own is None
+
     @classmethod
-    def of(cls, model: Any) -> OnnxQueryEncoder | None:
+    def of(cls, model: Any, threads: int = 0) -> OnnxQueryEncoder | None:
         """The encoder for a loaded ``SentenceTransformer``, or None when its modules are not
-        the shape this reproduces (see the module notes)."""
+        the shape this reproduces (see the module notes); with ``threads`` >= 1 on its own
+        session of that many threads."""
         from sentence_transformers.models import Normalize, Pooling, Transformer
 
         modules = list(model)
@@ -54,7 +70,10 @@ class OnnxQueryEncoder:
         if not all(hasattr(session, a) for a in ("run", "get_inputs", "get_outputs")):
             return None  # not an ONNX backend (torch has no session to run)
         tokenizer = Tokenizer.from_str(model.tokenizer.backend_tokenizer.to_str())
-        return cls(session, tokenizer, int(model.max_seq_length))
+        own = _own_session(session, threads) if threads >= 1 else None
+        encoder = cls(own or session, tokenizer, int(model.max_seq_length))
+        encoder._own = own
+        return encoder
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """L2-normalised float32 rows, one per text, ``batch_size`` texts per run."""
@@ -81,3 +100,18 @@ class OnnxQueryEncoder:
         cls = np.asarray(hidden[:, 0], dtype=np.float32)
         norms = np.linalg.norm(cls, axis=1, keepdims=True)
         return cls / np.maximum(norms, 1e-12)
+
+
+def _own_session(shared: Any, threads: int) -> Any:
+    """A session on ``shared``'s model file and providers: ``threads`` intra-op threads that
+    sleep between runs, one inter-op thread (see the module notes); None for a model that
+    was loaded from bytes, not a file (the shared session serves questions then)."""
+    path = getattr(shared, "_model_path", None)
+    if not path:
+        return None
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return ort.InferenceSession(path, options, providers=shared.get_providers())

@@ -115,9 +115,12 @@ class PassageSearch:
         mode: RetrievalMode | None = None,
         fusion: Fusion | None = None,
         group_size: int | None = None,
+        widen: bool = True,
     ) -> list[Hit]:
         """Top ``limit`` parents by their best passages, one Qdrant query, filters in both
-        branches; only committed versions (see the module notes)."""
+        branches; only committed versions (see the module notes). ``widen`` False: the
+        parents of the first window only, however few (a caller that needs a few new
+        parents, not ``limit`` of them: the follow-up hop)."""
         s = self.settings
         mode = mode or s.retrieval_mode
         flt = filters.to_qdrant() if filters else None
@@ -138,7 +141,7 @@ class PassageSearch:
             kwargs = self._query_kwargs(mode, dense, sparse_q, flt, depth, fusion or s.fusion)
             with self._lock:
                 if self.embedded:
-                    groups = self._groups_embedded(kwargs, flt, want, size, depth)
+                    groups = self._groups_embedded(kwargs, flt, want, size, depth, widen)
                 else:
                     groups = self.client.query_points_groups(
                         self.passages,
@@ -183,7 +186,13 @@ class PassageSearch:
         return {"query": sparse_q, "using": "bm25"}
 
     def _groups_embedded(
-        self, kwargs: dict[str, Any], flt: qm.Filter | None, limit: int, size: int, depth: int
+        self,
+        kwargs: dict[str, Any],
+        flt: qm.Filter | None,
+        limit: int,
+        size: int,
+        depth: int,
+        widen: bool = True,
     ) -> list[qm.PointGroup]:
         """Grouping over a bounded ranked window (see the module notes).
 
@@ -199,7 +208,7 @@ class PassageSearch:
             points = self._ranked(kwargs, flt, depth)
             groups = group_points(points, limit, size)
             # Fewer than ``depth`` points means every branch is exhausted: nothing more exists.
-            if len(groups) >= limit or len(points) < depth:
+            if len(groups) >= limit or len(points) < depth or not widen:
                 break
             if total is None:
                 total = self.client.count(self.passages, count_filter=flt, exact=True).count

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from rag.access.scope import ReadScope
-from rag.answer.hops import follow_ups, fuse, names, seed_terms
+from rag.answer.hops import FOLLOW_UP_PASSAGES, follow_ups, fuse, names, seed_terms
 from rag.documents import Hit, MatchedPassage
 
 QUESTION = "Which composer adapted Maret Kask's novel?"
@@ -87,6 +87,35 @@ def test_bridge_found_only_with_the_hop(corpus, embedder) -> None:
     assert bridge.hop == 2 and "Velvet Harbour" in bridge.found_by
     assert all(h.hop == 1 and not h.found_by for h in with_hop if h is not bridge)
     assert len({h.parent_id for h in with_hop}) == len(with_hop)  # one hit per parent
+
+
+def test_the_follow_up_ranks_fewer_passages_per_parent(corpus, embedder, monkeypatch) -> None:
+    """The first search groups ``passages_per_parent`` passages per parent, the follow-up
+    ``FOLLOW_UP_PASSAGES`` (a smaller window, not widened), never more than the setting;
+    the bridge is found either way."""
+    settings, store = corpus
+    asked: list[tuple[int | None, bool]] = []
+    real = store.search.search
+
+    def recording(*args, **kwargs):
+        asked.append((kwargs.get("group_size"), kwargs.get("widen", True)))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store.search, "search", recording)
+    assert FOLLOW_UP_PASSAGES < settings.retrieval.passages_per_parent
+    for per_parent, follow_up in ((16, FOLLOW_UP_PASSAGES), (2, 2)):
+        asked.clear()
+        r = retriever(
+            settings,
+            embedder,
+            store,
+            retrieval_hops=2,
+            hop_budget_ms=60_000,
+            passages_per_parent=per_parent,
+        )
+        assert BRIDGE in names_of(search(r))
+        # None: the setting's; the follow-up's window is not widened
+        assert asked == [(None, True), (follow_up, False)], per_parent
 
 
 def ranked(hits: list[Hit]) -> list[tuple[float, str]]:

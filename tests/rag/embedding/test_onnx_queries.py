@@ -51,3 +51,33 @@ def test_a_model_pooled_otherwise_keeps_encode(embedder) -> None:
     )
     assert OnnxQueryEncoder.of(unnormalised) is None
     assert OnnxQueryEncoder.of(embedder._model) is not None
+
+
+def test_questions_run_on_their_own_one_thread_session(embedder) -> None:
+    """RAG_QUERY_THREADS (default 1): its own session of that many threads; 0: the shared
+    one (rag.embedding.onnx_queries)."""
+    queries = embedder._queries
+    shared = embedder._model[0].auto_model.model
+    assert not queries.shared and queries._session is not shared
+    options = queries._session.get_session_options()
+    assert options.intra_op_num_threads == 1 and options.inter_op_num_threads == 1
+    on_shared = OnnxQueryEncoder.of(embedder._model, 0)
+    assert on_shared is not None and on_shared.shared and on_shared._session is shared
+    two = OnnxQueryEncoder.of(embedder._model, 2)
+    assert two is not None and two._session.get_session_options().intra_op_num_threads == 2
+    question = [embedder._instruction + QUESTIONS[0]]
+    assert float(on_shared.encode(question)[0] @ two.encode(question)[0]) >= 0.99999
+
+
+def test_a_question_does_not_wait_for_passages_being_embedded(embedder) -> None:
+    """Passages hold the embedder's lock for a whole batch; a question on its own session
+    is embedded meanwhile (with the shared session it would wait for the lock)."""
+    import threading
+
+    done = threading.Event()
+    with embedder._lock:  # as embed_passages holds it
+        worker = threading.Thread(
+            target=lambda: (embedder.embed_queries([QUESTIONS[0]]), done.set()), daemon=True
+        )
+        worker.start()
+        assert done.wait(30), "the question waited for the passages' lock"

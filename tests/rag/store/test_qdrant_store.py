@@ -277,6 +277,36 @@ def test_embedded_grouping_widens_until_enough_parents(settings_factory):
         store.close()
 
 
+def test_without_widening_the_first_window_is_all_there_is(settings_factory):
+    """``widen=False`` (the follow-up hop's): the parents of the first window, however few,
+    with one query; the same search widened finds the ``limit`` it asked for."""
+    store = QdrantStore(settings_factory(prefetch_limit=1), "test-model", 4)
+    try:
+        near = [1.0, 0.0, 0.0, 0.0]
+        add_many(
+            store, np.random.default_rng(3), parents=12, per_parent=40, near=near, close_parent=0
+        )
+        queries = 0
+        query_points = store.client.query_points
+
+        def counting(*args, **kwargs):
+            nonlocal queries
+            queries += 1
+            return query_points(*args, **kwargs)
+
+        store.client.query_points = counting  # type: ignore[method-assign]
+        first = store.search.search(
+            near, None, limit=3, group_size=1, mode=RetrievalMode.dense, widen=False
+        )
+        assert queries == 1 and len(first) < 3  # the window (3 passages): the close parent's
+        assert first[0].document_id == document_id("m0")
+        widened = store.search.search(near, None, limit=3, group_size=1, mode=RetrievalMode.dense)
+        assert len(widened) == 3 and queries > 2
+        assert widened[0].parent_id == first[0].parent_id
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize(("window", "depth"), [(0.5, 6), (1.0, 12), (2.0, 24)])
 def test_search_window_sets_each_branchs_depth_and_the_fused_window(
     settings_factory, window, depth
