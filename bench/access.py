@@ -19,8 +19,9 @@ parents although at least top_k are readable (must be 0).
 Usage: python -m bench access [--sizes 50000,1000000] [--requests 100] [--groups 100]
        [--top-k 16] [--no-http] [--clients 8] [--optimize] [--work-dir DIR]
 
-``--work-dir`` keeps the grown store there; a rerun finds it (at least the size asked) and
-measures it again without growing, grouping or indexing it anew.
+``--work-dir`` keeps the grown store there; a rerun asking for the size it holds (one
+``--sizes`` value, the same ``--groups``, indexed if ``--optimize``) measures it again without
+growing, grouping or indexing it anew; any other run grows it on.
 """
 
 from __future__ import annotations
@@ -263,12 +264,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             grow_s = assign_s = optimize_s = None
             reused = (
                 built is not None
-                and built["passages"] >= size
+                and built["size"] == size
                 and built["groups"] == args.groups
                 and built["optimized"] >= args.optimize
+                and store.documents.count_passages() == built["passages"]
             )
             if reused:
-                actual = store.documents.count_passages()
+                assert built is not None
+                actual = built["passages"]
                 print(f"{actual:,} passages: the store kept in {tmp}, measured again", flush=True)
             else:
                 started = time.perf_counter()
@@ -281,7 +284,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     started = time.perf_counter()
                     store.optimize()
                     optimize_s = time.perf_counter() - started
-                built = {"passages": actual, "groups": args.groups, "optimized": args.optimize}
+                built = {
+                    "size": size,
+                    "passages": actual,
+                    "documents": len(assigned),
+                    "groups": args.groups,
+                    "optimized": args.optimize,
+                }
                 marker.write_text(json.dumps(built))
                 print(
                     f"{actual:,} passages, {len(assigned):,} documents over {args.groups} "
@@ -342,7 +351,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 rows.append(row)
                 per[r.label] = entry
             result["sizes"][actual] = {
-                "documents": len(assigned),
+                "documents": built["documents"],
+                "store": built,
                 "grow_s": grow_s,
                 "assign_s": assign_s,
                 "optimize_s": optimize_s,

@@ -52,7 +52,8 @@ class SentenceTransformerEmbedder:
         self._tokenizer.no_truncation()
         self._tokenizer.no_padding()
         # encode() (sentence-transformers' wrapping, the tokenizer's truncation switch) is
-        # not re-entrant: passages, and questions on the shared session, one at a time.
+        # not re-entrant: passages one batch at a time; questions on the shared session too
+        # (so as not to share its intra-op pool with a batch; rag.embedding.onnx_queries).
         self._lock = threading.Lock()
         # Questions without encode()'s wrapping (same vectors), on their own session.
         self._queries = OnnxQueryEncoder.of(self._model, settings.query_threads)

@@ -1,5 +1,5 @@
-"""Queries straight through the ONNX session sentence-transformers loaded: the same vectors,
-half the time.
+"""Queries straight through ONNX Runtime, on the model sentence-transformers loaded: the
+same vectors, half the time.
 
 A search embeds one short question (and, with the follow-up hop, a second one) while the
 client waits. sentence-transformers' ``encode`` wraps the ONNX graph in torch tensors and
@@ -25,11 +25,14 @@ questions, checked by the tests).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
+
+log = logging.getLogger(__name__)
 
 
 class OnnxQueryEncoder:
@@ -45,7 +48,9 @@ class OnnxQueryEncoder:
 
     @property
     def shared(self) -> bool:
-        """Whether it runs the passages' session (callers then serialise the two)."""
+        """Whether it runs the passages' session. ``Run`` is thread-safe either way; the
+        embedder still takes its lock then, so that a question and a batch of passages do
+        not share one intra-op pool at once."""
         return self._own is None
 
     @classmethod
@@ -103,15 +108,28 @@ class OnnxQueryEncoder:
 
 
 def _own_session(shared: Any, threads: int) -> Any:
-    """A session on ``shared``'s model file and providers: ``threads`` intra-op threads that
-    sleep between runs, one inter-op thread (see the module notes); None for a model that
-    was loaded from bytes, not a file (the shared session serves questions then)."""
-    path = getattr(shared, "_model_path", None)
-    if not path:
+    """A session on ``shared``'s model (its file, or its bytes), providers and optimisation
+    level: ``threads`` intra-op threads that sleep between runs, one inter-op thread (see
+    the module notes). None, logged, when it cannot be made: the shared session then serves
+    questions, as with ``query_threads`` 0."""
+    model = getattr(shared, "_model_path", None) or getattr(shared, "_model_bytes", None)
+    try:
+        if not model:
+            raise ValueError("the shared session names neither a model file nor its bytes")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = shared.get_session_options().graph_optimization_level
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        providers = shared.get_providers()
+        provider_options = shared.get_provider_options()
+        return ort.InferenceSession(
+            model,
+            options,
+            providers=providers,
+            provider_options=[provider_options.get(p, {}) for p in providers],
+        )
+    except Exception as exc:  # a question still has the shared session
+        log.warning("questions share the passages' ONNX session (no session of their own: %s)", exc)
         return None
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    return ort.InferenceSession(path, options, providers=shared.get_providers())

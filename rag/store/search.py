@@ -5,8 +5,9 @@ group-by, and qdrant-client's local version scores and copies *every* point in P
 raises prefetch limits to the collection size). Embedded, we therefore run the same query
 with bounded limits and group the ranked passages ourselves as the server does (first
 ``limit`` groups in rank order, up to ``group_size`` hits each), widening the window until
-enough parents are found. Only committed versions are returned (``committed`` tells, see
-``rag.store.documents``).
+enough parents are found (unless the caller asks for the first window only: ``widen``
+False, the follow-up hop's, which needs a few new parents, not ``limit`` of them). Only
+committed versions are returned (``committed`` tells, see ``rag.store.documents``).
 """
 
 from __future__ import annotations
@@ -118,9 +119,9 @@ class PassageSearch:
         widen: bool = True,
     ) -> list[Hit]:
         """Top ``limit`` parents by their best passages, one Qdrant query, filters in both
-        branches; only committed versions (see the module notes). ``widen`` False: the
-        parents of the first window only, however few (a caller that needs a few new
-        parents, not ``limit`` of them: the follow-up hop)."""
+        branches; only committed versions (see the module notes). ``widen`` False (embedded
+        engines; a server's group-by always looks for ``limit``): the parents of the first
+        window, however few, deepened only to make up for uncommitted versions it held."""
         s = self.settings
         mode = mode or s.retrieval_mode
         flt = filters.to_qdrant() if filters else None
@@ -156,8 +157,9 @@ class PassageSearch:
             current = self._committed(parents)
             valid = [g for g in groups if str(g.id) in current]
             hidden = len(groups) - len(valid)
-            # Done unless uncommitted versions took places that committed ones could fill.
-            if not hidden or len(valid) >= limit or len(groups) < want:
+            # Done unless uncommitted versions took places that committed ones could fill
+            # (fewer groups than wanted: nothing more exists, when the window was widened).
+            if not hidden or len(valid) >= limit or (widen and len(groups) < want):
                 break
             want += 2 * hidden
         return list(_hits(valid[:limit], parents))
@@ -197,7 +199,8 @@ class PassageSearch:
         """Grouping over a bounded ranked window (see the module notes).
 
         The same parents in the same order as the server: the window widens while too few
-        parents appear. One deliberate difference: a parent's hits are those inside the
+        parents appear (not when ``widen`` is False: then the first window's parents, which
+        are the server's first ones, only fewer). One deliberate difference: a parent's hits are those inside the
         window, so it may list fewer than ``size`` passages where the server would run a
         second query to fill it. Those extra passages rank below every passage in the window,
         so they would come last in excerpt packing anyway, and a second query costs a second

@@ -81,3 +81,42 @@ def test_a_question_does_not_wait_for_passages_being_embedded(embedder) -> None:
         )
         worker.start()
         assert done.wait(30), "the question waited for the passages' lock"
+
+
+def test_on_the_shared_session_a_question_waits_for_the_passages(embedder, monkeypatch) -> None:
+    """RAG_QUERY_THREADS=0: questions run the passages' session, one at a time with them
+    (the embedder's lock), and still get encode's vectors."""
+    import threading
+
+    monkeypatch.setattr(embedder, "_queries", OnnxQueryEncoder.of(embedder._model, 0))
+    assert embedder._queries.shared
+    out: list[np.ndarray] = []
+    done = threading.Event()
+    with embedder._lock:
+        worker = threading.Thread(
+            target=lambda: (out.append(embedder.embed_queries([QUESTIONS[1]])), done.set()),
+            daemon=True,
+        )
+        worker.start()
+        assert not done.wait(1.0), "a question on the shared session ran beside the passages"
+    assert done.wait(30)
+    reference = _reference(embedder, [QUESTIONS[1]])
+    assert float(out[0][0] @ reference[0]) >= 0.99999
+
+
+def test_a_session_that_cannot_be_made_falls_back_to_the_shared_one(
+    embedder, monkeypatch, caplog
+) -> None:
+    """Questions keep working on the passages' session, and the log says why."""
+    import rag.embedding.onnx_queries as module
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("no memory for a second session")
+
+    monkeypatch.setattr(module.ort, "InferenceSession", refuse)
+    with caplog.at_level("WARNING", logger=module.__name__):
+        fallback = OnnxQueryEncoder.of(embedder._model, 1)
+    assert fallback is not None and fallback.shared
+    assert "no memory for a second session" in caplog.text
+    question = [embedder._instruction + QUESTIONS[0]]
+    assert float(fallback.encode(question)[0] @ embedder._queries.encode(question)[0]) >= 0.99999

@@ -295,10 +295,19 @@ def test_without_widening_the_first_window_is_all_there_is(settings_factory):
             return query_points(*args, **kwargs)
 
         store.client.query_points = counting  # type: ignore[method-assign]
+        counted: list[int] = []
+        count = store.client.count
+
+        def counting_counts(*args, **kwargs):
+            counted.append(1)
+            return count(*args, **kwargs)
+
+        store.client.count = counting_counts  # type: ignore[method-assign]
         first = store.search.search(
             near, None, limit=3, group_size=1, mode=RetrievalMode.dense, widen=False
         )
         assert queries == 1 and len(first) < 3  # the window (3 passages): the close parent's
+        assert not counted  # no count: widening was never considered
         assert first[0].document_id == document_id("m0")
         widened = store.search.search(near, None, limit=3, group_size=1, mode=RetrievalMode.dense)
         assert len(widened) == 3 and queries > 2
