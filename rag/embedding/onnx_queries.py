@@ -36,9 +36,11 @@ log = logging.getLogger(__name__)
 
 
 class OnnxQueryEncoder:
-    def __init__(self, session: Any, tokenizer: Tokenizer, max_length: int) -> None:
+    def __init__(
+        self, session: Any, tokenizer: Tokenizer, max_length: int, shared: bool = True
+    ) -> None:
         self._session = session
-        self._own: Any = None  # the session ``of`` made for questions, if any
+        self._shared = shared  # ``session`` is the passages' (not one ``of`` made for questions)
         self._inputs = {i.name for i in session.get_inputs()}
         outputs = [o.name for o in session.get_outputs()]
         self._output = "last_hidden_state" if "last_hidden_state" in outputs else outputs[0]
@@ -51,7 +53,7 @@ class OnnxQueryEncoder:
         """Whether it runs the passages' session. ``Run`` is thread-safe either way; the
         embedder still takes its lock then, so that a question and a batch of passages do
         not share one intra-op pool at once."""
-        return self._own is None
+        return self._shared
 
     @classmethod
     def of(cls, model: Any, threads: int = 0) -> OnnxQueryEncoder | None:
@@ -76,9 +78,7 @@ class OnnxQueryEncoder:
             return None  # not an ONNX backend (torch has no session to run)
         tokenizer = Tokenizer.from_str(model.tokenizer.backend_tokenizer.to_str())
         own = _own_session(session, threads) if threads >= 1 else None
-        encoder = cls(own or session, tokenizer, int(model.max_seq_length))
-        encoder._own = own
-        return encoder
+        return cls(own or session, tokenizer, int(model.max_seq_length), shared=own is None)
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """L2-normalised float32 rows, one per text, ``batch_size`` texts per run."""
